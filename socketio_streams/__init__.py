@@ -1,0 +1,7 @@
+"""Many python-socketio servers acting as one, through Redis Streams."""
+from .exceptions import AckTimeoutError, BufferFullError, SocketIOStreamsError
+from .manager import RedisStreamsManager
+
+__version__ = '0.1.0'
+__all__ = ['RedisStreamsManager', 'AckTimeoutError', 'BufferFullError',
+           'SocketIOStreamsError', '__version__']

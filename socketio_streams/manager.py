@@ -1,0 +1,515 @@
+"""``RedisStreamsManager``: python-socketio's hooks <-> stream and PUB/SUB."""
+from __future__ import annotations
+
+import atexit
+import functools
+import secrets
+import threading
+import time
+import weakref
+from collections import OrderedDict
+from typing import Any, Callable, Iterable
+
+from engineio import packet as eio_packet
+from socketio import Manager
+from socketio import packet as sio_packet
+
+from . import protocol
+from .cluster import ClientAcks, Pending, new_request_id
+from .connection import Connector, close_client
+from .options import Options, default_logger
+from .protocol import Message, MessageType as T, ProtocolError
+from .publisher import Item, Publisher
+from .reader import StreamReader, Subscriber
+from .runtime import Runtime, check_patched
+from .stats import Stats
+
+#: how long the answer to an ``emit(..., callback=)`` aimed at another
+#: server is awaited (python-socketio's own ``call`` gives up after 60 s)
+CALLBACK_TTL = 120.0
+#: how long the first connection to a namespace waits for its channels
+SUBSCRIBE_WAIT = 2.0
+#: publishers remembered for duplicate detection (oldest forgotten first)
+MAX_SENDERS = 10_000
+
+
+class RedisStreamsManager(Manager):
+    """A python-socketio client manager that links servers through Redis
+    Streams, wire-compatible with Node's ``@socket.io/redis-streams-adapter``.
+
+    Emits and room operations are appended to a stream that every server
+    tails with ``XREAD BLOCK``, resuming from its last entry after a lost
+    connection, so nothing is lost while Redis is briefly unreachable.
+    Requests and replies (acknowledgements) use PUB/SUB. Usage::
+
+        mgr = socketio_streams.RedisStreamsManager('redis://localhost:6379/0')
+        sio = socketio.Server(client_manager=mgr)
+
+    :param url: ``redis://``, ``rediss://``, ``unix://``, ``valkey://``,
+        ``valkeys://``, ``redis+sentinel://`` or ``redis+cluster://`` URL.
+    :param client: an existing redis/valkey client to use instead of ``url``.
+    :param stream_name: the stream key (a prefix if ``stream_count`` > 1).
+    :param stream_count: namespaces are spread over this many streams.
+    :param channel_prefix: prefix of the PUB/SUB channels.
+    :param use_sharded_pubsub: ``SPUBLISH``/``SSUBSCRIBE`` (Redis >= 7.0).
+    :param max_len: approximate stream length kept (``XADD MAXLEN ~``).
+    :param read_count: entries fetched per ``XREAD``.
+    :param block_time_ms: how long one ``XREAD BLOCK`` waits.
+    :param session_key_prefix: key prefix of stored recovery sessions.
+    :param only_plaintext: always JSON in the stream, never msgpack.
+    :param connection_state_recovery: None, True or
+        ``dict(max_disconnection_duration=120.0)``.
+    :param write_only: an emitter for a process that is not a server.
+    :param buffer_size: packets held, in order, while Redis is unreachable;
+        beyond that ``emit`` raises :class:`BufferFullError`.
+    :param logger: a ``logging.Logger``; the server's logger by default.
+    :param redis_options: keyword arguments for the clients built from url.
+    """
+
+    name = 'redis-streams'
+
+    def __init__(self, url: str | None = 'redis://localhost:6379/0', *,
+                 client: Any = None, redis_options: dict | None = None,
+                 **options: Any):
+        unknown = set(options) - Options.names()
+        if unknown:
+            raise ValueError('unknown option(s): ' + ', '.join(sorted(unknown)))
+        if redis_options is not None and not isinstance(redis_options, dict):
+            raise ValueError(f'redis_options must be a dict, '
+                             f'got {redis_options!r}')
+        super().__init__()
+        self.options = Options(**options)
+        self.logger = self.options.logger
+        self.write_only = self.options.write_only
+        self.uid = secrets.token_hex(8)
+        self._connector = Connector(url, client, redis_options)
+        self._runtime = Runtime()
+        self._stats = Stats()
+        self._pending = Pending()
+        self._publisher: Publisher | None = None
+        self._readers: dict[str, StreamReader] = {}
+        self._subscriber: Subscriber | None = None
+        self._watched: set[str] = set()
+        self._last_seq: OrderedDict[str, int] = OrderedDict()
+        self._lock = threading.RLock()
+        self._closed = False
+        self._listening = False
+        _open_managers.add(self)
+
+    # --- life cycle ----------------------------------------------------------
+
+    def set_server(self, server: Any) -> None:
+        super().set_server(server)
+        self._runtime = Runtime(server)
+
+    def initialize(self) -> None:
+        """Called by the server before its first connection."""
+        super().initialize()
+        check_patched(self._runtime.async_mode)
+        self._start_publisher()
+        if not self.write_only:
+            self._listen()
+        self._log.info('%s backend initialized (%s)', self.name,
+                       self._connector.describe())
+
+    def _start_publisher(self) -> Publisher:
+        with self._lock:
+            if self._closed:
+                raise RuntimeError('the manager is closed')
+            if self._publisher is None:
+                self._publisher = Publisher(self._connector, self._runtime,
+                                            self.options, self._stats,
+                                            self._log)
+                self._publisher.start()
+            return self._publisher
+
+    def _listen(self) -> None:
+        """Start the subscriber and a reader per namespace's stream."""
+        with self._lock:
+            if self._listening or self._closed:
+                return
+            self._listening = True
+            self._subscriber = Subscriber(self._connector, self._runtime,
+                                          self.options, self._stats,
+                                          self._log, self._on_pubsub)
+            self._subscriber.start()
+            for namespace in self._known_namespaces():
+                self._watch(namespace)
+
+    def _known_namespaces(self) -> set[str]:
+        server = self.server
+        names = {'/'} | set(getattr(server, 'handlers', {}))
+        names |= set(getattr(server, 'namespace_handlers', {}))
+        if isinstance(getattr(server, 'namespaces', None), list):
+            names |= set(server.namespaces)
+        return {n for n in names if isinstance(n, str) and n != '*'}
+
+    def _watch(self, namespace: str) -> None:
+        """Subscribe to the namespace's channels and tail its stream."""
+        with self._lock:
+            if namespace in self._watched or not self._listening:
+                return
+            self._watched.add(namespace)
+            opts = self.options
+            self._subscriber.add(
+                protocol.public_channel(opts.channel_prefix, namespace),
+                protocol.private_channel(opts.channel_prefix, namespace,
+                                         self.uid))
+            key = self._stream(namespace)
+            if key not in self._readers:
+                reader = StreamReader(key, self._connector, self._runtime,
+                                      opts, self._stats, self._log,
+                                      self._on_entry)
+                self._readers[key] = reader
+                self._pin(reader)
+                reader.start()
+        self._subscriber.wait_subscribed(SUBSCRIBE_WAIT)
+
+    def _pin(self, reader: StreamReader) -> None:
+        """Fix the reader's start at the stream's end now, so that what is
+        written after this server accepted a client reaches it (Node keeps
+        reading from ``$`` until a first entry arrives and may miss some).
+        If Redis is down, the reader pins itself once it connects."""
+        try:
+            reader.pin()
+        except Exception as exc:
+            self._log.warning('cannot reach Redis %s yet (%r); will keep '
+                              'trying', self._connector.describe(), exc)
+
+    def close(self, timeout: float = 5.0) -> None:
+        """Flush queued packets (up to ``timeout`` s), stop tasks, disconnect."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+        _open_managers.discard(self)
+        if self._publisher is not None:
+            self._publisher.close(timeout)
+        for task in [*self._readers.values(), self._subscriber]:
+            if task is not None:
+                task.stop()
+        close_client(self._connector.client(), self._log.debug)
+
+    def stats(self) -> dict:
+        """Counters: published, delivered, buffered, reconnects, gaps,
+        duplicates, skipped (bad input), errors, buffer_full."""
+        snapshot = self._stats.snapshot()
+        snapshot['buffered'] = self._publisher.buffered \
+            if self._publisher else 0
+        snapshot['pending_requests'] = len(self._pending)
+        snapshot['healthy'] = self.healthy()
+        return snapshot
+
+    def healthy(self) -> bool:
+        """True while the publisher and readers are connected."""
+        if self._closed:
+            return False
+        publisher_ok = self._publisher is None or not self._publisher.failures
+        tasks = [*self._readers.values()]
+        if self._subscriber is not None:
+            tasks.append(self._subscriber)
+        return publisher_ok and all(t.failures == 0 for t in tasks)
+
+    @property
+    def _log(self):
+        return self._get_logger() if (self.logger or self.server) \
+            else default_logger()
+
+    def _stream(self, namespace: str) -> str:
+        return protocol.stream_key(self.options.stream_name,
+                                   self.options.stream_count, namespace)
+
+    # --- python-socketio hooks -------------------------------------------------
+
+    def pre_connect(self, eio_sid, namespace):
+        self._watch(namespace)
+        return super().pre_connect(eio_sid, namespace)
+
+    def emit(self, event: str, data: Any, namespace: str | None = None,
+             room: Any = None, skip_sid: Any = None,
+             callback: Callable | None = None, to: Any = None,
+             **kwargs: Any) -> None:
+        """Emit to clients on every server; same arguments as
+        ``socketio.Server.emit``. Never waits for Redis."""
+        room = to if to is not None else room
+        namespace = namespace or '/'
+        if kwargs.get('ignore_queue'):
+            return super().emit(event, data, namespace, room=room,
+                                skip_sid=skip_sid, callback=callback)
+        if not isinstance(event, str):
+            raise TypeError(f'event must be a str, got {event!r}')
+        event_data = [event, *_args(data)]
+        if callback is not None:
+            return self._emit_with_callback(event, data, event_data,
+                                            namespace, room, skip_sid,
+                                            callback)
+        opts = protocol.make_opts(room, skip_sid)
+        self._publish(namespace, T.BROADCAST,
+                      protocol.broadcast_data(event_data, opts))
+        self._deliver(namespace, event_data, opts['rooms'], opts['except'])
+
+    def _emit_with_callback(self, event, data, event_data, namespace, room,
+                            skip_sid, callback) -> None:
+        if room is None:
+            raise ValueError('Cannot use callback without a room set.')
+        if isinstance(room, str) and self._is_local(room, namespace):
+            return super().emit(event, data, namespace, room=room,
+                                skip_sid=skip_sid, callback=callback)
+        if self.server is None:
+            raise RuntimeError('Callbacks can only be issued from the '
+                               'context of a server.')
+        self._listen()
+        request_id = new_request_id()
+        self._pending.add(request_id, ClientAcks(
+            callback, time.monotonic() + CALLBACK_TTL,
+            single=isinstance(room, str)))
+        opts = protocol.make_opts(room, skip_sid)
+        self._publish(namespace, T.BROADCAST, protocol.broadcast_data(
+            event_data, opts, request_id))
+        if not isinstance(room, str):  # local members of the rooms too
+            super().emit(event, data, namespace, room=room,
+                         skip_sid=skip_sid, callback=callback)
+
+    def enter_room(self, sid, namespace, room, eio_sid=None):
+        if self._is_local(sid, namespace):
+            return super().enter_room(sid, namespace, room, eio_sid=eio_sid)
+        self._publish(namespace, T.SOCKETS_JOIN,
+                      {'opts': protocol.make_opts(sid), 'rooms': [room]})
+
+    def leave_room(self, sid, namespace, room):
+        if self._is_local(sid, namespace):
+            return super().leave_room(sid, namespace, room)
+        self._publish(namespace, T.SOCKETS_LEAVE,
+                      {'opts': protocol.make_opts(sid), 'rooms': [room]})
+
+    def close_room(self, room, namespace):
+        namespace = namespace or '/'
+        self._publish(namespace, T.SOCKETS_LEAVE,
+                      {'opts': protocol.make_opts(room), 'rooms': [room]})
+        return super().close_room(room, namespace)
+
+    def can_disconnect(self, sid, namespace):
+        if self._is_local(sid, namespace):
+            return super().can_disconnect(sid, namespace)
+        self._publish(namespace or '/', T.DISCONNECT_SOCKETS,
+                      {'opts': protocol.make_opts(sid), 'close': False})
+        return False
+
+    def _is_local(self, sid, namespace) -> bool:
+        return self.is_connected(sid, namespace) or \
+            self.is_pre_connected(sid, namespace)
+
+    # --- sending ----------------------------------------------------------------
+
+    def _publish(self, namespace: str, type_: int, data: Any) -> None:
+        """Queue a message: stream-borne types to the namespace's stream,
+        requests (BROADCAST with ack, FETCH_SOCKETS, SERVER_SIDE_EMIT) to
+        its public channel, as Node's ``isEphemeral`` decides."""
+        publisher = self._start_publisher()
+        message = Message(type=type_, data=data, uid=self.uid, nsp=namespace)
+        ephemeral = type_ in (T.FETCH_SOCKETS, T.SERVER_SIDE_EMIT) or (
+            type_ == T.BROADCAST and 'requestId' in data)
+        if ephemeral:
+            self._send_pubsub(protocol.public_channel(
+                self.options.channel_prefix, namespace), message)
+            return
+        message.seq = publisher.next_seq()
+        fields = protocol.encode_entry(message, self.options.only_plaintext)
+        publisher.put(Item('xadd', self._stream(namespace), fields))
+
+    def _send_pubsub(self, channel: str, message: Message) -> None:
+        kind = 'spublish' if self.options.use_sharded_pubsub else 'publish'
+        self._start_publisher().put(
+            Item(kind, channel, protocol.encode_pubsub(message)))
+
+    def _respond(self, request: Message, type_: int, data: dict) -> None:
+        """Answer a request on the requester's private channel."""
+        self._send_pubsub(
+            protocol.private_channel(self.options.channel_prefix,
+                                     request.nsp, request.uid),
+            Message(type=type_, data=data, uid=self.uid, nsp=request.nsp))
+
+    # --- local delivery -------------------------------------------------------
+
+    def _targets(self, namespace: str, rooms: list,
+                 except_rooms: list) -> list[tuple[str, str]]:
+        """``(sid, eio_sid)`` of local sockets in any of ``rooms`` (all if
+        empty) and in none of ``except_rooms``."""
+        if self.server is None or namespace not in self.rooms:
+            return []
+        targets = dict(self.get_participants(namespace, rooms or None))
+        for room in except_rooms:
+            for sid, _ in self.get_participants(namespace, room):
+                targets.pop(sid, None)
+        return list(targets.items())
+
+    def _deliver(self, namespace: str, event_data: list, rooms: list,
+                 except_rooms: list) -> int:
+        """Send an EVENT to the matching local sockets; returns how many."""
+        targets = self._targets(namespace, rooms, except_rooms)
+        if not targets:
+            return 0
+        pkt = self.server.packet_class(sio_packet.EVENT, namespace=namespace,
+                                       data=event_data)
+        encoded = pkt.encode()
+        if not isinstance(encoded, list):
+            encoded = [encoded]
+        eio_pkts = [eio_packet.Packet(eio_packet.MESSAGE, p) for p in encoded]
+        for _sid, eio_sid in targets:
+            for p in eio_pkts:
+                self.server._send_eio_packet(eio_sid, p)
+        self._stats.incr('delivered', len(targets))
+        return len(targets)
+
+    # --- receiving --------------------------------------------------------------
+
+    def _on_entry(self, key: str, entry_id: str, fields: Any) -> None:
+        """A stream entry from a reader."""
+        try:
+            message = protocol.decode_entry(fields)
+        except ProtocolError as exc:
+            return self._skip(f'stream entry {entry_id} of {key!r}', exc)
+        if message.uid == self.uid or self._is_duplicate(message):
+            return
+        self._dispatch(message, f'stream entry {entry_id} of {key!r}')
+
+    def _on_pubsub(self, channel: str, payload: Any) -> None:
+        """A PUB/SUB message from the subscriber."""
+        try:
+            message = protocol.decode_pubsub(payload)
+        except ProtocolError as exc:
+            return self._skip(f'PUB/SUB message on {channel!r}', exc)
+        if message.uid != self.uid:
+            self._dispatch(message, f'PUB/SUB message on {channel!r}')
+
+    def _skip(self, what: str, exc: Exception) -> None:
+        self._stats.incr('skipped')
+        self._log.warning('skipping %s: %s', what, exc)
+
+    def _is_duplicate(self, message: Message) -> bool:
+        """True for an entry a publisher wrote twice (a retried batch)."""
+        if message.seq is None:
+            return False
+        last = self._last_seq.get(message.uid, 0)
+        if message.seq <= last:
+            self._stats.incr('duplicates')
+            return True
+        self._last_seq[message.uid] = message.seq
+        self._last_seq.move_to_end(message.uid)
+        if len(self._last_seq) > MAX_SENDERS:
+            self._last_seq.popitem(last=False)
+        return False
+
+    def _dispatch(self, message: Message, what: str) -> None:
+        handler = self._handlers.get(message.type)
+        if handler is None:
+            return self._log.debug('ignoring %s of type %s', what,
+                                   message.type)
+        try:
+            handler(self, message)
+        except ProtocolError as exc:
+            self._skip(what, exc)
+        except Exception:
+            self._stats.incr('errors')
+            self._log.exception('error handling %s', what)
+
+    def _on_broadcast(self, message: Message) -> None:
+        event_data = protocol.parse_event(message.data)
+        rooms, except_rooms, _flags = protocol.parse_opts(message.data)
+        request_id = protocol.request_id(message.data)
+        if request_id is None:
+            self._deliver(message.nsp, event_data, rooms, except_rooms)
+            return
+        targets = self._targets(message.nsp, rooms, except_rooms)
+        self._respond(message, T.BROADCAST_CLIENT_COUNT,
+                      {'requestId': request_id, 'clientCount': len(targets)})
+        for sid, eio_sid in targets:
+            ack = functools.partial(self._send_ack, message, request_id)
+            pkt = self.server.packet_class(
+                sio_packet.EVENT, namespace=message.nsp, data=event_data,
+                id=self._generate_ack_id(sid, ack))
+            self.server._send_packet(eio_sid, pkt)
+        self._stats.incr('delivered', len(targets))
+
+    def _send_ack(self, request: Message, request_id: str, *args: Any):
+        data: dict = {'requestId': request_id,
+                      'packet': args[0] if args else None}
+        if len(args) != 1:  # Node keeps the first argument only
+            data['args'] = list(args)
+        self._respond(request, T.BROADCAST_ACK, data)
+
+    def _on_broadcast_ack(self, message: Message) -> None:
+        request_id = protocol.request_id(message.data)
+        request = self._pending.get(request_id)
+        if request is None:
+            return
+        args = message.data.get('args')
+        if not isinstance(args, list):
+            args = [message.data.get('packet')]
+        if request.on_ack(args):
+            self._pending.discard(request_id)
+
+    def _on_client_count(self, message: Message) -> None:
+        request_id = protocol.request_id(message.data)
+        request = self._pending.get(request_id)
+        count = message.data.get('clientCount')
+        if request is not None and isinstance(count, int):
+            if request.on_client_count(count):
+                self._pending.discard(request_id)
+
+    def _on_sockets_join(self, message: Message) -> None:
+        self._apply_rooms(message, Manager.enter_room)
+
+    def _on_sockets_leave(self, message: Message) -> None:
+        self._apply_rooms(message, Manager.leave_room)
+
+    def _apply_rooms(self, message: Message, action: Callable) -> None:
+        rooms, except_rooms, _flags = protocol.parse_opts(message.data)
+        new_rooms = protocol.parse_rooms(message.data)
+        for sid, _eio_sid in self._targets(message.nsp, rooms, except_rooms):
+            for room in new_rooms:
+                try:
+                    action(self, sid, message.nsp, room)
+                except ValueError as exc:  # e.g. joining another sid's room
+                    self._log.warning('cannot apply room %r to %s: %s',
+                                      room, sid, exc)
+
+    def _on_disconnect_sockets(self, message: Message) -> None:
+        rooms, except_rooms, _flags = protocol.parse_opts(message.data)
+        close = bool(message.data.get('close'))
+        for sid, eio_sid in self._targets(message.nsp, rooms, except_rooms):
+            if close:
+                self.server.eio.disconnect(eio_sid)
+            else:
+                self.server.disconnect(sid, namespace=message.nsp,
+                                       ignore_queue=True)
+
+    _handlers: dict[int, Callable] = {
+        T.BROADCAST: _on_broadcast,
+        T.SOCKETS_JOIN: _on_sockets_join,
+        T.SOCKETS_LEAVE: _on_sockets_leave,
+        T.DISCONNECT_SOCKETS: _on_disconnect_sockets,
+        T.BROADCAST_CLIENT_COUNT: _on_client_count,
+        T.BROADCAST_ACK: _on_broadcast_ack,
+    }
+
+
+def _args(data: Any) -> list:
+    """python-socketio's convention: a tuple is several arguments, None is
+    none, anything else is one."""
+    if isinstance(data, tuple):
+        return list(data)
+    return [] if data is None else [data]
+
+
+_open_managers: weakref.WeakSet = weakref.WeakSet()
+
+
+@atexit.register
+def _close_all() -> None:
+    """Flush what is still queued when the interpreter exits."""
+    for mgr in list(_open_managers):
+        mgr.close(timeout=2.0)
+
+
+__all__: Iterable[str] = ['RedisStreamsManager']

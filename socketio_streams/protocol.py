@@ -1,0 +1,325 @@
+"""The wire format of ``@socket.io/redis-streams-adapter`` 0.3.x; no I/O.
+
+Stream entries carry ``uid``, ``nsp``, ``type`` (a decimal string) and
+``data`` (JSON text, or base64 of msgpack when the payload holds bytes).
+PUB/SUB payloads are the whole message as raw msgpack. See WIRE.md.
+
+We add one optional field to stream entries, ``seq``: a per-sender counter
+that lets readers drop an entry written twice when a publisher retries a
+batch whose reply was lost. Node readers ignore unknown fields.
+"""
+from __future__ import annotations
+
+import base64
+import binascii
+import datetime
+import enum
+import json
+import re
+from dataclasses import dataclass, field
+from typing import Any, Iterable, Mapping
+
+import msgpack
+
+
+class MessageType(enum.IntEnum):
+    """``MessageType`` of socket.io-adapter's ``ClusterAdapter``."""
+    INITIAL_HEARTBEAT = 1
+    HEARTBEAT = 2
+    BROADCAST = 3
+    SOCKETS_JOIN = 4
+    SOCKETS_LEAVE = 5
+    DISCONNECT_SOCKETS = 6
+    FETCH_SOCKETS = 7
+    FETCH_SOCKETS_RESPONSE = 8
+    SERVER_SIDE_EMIT = 9
+    SERVER_SIDE_EMIT_RESPONSE = 10
+    BROADCAST_CLIENT_COUNT = 11
+    BROADCAST_ACK = 12
+    ADAPTER_CLOSE = 13
+
+
+#: types whose data Node checks for binary before choosing msgpack
+MAY_CONTAIN_BINARY = frozenset({3, 8, 9, 10, 12})
+#: Socket.IO packet type EVENT, the only one a BROADCAST carries
+EVENT = 2
+OFFSET_RE = re.compile(r'^[0-9]+-[0-9]+$')
+
+
+class ProtocolError(ValueError):
+    """A stream entry or PUB/SUB payload that is not a valid message."""
+
+
+@dataclass
+class Message:
+    """One adapter message, as Node's ``ClusterMessage``."""
+    type: int
+    data: Any = None
+    uid: str = ''
+    nsp: str = '/'
+    seq: int | None = field(default=None, compare=False)
+
+
+# --- names -----------------------------------------------------------------
+
+def hash_code(text: str) -> int:
+    """Java/JS ``hashCode`` over UTF-16 code units, as a signed int32."""
+    h = 0
+    units = text.encode('utf-16-le')
+    for i in range(0, len(units), 2):
+        h = (h * 31 + int.from_bytes(units[i:i + 2], 'little')) & 0xFFFFFFFF
+    return h - 0x100000000 if h & 0x80000000 else h
+
+
+def stream_key(stream_name: str, stream_count: int, nsp: str) -> str:
+    """The stream a namespace is written to (JS remainder: may be < 0)."""
+    if stream_count <= 1:
+        return stream_name
+    h = hash_code(nsp)
+    r = abs(h) % stream_count
+    return f'{stream_name}-{-r if h < 0 else r}'
+
+
+def public_channel(prefix: str, nsp: str) -> str:
+    return f'{prefix}#{nsp}#'
+
+
+def private_channel(prefix: str, nsp: str, uid: str) -> str:
+    return f'{prefix}#{nsp}#{uid}#'
+
+
+def next_offset(offset: str) -> str:
+    """The smallest stream ID after ``offset`` (``T-S`` -> ``T-S+1``)."""
+    ms, seq = offset.split('-')
+    return f'{ms}-{int(seq) + 1}'
+
+
+def compare_offsets(a: str, b: str) -> int:
+    """-1, 0 or 1 as stream ID ``a`` is before, equal to or after ``b``."""
+    ka = tuple(int(x) for x in a.split('-'))
+    kb = tuple(int(x) for x in b.split('-'))
+    return (ka > kb) - (ka < kb)
+
+
+# --- options and packets -----------------------------------------------------
+
+def as_list(value: Any) -> list:
+    """``None`` -> ``[]``, a str -> ``[str]``, an iterable -> a list."""
+    if value is None:
+        return []
+    if isinstance(value, (str, bytes)) or not isinstance(value, Iterable):
+        return [value]
+    return [v for v in value if v is not None]
+
+
+def make_opts(rooms: Any = None, except_rooms: Any = None,
+              flags: Mapping | None = None) -> dict:
+    """Broadcast options, keys in Node's order."""
+    return {'rooms': as_list(rooms), 'except': as_list(except_rooms),
+            'flags': dict(flags or {})}
+
+
+def broadcast_data(event_data: list, opts: dict,
+                   request_id: str | None = None) -> dict:
+    """``data`` of a BROADCAST: ``packet`` (EVENT, no nsp, no id), opts."""
+    data: dict = {'packet': {'type': EVENT, 'data': event_data}}
+    if request_id is not None:
+        data['requestId'] = request_id
+    data['opts'] = opts
+    return data
+
+
+def has_binary(obj: Any) -> bool:
+    """True if bytes appear anywhere in ``obj`` (Node's ``hasBinary``)."""
+    if isinstance(obj, (bytes, bytearray, memoryview)):
+        return True
+    if isinstance(obj, (list, tuple)):
+        return any(has_binary(v) for v in obj)
+    if isinstance(obj, dict):
+        return any(has_binary(v) for v in obj.values())
+    return False
+
+
+def _buffer_json(obj: Any) -> Any:
+    """JSON for bytes as Node's ``Buffer.toJSON`` writes it."""
+    if isinstance(obj, (bytes, bytearray, memoryview)):
+        return {'type': 'Buffer', 'data': list(bytes(obj))}
+    raise TypeError(
+        f'Object of type {type(obj).__name__} is not JSON serializable')
+
+
+def _dumps(obj: Any) -> str:
+    return json.dumps(obj, separators=(',', ':'), ensure_ascii=False,
+                      allow_nan=False, default=_buffer_json)
+
+
+def _pack(obj: Any) -> bytes:
+    try:
+        return msgpack.packb(obj, use_bin_type=True)
+    except (TypeError, ValueError, OverflowError) as exc:
+        raise TypeError(f'cannot encode for Redis: {exc}') from None
+
+
+def _ext_hook(code: int, data: bytes) -> Any:
+    raise ProtocolError(f'unsupported msgpack extension type {code}')
+
+
+def _normalize(obj: Any) -> Any:
+    """Turn msgpack timestamps (a JS ``Date``) into ISO text, like JSON."""
+    if isinstance(obj, msgpack.Timestamp):
+        dt = obj.to_datetime().astimezone(datetime.timezone.utc)
+        return dt.isoformat(timespec='milliseconds').replace('+00:00', 'Z')
+    if isinstance(obj, list):
+        return [_normalize(v) for v in obj]
+    if isinstance(obj, dict):
+        return {k: _normalize(v) for k, v in obj.items()}
+    return obj
+
+
+def _unpack(raw: bytes) -> Any:
+    try:
+        return _normalize(msgpack.unpackb(raw, raw=False, ext_hook=_ext_hook,
+                                          strict_map_key=False))
+    except ProtocolError:
+        raise
+    except Exception as exc:
+        raise ProtocolError(f'invalid msgpack: {exc}') from None
+
+
+# --- stream entries ----------------------------------------------------------
+
+def encode_entry(message: Message, only_plaintext: bool = False) -> dict:
+    """The fields of an ``XADD``, in Node's order (``seq`` last, if set)."""
+    fields = {'uid': message.uid, 'nsp': message.nsp,
+              'type': str(int(message.type))}
+    if message.data:
+        if (not only_plaintext and message.type in MAY_CONTAIN_BINARY
+                and has_binary(message.data)):
+            fields['data'] = base64.b64encode(
+                _pack(message.data)).decode('ascii')
+        else:
+            fields['data'] = _dumps(message.data)
+    if message.seq is not None:
+        fields['seq'] = str(message.seq)
+    return fields
+
+
+def _text(fields: Mapping, name: str) -> str | None:
+    value = fields.get(name)
+    if value is None:
+        value = fields.get(name.encode())
+    if value is None:
+        return None
+    if isinstance(value, (bytes, bytearray)):
+        try:
+            return bytes(value).decode('utf-8')
+        except UnicodeDecodeError:
+            raise ProtocolError(f'field {name!r} is not UTF-8') from None
+    if isinstance(value, str):
+        return value
+    raise ProtocolError(f'field {name!r} has type {type(value).__name__}')
+
+
+def decode_entry(fields: Mapping) -> Message:
+    """A stream entry's fields -> :class:`Message`; ProtocolError if bad."""
+    if not isinstance(fields, Mapping):
+        raise ProtocolError('stream entry is not a field map')
+    uid, nsp, type_ = (_text(fields, n) for n in ('uid', 'nsp', 'type'))
+    if not nsp:
+        raise ProtocolError('stream entry has no nsp field')
+    if not uid:
+        raise ProtocolError('stream entry has no uid field')
+    if type_ is None or not type_.strip().lstrip('-').isdigit():
+        raise ProtocolError(f'stream entry has a bad type field {type_!r}')
+    raw = _text(fields, 'data')
+    data = None
+    if raw:
+        if raw.startswith('{'):
+            try:
+                data = json.loads(raw)
+            except ValueError as exc:
+                raise ProtocolError(f'invalid JSON data: {exc}') from None
+        else:
+            try:
+                blob = base64.b64decode(raw, validate=True)
+            except (binascii.Error, ValueError):
+                raise ProtocolError('data is neither JSON nor base64') from None
+            data = _unpack(blob)
+    seq = _text(fields, 'seq')
+    return Message(type=int(type_), data=data, uid=uid, nsp=nsp,
+                   seq=int(seq) if seq and seq.isdigit() else None)
+
+
+# --- PUB/SUB payloads --------------------------------------------------------
+
+def encode_pubsub(message: Message) -> bytes:
+    """Raw msgpack with keys ``type, data, uid, nsp`` (data omitted if None)."""
+    obj: dict = {'type': int(message.type)}
+    if message.data is not None:
+        obj['data'] = message.data
+    obj['uid'] = message.uid
+    obj['nsp'] = message.nsp
+    return _pack(obj)
+
+
+def decode_pubsub(payload: bytes) -> Message:
+    """A PUB/SUB payload -> :class:`Message`; ProtocolError if bad."""
+    if not isinstance(payload, (bytes, bytearray)):
+        raise ProtocolError('PUB/SUB payload is not bytes')
+    obj = _unpack(bytes(payload))
+    if not isinstance(obj, dict):
+        raise ProtocolError('PUB/SUB payload is not a map')
+    type_, uid, nsp = obj.get('type'), obj.get('uid'), obj.get('nsp')
+    if not isinstance(type_, int) or isinstance(type_, bool):
+        raise ProtocolError(f'PUB/SUB payload has a bad type {type_!r}')
+    if not isinstance(uid, str) or not isinstance(nsp, str) or not nsp:
+        raise ProtocolError('PUB/SUB payload has no uid or nsp')
+    return Message(type=type_, data=obj.get('data'), uid=uid, nsp=nsp)
+
+
+# --- validation of decoded data ----------------------------------------------
+
+def _str_list(value: Any, what: str) -> list:
+    if not isinstance(value, list) or not all(
+            isinstance(v, str) for v in value):
+        raise ProtocolError(f'{what} is not a list of strings')
+    return value
+
+
+def parse_opts(data: Any) -> tuple[list, list, dict]:
+    """``(rooms, except, flags)`` from a message's ``opts``."""
+    opts = data.get('opts') if isinstance(data, dict) else None
+    if not isinstance(opts, dict):
+        raise ProtocolError('message has no opts map')
+    flags = opts.get('flags')
+    flags = {} if flags is None else flags
+    if not isinstance(flags, dict):
+        raise ProtocolError('opts.flags is not a map')
+    return (_str_list(opts.get('rooms', []), 'opts.rooms'),
+            _str_list(opts.get('except', []), 'opts.except'), flags)
+
+
+def parse_event(data: Any) -> list:
+    """``[event, *args]`` of a BROADCAST's packet."""
+    packet = data.get('packet') if isinstance(data, dict) else None
+    if not isinstance(packet, dict) or packet.get('type') != EVENT:
+        raise ProtocolError('broadcast packet is not an EVENT')
+    event_data = packet.get('data')
+    if (not isinstance(event_data, list) or not event_data
+            or not isinstance(event_data[0], str)):
+        raise ProtocolError('broadcast packet data is not [event, ...]')
+    return event_data
+
+
+def parse_rooms(data: Any) -> list:
+    """The ``rooms`` of SOCKETS_JOIN / SOCKETS_LEAVE."""
+    return _str_list(data.get('rooms') if isinstance(data, dict) else None,
+                     'rooms')
+
+
+def request_id(data: Any) -> str | None:
+    """The ``requestId`` of a request or response, None if absent."""
+    rid = data.get('requestId') if isinstance(data, dict) else None
+    if rid is not None and not isinstance(rid, str):
+        raise ProtocolError('requestId is not a string')
+    return rid

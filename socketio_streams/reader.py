@@ -1,0 +1,193 @@
+"""The read side: an ``XREAD BLOCK`` loop per stream, and the subscriber.
+
+Each loop owns its connection, remembers the last entry ID it handled and,
+after any error, reconnects with backoff and resumes from that ID, so
+nothing written meanwhile is skipped. ``stop()`` closes the connection under
+the blocked call so shutdown does not wait for ``block_time_ms``.
+"""
+from __future__ import annotations
+
+import time
+from typing import Any, Callable
+
+from .backoff import Backoff
+from .connection import close_client
+from .publisher import RETRYABLE
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+class _Loop:
+    """A task that survives errors: run ``step`` until stopped."""
+
+    what = 'reader'
+
+    def __init__(self, connector, runtime, stats, log):
+        self._connector = connector
+        self._runtime = runtime
+        self._stats = stats
+        self._log = log
+        self._backoff = Backoff()
+        self._client: Any = None
+        self._stopped = False
+        self.failures = 0
+        self.connected = False
+
+    def start(self) -> None:
+        self._runtime.start(self._run)
+
+    def stop(self) -> None:
+        self._stopped = True
+        self._disconnect()
+
+    def _disconnect(self) -> None:
+        client, self._client = self._client, None
+        if client is not None:
+            close_client(client, self._log.debug)
+
+    def _run(self) -> None:
+        while not self._stopped:
+            try:
+                self.step()
+            except Exception as exc:
+                if self._stopped:
+                    break
+                self._on_failure(exc)
+                continue
+            if self.failures:
+                self._log.warning('%s: reconnected to Redis %s after %d '
+                                  'failed attempts', self.what,
+                                  self._connector.describe(), self.failures)
+                self.failures = 0
+            self.connected = True
+        self._disconnect()
+
+    def _on_failure(self, exc: Exception) -> None:
+        self.connected = False
+        self.failures += 1
+        self._disconnect()
+        if not isinstance(exc, RETRYABLE):
+            self._log.error('%s: %r', self.what, exc, exc_info=exc)
+        elif self.failures == 1:
+            self._stats.incr('reconnects')
+            self._log.warning('%s: lost Redis %s (%r); reconnecting',
+                              self.what, self._connector.describe(), exc)
+        else:
+            self._log.error('%s: Redis %s still unreachable (attempt %d): '
+                            '%r', self.what, self._connector.describe(),
+                            self.failures, exc)
+        self._runtime.sleep(self._backoff.compute(self.failures))
+
+    def step(self) -> None:
+        raise NotImplementedError
+
+
+class StreamReader(_Loop):
+    """Tails one stream; hands ``(entry_id, fields)`` to ``handle``."""
+
+    def __init__(self, key: str, connector, runtime, options, stats, log,
+                 handle: Callable[[str, str, Any], None]):
+        super().__init__(connector, runtime, stats, log)
+        self.key = key
+        self.what = f'reader of {key!r}'
+        self._options = options
+        self._handle = handle
+        self.last_id: str | None = None
+
+    def _connect(self) -> Any:
+        if self._client is None:
+            self._client = self._connector.new_client(
+                socket_timeout=self._options.block_seconds + 10,
+                socket_keepalive=True)
+        return self._client
+
+    def pin(self) -> str:
+        """Start at the current end of the stream (a concrete ID)."""
+        last = self._connect().xrevrange(self.key, count=1)
+        self.last_id = _text(last[0][0]) if last else '0-0'
+        return self.last_id
+
+    def step(self) -> None:
+        if self.last_id is None:
+            self.pin()
+        reply = self._connect().xread(
+            {self.key: self.last_id}, count=self._options.read_count,
+            block=self._options.block_time_ms)
+        if isinstance(reply, dict):  # RESP3
+            reply = list(reply.items())
+        for _key, entries in reply or ():
+            if entries and isinstance(entries[0], list) and \
+                    len(entries) == 1 and isinstance(entries[0][0], list):
+                entries = entries[0]  # RESP3 nests one more level
+            for entry_id, fields in entries:
+                entry_id = _text(entry_id)
+                self.last_id = entry_id
+                self._handle(self.key, entry_id, fields or {})
+
+
+class Subscriber(_Loop):
+    """One PUB/SUB connection for every channel; hands payloads to
+    ``handle``. Channels are (re)subscribed on every (re)connection."""
+
+    what = 'subscriber'
+    POLL = 0.1
+
+    def __init__(self, connector, runtime, options, stats, log,
+                 handle: Callable[[str, bytes], None]):
+        super().__init__(connector, runtime, stats, log)
+        self._sharded = options.use_sharded_pubsub
+        self._handle = handle
+        self._pubsub: Any = None
+        self.channels: set[str] = set()
+        self._subscribed: set[str] = set()
+
+    def add(self, *channels: str) -> None:
+        """Subscribe to more channels (applied by the loop)."""
+        self.channels.update(channels)
+
+    def wait_subscribed(self, timeout: float) -> bool:
+        """Wait until every added channel was subscribed (or timeout)."""
+        deadline = time.monotonic() + timeout
+        while not self.channels <= self._subscribed:
+            if time.monotonic() >= deadline or self._stopped \
+                    or self.failures:
+                return False
+            self._runtime.sleep(0.01)
+        return True
+
+    def _disconnect(self) -> None:
+        pubsub, self._pubsub = self._pubsub, None
+        self._subscribed = set()
+        if pubsub is not None:
+            try:
+                pubsub.reset()
+            except Exception as exc:  # closing is best effort
+                self._log.debug('subscriber: reset failed: %r', exc)
+        super()._disconnect()
+
+    def _subscribe(self, channels: list[str]) -> None:
+        if self._sharded:
+            for channel in channels:  # one SSUBSCRIBE per channel (slots)
+                self._pubsub.ssubscribe(channel)
+        else:
+            self._pubsub.subscribe(*channels)
+        self._subscribed.update(channels)
+
+    def step(self) -> None:
+        if self._pubsub is None:
+            self._client = self._connector.new_client(socket_keepalive=True)
+            self._pubsub = self._client.pubsub(ignore_subscribe_messages=True)
+        new = sorted(self.channels - self._subscribed)
+        if new:
+            self._subscribe(new)
+        if not self._subscribed:
+            self._runtime.sleep(self.POLL)
+            return
+        if self._sharded:
+            message = self._pubsub.get_sharded_message(timeout=self.POLL)
+        else:
+            message = self._pubsub.get_message(timeout=self.POLL)
+        if message and message.get('type') in ('message', 'smessage'):
+            self._handle(_text(message['channel']), message['data'])

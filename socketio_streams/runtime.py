@@ -1,0 +1,57 @@
+"""Tasks, sleeps and events from the server's async mode, or threading.
+
+A server's own primitives make one code path serve threading, eventlet and
+gevent; a ``write_only`` emitter with no server uses threads.
+"""
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any, Callable
+
+
+class Runtime:
+    """``start``, ``sleep`` and ``event`` for the manager's tasks."""
+
+    def __init__(self, server: Any = None):
+        self.server = server
+
+    @property
+    def async_mode(self) -> str:
+        return getattr(self.server, 'async_mode', None) or 'threading'
+
+    def start(self, target: Callable, *args: Any) -> Any:
+        if self.server is not None:
+            return self.server.start_background_task(target, *args)
+        thread = threading.Thread(target=target, args=args, daemon=True,
+                                  name='socketio-streams')
+        thread.start()
+        return thread
+
+    def sleep(self, seconds: float) -> None:
+        if self.server is not None:
+            self.server.sleep(seconds)
+        else:
+            time.sleep(seconds)
+
+    def event(self) -> Any:
+        if self.server is not None:
+            return self.server.eio.create_event()
+        return threading.Event()
+
+
+def check_patched(async_mode: str) -> None:
+    """Blocking Redis I/O under eventlet/gevent needs patched sockets."""
+    if async_mode == 'eventlet':
+        from eventlet.patcher import is_monkey_patched
+        patched = is_monkey_patched('socket')
+    elif async_mode == 'gevent':
+        from gevent.monkey import is_module_patched
+        patched = is_module_patched('socket')
+    else:
+        return
+    if not patched:
+        raise RuntimeError(
+            f'socketio_streams needs a monkey patched standard library under '
+            f'{async_mode}: call {async_mode}.monkey_patch() (eventlet) or '
+            f'gevent.monkey.patch_all() before importing anything else')

