@@ -48,14 +48,16 @@ class Pending:
             self._expire()
             self._requests[request_id] = request
 
-    def get(self, request_id: str) -> Any:
+    def get(self, request_id: str | None) -> Any:
+        if request_id is None:
+            return None
         with self._lock:
             self._expire()
             return self._requests.get(request_id)
 
-    def discard(self, request_id: str) -> None:
+    def discard(self, request_id: str | None) -> None:
         with self._lock:
-            self._requests.pop(request_id, None)
+            self._requests.pop(request_id or '', None)
 
     def _expire(self) -> None:
         now = time.monotonic()

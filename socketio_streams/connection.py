@@ -106,6 +106,7 @@ class Connector:
                  redis_options: dict | None = None):
         self.redis_options = dict(redis_options or {})
         self._client = client
+        self.target: Target | None = None
         if client is None:
             if url is None:
                 raise ValueError('give a Redis url or a client')
@@ -114,13 +115,8 @@ class Connector:
             if not hasattr(client, 'execute_command'):
                 raise ValueError(f'client must be a redis/valkey client, '
                                  f'got {client!r}')
-            self.target = None
-        self.is_cluster = self._client_kind(client) == 'cluster' \
-            if client is not None else self.target.kind == 'cluster'
-
-    @staticmethod
-    def _client_kind(client: Any) -> str:
-        return 'cluster' if hasattr(client, 'get_nodes') else 'standalone'
+        self.is_cluster = hasattr(client, 'get_nodes') or (
+            self.target is not None and self.target.kind == 'cluster')
 
     def describe(self) -> str:
         """The server, for log lines (no credentials)."""
@@ -150,17 +146,17 @@ class Connector:
             return t.library.Redis.from_url(t.url, **kwargs)
         if t.kind == 'sentinel':
             sentinel = t.library.sentinel.Sentinel(
-                t.hosts, sentinel_kwargs=self._sentinel_kwargs(),
+                t.hosts, sentinel_kwargs=self._sentinel_kwargs(t),
                 **{**t.kwargs, **kwargs})
             return sentinel.master_for(t.service, **{**t.kwargs, **kwargs})
         nodes = [t.library.cluster.ClusterNode(h, p) for h, p in t.hosts]
         return t.library.cluster.RedisCluster(
             startup_nodes=nodes, **{**t.kwargs, **kwargs})
 
-    def _sentinel_kwargs(self) -> dict:
+    def _sentinel_kwargs(self, target: Target) -> dict:
         keep = ('username', 'password', 'ssl', 'ssl_ca_certs',
                 'socket_timeout', 'socket_connect_timeout')
-        return {k: v for k, v in {**self.target.kwargs,
+        return {k: v for k, v in {**target.kwargs,
                                   **self.redis_options}.items() if k in keep}
 
     @staticmethod

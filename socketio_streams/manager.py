@@ -8,7 +8,7 @@ import threading
 import time
 import weakref
 from collections import OrderedDict
-from typing import Any, Callable, Iterable
+from typing import Any, Callable
 
 from engineio import packet as eio_packet
 from socketio import Manager
@@ -73,7 +73,8 @@ class RedisStreamsManager(Manager):
                  **options: Any):
         unknown = set(options) - Options.names()
         if unknown:
-            raise ValueError('unknown option(s): ' + ', '.join(sorted(unknown)))
+            raise ValueError('unknown option(s): '
+                             + ', '.join(sorted(unknown)))
         if redis_options is not None and not isinstance(redis_options, dict):
             raise ValueError(f'redis_options must be a dict, '
                              f'got {redis_options!r}')
@@ -146,12 +147,13 @@ class RedisStreamsManager(Manager):
 
     def _watch(self, namespace: str) -> None:
         """Subscribe to the namespace's channels and tail its stream."""
+        subscriber = self._subscriber
         with self._lock:
-            if namespace in self._watched or not self._listening:
+            if namespace in self._watched or subscriber is None:
                 return
             self._watched.add(namespace)
             opts = self.options
-            self._subscriber.add(
+            subscriber.add(
                 protocol.public_channel(opts.channel_prefix, namespace),
                 protocol.private_channel(opts.channel_prefix, namespace,
                                          self.uid))
@@ -163,7 +165,7 @@ class RedisStreamsManager(Manager):
                 self._readers[key] = reader
                 self._pin(reader)
                 reader.start()
-        self._subscriber.wait_subscribed(SUBSCRIBE_WAIT)
+        subscriber.wait_subscribed(SUBSCRIBE_WAIT)
 
     def _pin(self, reader: StreamReader) -> None:
         """Fix the reader's start at the stream's end now, so that what is
@@ -177,7 +179,7 @@ class RedisStreamsManager(Manager):
                               'trying', self._connector.describe(), exc)
 
     def close(self, timeout: float = 5.0) -> None:
-        """Flush queued packets (up to ``timeout`` s), stop tasks, disconnect."""
+        """Flush the queue (up to ``timeout`` s), stop tasks, disconnect."""
         with self._lock:
             if self._closed:
                 return
@@ -205,7 +207,7 @@ class RedisStreamsManager(Manager):
         if self._closed:
             return False
         publisher_ok = self._publisher is None or not self._publisher.failures
-        tasks = [*self._readers.values()]
+        tasks: list[Any] = [*self._readers.values()]
         if self._subscriber is not None:
             tasks.append(self._subscriber)
         return publisher_ok and all(t.failures == 0 for t in tasks)
@@ -219,7 +221,7 @@ class RedisStreamsManager(Manager):
         return protocol.stream_key(self.options.stream_name,
                                    self.options.stream_count, namespace)
 
-    # --- python-socketio hooks -------------------------------------------------
+    # --- python-socketio hooks -----------------------------------------------
 
     def pre_connect(self, eio_sid, namespace):
         self._watch(namespace)
@@ -299,7 +301,7 @@ class RedisStreamsManager(Manager):
         return self.is_connected(sid, namespace) or \
             self.is_pre_connected(sid, namespace)
 
-    # --- sending ----------------------------------------------------------------
+    # --- sending -------------------------------------------------------------
 
     def _publish(self, namespace: str, type_: int, data: Any) -> None:
         """Queue a message: stream-borne types to the namespace's stream,
@@ -329,7 +331,7 @@ class RedisStreamsManager(Manager):
                                      request.nsp, request.uid),
             Message(type=type_, data=data, uid=self.uid, nsp=request.nsp))
 
-    # --- local delivery -------------------------------------------------------
+    # --- local delivery ------------------------------------------------------
 
     def _targets(self, namespace: str, rooms: list,
                  except_rooms: list) -> list[tuple[str, str]]:
@@ -361,7 +363,7 @@ class RedisStreamsManager(Manager):
         self._stats.incr('delivered', len(targets))
         return len(targets)
 
-    # --- receiving --------------------------------------------------------------
+    # --- receiving -----------------------------------------------------------
 
     def _on_entry(self, key: str, entry_id: str, fields: Any) -> None:
         """A stream entry from a reader."""
@@ -510,6 +512,3 @@ def _close_all() -> None:
     """Flush what is still queued when the interpreter exits."""
     for mgr in list(_open_managers):
         mgr.close(timeout=2.0)
-
-
-__all__: Iterable[str] = ['RedisStreamsManager']

@@ -80,7 +80,7 @@ def _recovery(value: Any) -> dict | None:
         raise ValueError('unknown connection_state_recovery keys: '
                          + ', '.join(sorted(unknown)))
     duration = value.get('max_disconnection_duration',
-                          MAX_DISCONNECTION_DURATION)
+                         MAX_DISCONNECTION_DURATION)
     if not isinstance(duration, (int, float)) or isinstance(duration, bool) \
             or duration <= 0:
         raise ValueError('max_disconnection_duration must be a number of '

@@ -243,7 +243,8 @@ def decode_entry(fields: Mapping) -> Message:
             try:
                 blob = base64.b64decode(raw, validate=True)
             except (binascii.Error, ValueError):
-                raise ProtocolError('data is neither JSON nor base64') from None
+                raise ProtocolError(
+                    'data is neither JSON nor base64') from None
             data = _unpack(blob)
     seq = _text(fields, 'seq')
     return Message(type=int(type_), data=data, uid=uid, nsp=nsp,
@@ -253,7 +254,7 @@ def decode_entry(fields: Mapping) -> Message:
 # --- PUB/SUB payloads --------------------------------------------------------
 
 def encode_pubsub(message: Message) -> bytes:
-    """Raw msgpack with keys ``type, data, uid, nsp`` (data omitted if None)."""
+    """Raw msgpack, keys ``type, data, uid, nsp`` (no data if None)."""
     obj: dict = {'type': int(message.type)}
     if message.data is not None:
         obj['data'] = message.data

@@ -74,7 +74,7 @@ class Publisher:
         return next(self._seq)
 
     def put(self, item: Item) -> None:
-        """Queue an item; ``BufferFullError`` if ``buffer_size`` are waiting."""
+        """Queue an item; ``BufferFullError`` if the buffer is full."""
         if self._stopping:
             raise RuntimeError('the manager is closed')
         with self._lock:

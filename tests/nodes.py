@@ -128,8 +128,7 @@ def settle(node: Node, clients: list, namespace: str = '/') -> None:
     marker = settle.count
     node.sio.emit('settle', marker, namespace=namespace)
     for client in clients:
-        wait_until(lambda c=client: (marker,) in c.events('settle',
-                                                           namespace),
+        wait_until(lambda c=client: (marker,) in c.events('settle', namespace),
                    5, f'settle marker {marker}')
 
 

@@ -155,8 +155,8 @@ def test_malformed_entries_raise_a_clear_protocol_error(fields, error):
     (msgpack.packb({'type': 3, 'nsp': '/'}), 'no uid'),
     ('text', 'not bytes'),
 ])
-def test_malformed_pubsub_payloads_raise_a_clear_protocol_error(payload,
-                                                                 error):
+def test_malformed_pubsub_payloads_raise_a_clear_protocol_error(
+        payload, error):
     with pytest.raises(ProtocolError, match=error):
         protocol.decode_pubsub(payload)
 

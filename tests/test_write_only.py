@@ -1,0 +1,60 @@
+"""A write_only manager is an emitter for processes that are not servers."""
+import subprocess
+import sys
+import textwrap
+
+from socketio_streams import RedisStreamsManager
+
+from .nodes import settle
+
+
+def test_emitter_reaches_room_members_on_the_servers(cluster, clients,
+                                                     redis_server):
+    for node in cluster:
+        clients.append(node.client())
+    clients[2].sio.call('join', 'workers')
+    mgr = RedisStreamsManager(redis_server.url, write_only=True)
+    mgr.emit('job', {'id': 1}, to='workers')
+    mgr.emit('all', 'x')
+    mgr.emit('chat', b'\x01', namespace='/chat')
+    mgr.close()
+    settle(cluster[0], clients)
+    assert [c.events('job') for c in clients] == [[], [], [({'id': 1},)]]
+    assert all(c.events('all') == [('x',)] for c in clients)
+    assert mgr._readers == {} and mgr._subscriber is None
+
+
+def test_emitter_room_operations(cluster, clients, redis_server):
+    client = cluster[1].client()
+    clients.append(client)
+    mgr = RedisStreamsManager(redis_server.url, write_only=True)
+    mgr.enter_room(client.sid(), '/', 'late')
+    mgr.emit('late', 1, to='late')
+    mgr.close()
+    client.wait_for('late')
+
+
+def test_a_script_that_exits_without_close_still_delivers(cluster, clients,
+                                                          redis_server):
+    """Queued packets are flushed at interpreter exit, not lost."""
+    client = cluster[0].client()
+    clients.append(client)
+    script = textwrap.dedent(f'''
+        from socketio_streams import RedisStreamsManager
+        mgr = RedisStreamsManager({redis_server.url!r}, write_only=True)
+        for i in range(500):
+            mgr.emit('n', i)
+    ''')
+    subprocess.run([sys.executable, '-c', script], check=True, timeout=30)
+    client.wait_for('n', count=500)
+    assert client.events('n') == [(i,) for i in range(500)]
+
+
+def test_emitter_without_a_server_refuses_callbacks(redis_server):
+    mgr = RedisStreamsManager(redis_server.url, write_only=True)
+    try:
+        import pytest
+        with pytest.raises(RuntimeError, match='context of a server'):
+            mgr.emit('x', 1, to='sid', callback=lambda *a: None)
+    finally:
+        mgr.close()
