@@ -62,7 +62,7 @@ class RedisStreamsManager(Manager):
     :param write_only: an emitter for a process that is not a server.
     :param buffer_size: packets held, in order, while Redis is unreachable;
         beyond that ``emit`` raises :class:`BufferFullError`.
-    :param logger: a ``logging.Logger``; the server's logger by default.
+    :param logger: a ``logging.Logger``; ``socketio_streams`` by default.
     :param redis_options: keyword arguments for the clients built from url.
     """
 
@@ -214,8 +214,10 @@ class RedisStreamsManager(Manager):
 
     @property
     def _log(self):
-        return self._get_logger() if (self.logger or self.server) \
-            else default_logger()
+        """Our own logger by default, not the server's: python-socketio
+        silences its logger below ERROR unless ``logger=True``, and a lost
+        Redis connection must not go unreported."""
+        return self.logger or default_logger()
 
     def _stream(self, namespace: str) -> str:
         return protocol.stream_key(self.options.stream_name,

@@ -30,6 +30,20 @@ except ImportError:  # pragma: no cover - valkey is optional
     pass
 
 
+#: error replies that go away by themselves: the command is retried
+TRANSIENT = ('OOM', 'LOADING', 'READONLY', 'MASTERDOWN', 'TRYAGAIN',
+             'CLUSTERDOWN', 'BUSY', 'NOREPLICAS')
+
+
+def transient(reply: Any) -> bool:
+    """True for an error reply worth retrying (out of memory, loading, a
+    replica that was a master...); False for a refusal that would repeat
+    (WRONGTYPE, NOPERM), which is logged, counted and dropped."""
+    return isinstance(reply, Exception) and (
+        isinstance(reply, RETRYABLE)
+        or str(reply).split(' ', 1)[0].upper() in TRANSIENT)
+
+
 @dataclass
 class Item:
     """One command: ``xadd`` (target = stream) or ``publish``/``spublish``
@@ -136,16 +150,21 @@ class Publisher:
             self._log.exception('publisher: unexpected error: %r', exc)
             self._on_failure(exc)
             return
+        done = next((i for i, r in enumerate(replies) if transient(r)),
+                    len(batch))
         with self._lock:
-            for _ in batch:
+            for _ in range(done):
                 self._queue.popleft()
+        self._deliver(batch[:done], replies[:done])
+        if done < len(batch):  # the rest waits: Redis is busy, not wrong
+            self._on_failure(replies[done])
+            return
         if self.failures:
             self._log.warning('publisher: Redis %s is back after %d failed '
                               'attempts', self._connector.describe(),
                               self.failures)
             self.failures = 0
         self.connected = True
-        self._deliver(batch, replies)
 
     def _execute(self, batch: list[Item]) -> list:
         client = self._connector.client()
@@ -166,7 +185,8 @@ class Publisher:
             if isinstance(reply, Exception):
                 self._stats.incr('errors')
                 self._log.error('Redis refused %s to %r: %s (packet '
-                                'dropped)', item.kind.upper(), item.target,
+                                'dropped; the same command would be refused '
+                                'again)', item.kind.upper(), item.target,
                                 reply)
                 continue
             ok += 1

@@ -104,8 +104,14 @@ class StreamReader(_Loop):
         return self._client
 
     def pin(self) -> str:
-        """Start at the current end of the stream (a concrete ID)."""
-        last = self._connect().xrevrange(self.key, count=1)
+        """Start at the current end of the stream (a concrete ID). If
+        Redis cannot tell, start at entries written from now on (by this
+        host's clock), so that nothing is missed while it is unreachable."""
+        try:
+            last = self._connect().xrevrange(self.key, count=1)
+        except Exception:
+            self.last_id = f'{int(time.time() * 1000)}-0'
+            raise
         self.last_id = _text(last[0][0]) if last else '0-0'
         return self.last_id
 
