@@ -11,6 +11,20 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 from urllib.parse import parse_qsl, unquote, urlparse
 
+import redis.exceptions
+
+#: errors of a connection (retry), and error replies, in either client
+RETRYABLE: tuple = (redis.exceptions.ConnectionError,
+                    redis.exceptions.TimeoutError, OSError)
+RESPONSE_ERRORS: tuple = (redis.exceptions.ResponseError,)
+try:  # the valkey client has its own exception tree
+    import valkey.exceptions
+    RETRYABLE += (valkey.exceptions.ConnectionError,
+                  valkey.exceptions.TimeoutError)
+    RESPONSE_ERRORS += (valkey.exceptions.ResponseError,)
+except ImportError:  # pragma: no cover - valkey is optional
+    pass
+
 #: seconds to open a connection, unless redis_options say otherwise
 CONNECT_TIMEOUT = 5.0
 _STANDALONE = {'redis', 'rediss', 'unix', 'valkey', 'valkeys'}

@@ -91,7 +91,7 @@ class RedisStreamsManager(Manager):
         self._readers: dict[str, StreamReader] = {}
         self._subscriber: Subscriber | None = None
         self._watched: set[str] = set()
-        self._last_seq: OrderedDict[str, int] = OrderedDict()
+        self._last_seq: OrderedDict[tuple, int] = OrderedDict()
         self._lock = threading.RLock()
         self._closed = False
         self._listening = False
@@ -373,7 +373,7 @@ class RedisStreamsManager(Manager):
             message = protocol.decode_entry(fields)
         except ProtocolError as exc:
             return self._skip(f'stream entry {entry_id} of {key!r}', exc)
-        if message.uid == self.uid or self._is_duplicate(message):
+        if message.uid == self.uid or self._is_duplicate(key, message):
             return
         self._dispatch(message, f'stream entry {entry_id} of {key!r}')
 
@@ -390,16 +390,17 @@ class RedisStreamsManager(Manager):
         self._stats.incr('skipped')
         self._log.warning('skipping %s: %s', what, exc)
 
-    def _is_duplicate(self, message: Message) -> bool:
-        """True for an entry a publisher wrote twice (a retried batch)."""
+    def _is_duplicate(self, key: str, message: Message) -> bool:
+        """True for an entry a publisher wrote twice (a retried batch).
+        Sequence numbers rise per publisher, and so within each stream."""
         if message.seq is None:
             return False
-        last = self._last_seq.get(message.uid, 0)
-        if message.seq <= last:
+        sender = (key, message.uid)
+        if message.seq <= self._last_seq.get(sender, 0):
             self._stats.incr('duplicates')
             return True
-        self._last_seq[message.uid] = message.seq
-        self._last_seq.move_to_end(message.uid)
+        self._last_seq[sender] = message.seq
+        self._last_seq.move_to_end(sender)
         if len(self._last_seq) > MAX_SENDERS:
             self._last_seq.popitem(last=False)
         return False

@@ -14,20 +14,9 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import TimeoutError as RedisTimeoutError
-
 from .backoff import Backoff
+from .connection import RETRYABLE
 from .exceptions import BufferFullError
-
-#: exceptions after which a batch is retried (the connection is at fault)
-RETRYABLE: tuple = (RedisConnectionError, RedisTimeoutError, OSError)
-try:  # the valkey client has its own exception tree
-    from valkey.exceptions import ConnectionError as _VConnectionError
-    from valkey.exceptions import TimeoutError as _VTimeoutError
-    RETRYABLE += (_VConnectionError, _VTimeoutError)
-except ImportError:  # pragma: no cover - valkey is optional
-    pass
 
 
 #: error replies that go away by themselves: the command is retried

@@ -10,9 +10,9 @@ from __future__ import annotations
 import time
 from typing import Any, Callable
 
+from . import protocol
 from .backoff import Backoff
-from .connection import close_client
-from .publisher import RETRYABLE
+from .connection import RESPONSE_ERRORS, RETRYABLE, close_client
 
 
 def _text(value: Any) -> str:
@@ -85,7 +85,13 @@ class _Loop:
 
 
 class StreamReader(_Loop):
-    """Tails one stream; hands ``(entry_id, fields)`` to ``handle``."""
+    """Tails one stream; hands ``(key, entry_id, fields)`` to ``handle``.
+
+    ``position`` counts the entries ever added up to ``last_id`` (Redis
+    >= 7 reports ``entries-added``), so that after a reconnection, or while
+    lagging, the reader can tell how many entries ``MAXLEN`` trimmed before
+    it read them.
+    """
 
     def __init__(self, key: str, connector, runtime, options, stats, log,
                  handle: Callable[[str, str, Any], None]):
@@ -95,6 +101,8 @@ class StreamReader(_Loop):
         self._options = options
         self._handle = handle
         self.last_id: str | None = None
+        self.position: int | None = None
+        self._check = False
 
     def _connect(self) -> Any:
         if self._client is None:
@@ -103,26 +111,47 @@ class StreamReader(_Loop):
                 socket_keepalive=True)
         return self._client
 
+    def _info(self) -> dict | None:
+        """``XINFO STREAM``, or None when the stream does not exist."""
+        try:
+            return self._connect().xinfo_stream(self.key)
+        except RESPONSE_ERRORS as exc:
+            if 'no such key' in str(exc).lower():
+                return None
+            raise
+
     def pin(self) -> str:
         """Start at the current end of the stream (a concrete ID). If
         Redis cannot tell, start at entries written from now on (by this
         host's clock), so that nothing is missed while it is unreachable."""
         try:
-            last = self._connect().xrevrange(self.key, count=1)
+            info = self._info()
         except Exception:
             self.last_id = f'{int(time.time() * 1000)}-0'
             raise
-        self.last_id = _text(last[0][0]) if last else '0-0'
+        if info is None:
+            self.last_id, self.position = '0-0', 0
+        else:
+            self.last_id = _text(info['last-generated-id'])
+            self.position = info.get('entries-added')
         return self.last_id
+
+    def _on_failure(self, exc: Exception) -> None:
+        self._check = True
+        super()._on_failure(exc)
 
     def step(self) -> None:
         if self.last_id is None:
             self.pin()
+        elif self._check:
+            self._check_position()
+        self._check = False
         reply = self._connect().xread(
             {self.key: self.last_id}, count=self._options.read_count,
             block=self._options.block_time_ms)
         if isinstance(reply, dict):  # RESP3
             reply = list(reply.items())
+        count = 0
         for _key, entries in reply or ():
             if entries and isinstance(entries[0], list) and \
                     len(entries) == 1 and isinstance(entries[0][0], list):
@@ -130,7 +159,53 @@ class StreamReader(_Loop):
             for entry_id, fields in entries:
                 entry_id = _text(entry_id)
                 self.last_id = entry_id
+                count += 1
+                if self.position is not None:
+                    self.position += 1
                 self._handle(self.key, entry_id, fields or {})
+        # a full batch means a backlog: make sure trimming is not eating it
+        self._check = count >= self._options.read_count
+
+    def _check_position(self) -> None:
+        """Notice a restarted (emptied) stream, or entries trimmed unread."""
+        info = self._info()
+        if info is None or self.last_id is None:
+            return
+        last_generated = _text(info['last-generated-id'])
+        if protocol.compare_offsets(last_generated, self.last_id) < 0:
+            self._log.warning(
+                '%s: the stream restarted (last ID %s, before %s, the last '
+                'entry read; Redis restarted without persistence?); reading '
+                'the new stream from its start', self.what, last_generated,
+                self.last_id)
+            self.last_id, self.position = '0-0', 0
+            return
+        added, length = info.get('entries-added'), info.get('length', 0)
+        first = info.get('first-entry')
+        if added is None or self.position is None or not first:
+            return
+        if added < self.position:  # counters restarted with a new stream
+            self.position = added - length
+            return
+        missed = added - length - self.position
+        first_id = _text(first[0])
+        if missed > 0 and protocol.compare_offsets(first_id,
+                                                   self.last_id) > 0:
+            self._stats.incr('gaps', missed)
+            self._log.error(
+                '%s: fell behind by %d entries: entries after %s (%s) up to '
+                '%s (%s) were trimmed (max_len=%d) before this server read '
+                'them; carrying on from %s', self.what, missed, self.last_id,
+                _when(self.last_id), first_id, _when(first_id),
+                self._options.max_len, first_id)
+            self.position += missed
+
+
+def _when(entry_id: str) -> str:
+    """The wall-clock time of a stream ID, for log lines."""
+    ms = int(entry_id.split('-')[0])
+    return time.strftime('%H:%M:%S', time.gmtime(ms / 1000)) + \
+        f'.{ms % 1000:03d} UTC'
 
 
 class Subscriber(_Loop):

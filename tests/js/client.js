@@ -1,0 +1,77 @@
+// client.js - one official socket.io-client, driven by JSON lines on stdin
+// and reporting JSON lines on stdout.
+//
+//   node client.js <url> [namespace] [options_json]
+//
+// options are socket.io-client options (auth, reconnectionDelay, ...);
+// transports default to ["websocket"]. Every event received is reported as
+// {"event": name, "args": [...], "recovered": bool, "id": sid} (also
+// "connect", "disconnect", "connect_error"); "ack": true when the server
+// asked for an acknowledgement, which is sent only if set by `answer`.
+//
+// Commands: {"id": 1, "cmd": "emit", "event": "e", "args": [], "ack": true}
+// -> {"id": 1, "result": [ack args]}; close_transport, disconnect, connect,
+// state, answer {event, value}, close.
+"use strict";
+const readline = require("readline");
+const { io } = require("socket.io-client");
+const { toPlain, fromPlain, out } = require("./util");
+
+const [url, namespace = "/", optsJson = "{}"] = process.argv.slice(2);
+const socket = io(url.replace(/\/$/, "") + namespace, {
+  transports: ["websocket"],
+  ...JSON.parse(optsJson),
+});
+const answers = {}; // event -> value to ack with
+
+const report = (event, a, ack = false) => out({
+  event, args: toPlain(a), ack, recovered: !!socket.recovered, id: socket.id,
+});
+socket.on("connect", () => report("connect", []));
+socket.on("disconnect", (reason) => report("disconnect", [reason]));
+socket.on("connect_error", (e) => report("connect_error", [e.message]));
+socket.onAny((event, ...a) => {
+  const ack = typeof a[a.length - 1] === "function" ? a.pop() : null;
+  report(event, a, !!ack);
+  if (ack && event in answers) ack(fromPlain(answers[event]));
+});
+
+const commands = {
+  emit: async (c) => {
+    const a = fromPlain(c.args || []);
+    if (!c.ack) return void socket.emit(c.event, ...a);
+    return new Promise((resolve, reject) => socket.timeout(c.timeout ?? 5000)
+      .emit(c.event, ...a, (err, ...res) => (err ? reject(err) : resolve(res))));
+  },
+  // drop the connection without telling the server: recoverable
+  close_transport: () => void socket.io.engine.close(),
+  disconnect: () => void socket.disconnect(),
+  connect: () => void socket.connect(),
+  state: () => ({ id: socket.id ?? null, connected: socket.connected,
+    recovered: !!socket.recovered }),
+  answer: (c) => { answers[c.event] = c.value; },
+  close: () => { setImmediate(shutdown); },
+};
+
+async function handle(line) {
+  let cmd;
+  try {
+    cmd = JSON.parse(line);
+    const fn = commands[cmd.cmd];
+    if (!fn) throw new Error(`unknown command ${cmd.cmd}`);
+    out({ id: cmd.id, result: toPlain((await fn(cmd)) ?? null) });
+  } catch (e) {
+    out({ id: cmd?.id ?? null, error: String(e?.message ?? e) });
+  }
+}
+
+function shutdown() {
+  socket.close();
+  setTimeout(() => process.exit(0), 50);
+}
+
+process.on("uncaughtException", (e) => console.error("uncaught:", e));
+process.on("unhandledRejection", (e) => console.error("unhandled:", e));
+readline.createInterface({ input: process.stdin })
+  .on("line", handle)
+  .on("close", shutdown);

@@ -1,0 +1,326 @@
+"""Node.js peers for the interoperability tests.
+
+``NodeServer`` runs ``tests/js/server.js``: Socket.IO 4.8 with the official
+``@socket.io/redis-streams-adapter`` 0.3.1. ``NodeClient`` runs
+``tests/js/client.js``: the official ``socket.io-client``. Both speak JSON
+lines over stdin/stdout; the command list is at the top of each script.
+Bytes are sent as ``{"$bin_hex": ...}`` and turned back into ``bytes`` in
+what the scripts report, so tests deal in plain Python values.
+
+Only processes started here are ever stopped, through their own ``Popen``.
+"""
+from __future__ import annotations
+
+import itertools
+import json
+import shutil
+import subprocess
+import threading
+import time
+from pathlib import Path
+from typing import Any, Callable, Dict, Union
+
+JS_DIR = Path(__file__).resolve().parent / 'js'
+DEPENDENCIES = ('socket.io', 'socket.io-client', 'redis',
+                '@socket.io/redis-streams-adapter')
+
+Line = Dict[str, Any]
+Match = Union[str, Callable[[Line], Any]]
+
+
+class NodeUnavailable(RuntimeError):
+    """Node.js or npm is missing, or ``npm ci`` failed."""
+
+
+class NodeCommandError(RuntimeError):
+    """A script answered a command with ``{"error": ...}``."""
+
+    def __init__(self, name: str, reply: Line):
+        super().__init__(f'{name}: {reply.get("error")}')
+        self.reply = reply
+
+
+_install_lock = threading.Lock()
+_install_error: NodeUnavailable | None = None
+
+
+def _installed() -> bool:
+    modules = JS_DIR / 'node_modules'
+    return all((modules / dep / 'package.json').is_file()
+               for dep in DEPENDENCIES)
+
+
+def npm_ready() -> bool:
+    """True once ``tests/js/node_modules`` is installed (``npm ci``, once).
+
+    Raises ``NodeUnavailable`` if node or npm is missing or the install
+    failed; a failure is remembered, not retried by every test.
+    """
+    global _install_error
+    with _install_lock:
+        if _installed():
+            return True
+        if _install_error is not None:
+            raise _install_error
+        npm = shutil.which('npm')
+        if npm is None or shutil.which('node') is None:
+            _install_error = NodeUnavailable(
+                'the Node.js interoperability tests need node (20+) and npm '
+                'on PATH, e.g. apt-get install nodejs npm')
+            raise _install_error
+        proc = subprocess.run(
+            [npm, 'ci', '--prefix', str(JS_DIR), '--no-audit', '--no-fund'],
+            capture_output=True, text=True, timeout=600)
+        if proc.returncode != 0 or not _installed():
+            _install_error = NodeUnavailable(
+                f'npm ci --prefix {JS_DIR} failed ({proc.returncode}):\n'
+                f'{proc.stderr[-3000:]}')
+            raise _install_error
+        return True
+
+
+def to_wire(value: Any) -> Any:
+    """Bytes anywhere in ``value`` -> ``{"$bin_hex": ...}``."""
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return {'$bin_hex': bytes(value).hex()}
+    if isinstance(value, dict):
+        return {k: to_wire(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [to_wire(v) for v in value]
+    return value
+
+
+def from_wire(value: Any) -> Any:
+    """``{"$bin_hex": ...}`` anywhere in ``value`` -> bytes."""
+    if isinstance(value, dict):
+        if list(value) == ['$bin_hex'] and isinstance(value['$bin_hex'], str):
+            return bytes.fromhex(value['$bin_hex'])
+        return {k: from_wire(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [from_wire(v) for v in value]
+    return value
+
+
+def _camel(name: str) -> str:
+    """``stream_name`` -> ``streamName``; camelCase is kept as it is."""
+    first, *rest = name.split('_')
+    return first + ''.join(part[:1].upper() + part[1:] for part in rest)
+
+
+def _matches(match: Match, line: Line) -> Any:
+    if callable(match):
+        return match(line)
+    return match in line or match in (
+        line.get('event'), line.get('clientEvent'),
+        line.get('serverSideEmit'))
+
+
+class _NodeProcess:
+    """A node script we spawned, with its stdout lines collected."""
+
+    script = ''
+
+    def __init__(self, args: list[str], ready: Match | None,
+                 timeout: float):
+        npm_ready()
+        node = shutil.which('node') or 'node'
+        self.lines: list[Line] = []
+        self.stderr: list[str] = []
+        self.ready_line: Line = {}
+        self._replies: dict[Any, Line] = {}
+        self._eof = False
+        self._cond = threading.Condition()
+        self._write_lock = threading.Lock()
+        self._ids = itertools.count(1)
+        self.proc = subprocess.Popen(
+            [node, str(JS_DIR / self.script), *args], cwd=str(JS_DIR),
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE, text=True, encoding='utf-8', bufsize=1)
+        self._threads = [
+            threading.Thread(target=self._read_stdout, daemon=True),
+            threading.Thread(target=self._read_stderr, daemon=True)]
+        for thread in self._threads:
+            thread.start()
+        if ready is not None:
+            try:
+                self.ready_line = self.wait_for(ready, timeout)
+            except BaseException:
+                self.stop()
+                raise
+
+    def _read_stdout(self) -> None:
+        assert self.proc.stdout is not None
+        for raw in self.proc.stdout:
+            try:
+                line = json.loads(raw)
+            except ValueError:
+                line = {'raw': raw.rstrip('\n')}
+            if not isinstance(line, dict):
+                line = {'raw': line}
+            line = from_wire(line)
+            is_reply = ('id' in line and 'event' not in line
+                        and ('result' in line or 'error' in line))
+            with self._cond:
+                if is_reply:
+                    self._replies[line['id']] = line
+                else:
+                    self.lines.append(line)
+                self._cond.notify_all()
+        with self._cond:
+            self._eof = True
+            self._cond.notify_all()
+
+    def _read_stderr(self) -> None:
+        assert self.proc.stderr is not None
+        for raw in self.proc.stderr:
+            self.stderr.append(raw)
+
+    def _died(self) -> RuntimeError:
+        time.sleep(0.1)  # let the stderr thread catch up
+        tail = ''.join(self.stderr)[-3000:]
+        return RuntimeError(f'{self.script} exited ({self.proc.poll()}):\n'
+                            f'{tail}')
+
+    def command(self, name: str, reply_timeout: float | None = None,
+                **args: Any) -> Any:
+        """Send command ``name`` and return its result.
+
+        Raises ``NodeCommandError`` on an error reply, ``TimeoutError`` if
+        none comes within ``reply_timeout`` (default: 10 s plus the
+        command's own ``timeout`` in ms, if any).
+        """
+        if reply_timeout is None:
+            reply_timeout = 10 + float(args.get('timeout') or 0) / 1000
+        ident = next(self._ids)
+        message = json.dumps({'id': ident, 'cmd': name, **to_wire(args)})
+        with self._write_lock:
+            assert self.proc.stdin is not None
+            try:
+                self.proc.stdin.write(message + '\n')
+                self.proc.stdin.flush()
+            except (OSError, ValueError):
+                raise self._died() from None
+        with self._cond:
+            self._cond.wait_for(lambda: ident in self._replies or self._eof,
+                                reply_timeout)
+            reply = self._replies.pop(ident, None)
+        if reply is None:
+            if self._eof:
+                raise self._died()
+            raise TimeoutError(f'{self.script}: no reply to {name} in '
+                               f'{reply_timeout} s')
+        if 'error' in reply:
+            raise NodeCommandError(name, reply)
+        return reply['result']
+
+    def events(self, match: Match) -> list[Line]:
+        """Every reported line matching ``match`` so far, in order.
+
+        ``match`` is a predicate on the line dict, or a name: the value of
+        its ``event``, ``clientEvent`` or ``serverSideEmit``, or one of its
+        keys (``connection``, ``disconnect``, ``ready``).
+        """
+        with self._cond:
+            return [line for line in self.lines if _matches(match, line)]
+
+    def wait_for(self, match: Match, timeout: float = 5.0,
+                 start: int = 0) -> Line:
+        """The first line from index ``start`` on matching ``match``.
+
+        See ``events`` for ``match``; ``TimeoutError`` after ``timeout``.
+        """
+        found: list[Line] = []
+
+        def check() -> bool:
+            found.extend(line for line in self.lines[start:]
+                         if _matches(match, line))
+            return bool(found) or self._eof
+
+        with self._cond:
+            self._cond.wait_for(check, timeout)
+        if found:
+            return found[0]
+        if self._eof:
+            raise self._died()
+        raise TimeoutError(f'{self.script}: nothing matched {match!r} in '
+                           f'{timeout} s')
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Close stdin (the script exits), then terminate, then kill."""
+        proc = self.proc
+        if proc.poll() is None:
+            with self._write_lock:
+                try:
+                    assert proc.stdin is not None
+                    proc.stdin.close()
+                except (OSError, ValueError):
+                    pass
+            try:
+                proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                proc.terminate()
+                try:
+                    proc.wait(timeout)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait(timeout)
+        for thread in self._threads:
+            thread.join(1)
+
+    def __enter__(self) -> _NodeProcess:
+        return self
+
+    def __exit__(self, *exc_info: Any) -> None:
+        self.stop()
+
+
+class NodeServer(_NodeProcess):
+    """A Node.js Socket.IO server with the official streams adapter.
+
+    ``adapter_options`` go to ``createAdapter`` (``stream_name`` or
+    ``streamName``, ...); ``recovery_ms`` > 0 turns connection state
+    recovery on with that ``maxDisconnectionDuration``. Ready (adapter
+    reading and subscribed) when the constructor returns.
+    """
+
+    script = 'server.js'
+
+    def __init__(self, redis_url: str, *, port: int = 0,
+                 recovery_ms: int = 0, start_timeout: float = 20.0,
+                 **adapter_options: Any):
+        options = {_camel(k): v for k, v in adapter_options.items()}
+        super().__init__([str(port), redis_url, json.dumps(options),
+                          str(recovery_ms)], 'ready', start_timeout)
+        self.port = int(self.ready_line['port'])
+        self.url = f'http://127.0.0.1:{self.port}'
+
+    def client(self, namespace: str = '/', auth: Line | None = None,
+               **options: Any) -> NodeClient:
+        """A ``NodeClient`` connected to this server."""
+        return NodeClient(self.url, namespace, auth, **options)
+
+
+class NodeClient(_NodeProcess):
+    """An official socket.io-client (websocket only unless told).
+
+    ``options`` are socket.io-client options (``reconnection_delay`` or
+    ``reconnectionDelay``, ...). Waits for ``connect`` unless
+    ``wait_connect`` is false.
+    """
+
+    script = 'client.js'
+
+    def __init__(self, url: str, namespace: str = '/',
+                 auth: Line | None = None, *, wait_connect: bool = True,
+                 start_timeout: float = 10.0, **options: Any):
+        opts = {_camel(k): v for k, v in options.items()}
+        if auth is not None:
+            opts['auth'] = auth
+        super().__init__([url, namespace, json.dumps(to_wire(opts))],
+                         'connect' if wait_connect else None, start_timeout)
+
+    @property
+    def sid(self) -> str | None:
+        """The id given by the latest ``connect``."""
+        connects = self.events('connect')
+        return connects[-1]['id'] if connects else None
