@@ -158,7 +158,7 @@ class _NodeProcess:
             if not isinstance(line, dict):
                 line = {'raw': line}
             line = from_wire(line)
-            is_reply = ('id' in line and 'event' not in line
+            is_reply = (line.get('id') is not None and 'event' not in line
                         and ('result' in line or 'error' in line))
             with self._cond:
                 if is_reply:
