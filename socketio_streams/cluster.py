@@ -1,4 +1,4 @@
-"""Requests awaiting answers from other servers, by ``requestId``."""
+"""Requests awaiting answers from other servers, and what they return."""
 from __future__ import annotations
 
 import secrets
@@ -6,11 +6,23 @@ import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
+from urllib.parse import parse_qsl
+
+#: the name under which a server counts its own clients in a request
+SELF = ''
 
 
 def new_request_id() -> str:
     """16 hex characters, like Node's ``randomBytes(8)``."""
     return secrets.token_hex(8)
+
+
+def ack_value(args: list | tuple) -> Any:
+    """One client's answer: its first argument (as Node keeps), or all of
+    them as a tuple when it gave several."""
+    if len(args) == 1:
+        return args[0]
+    return tuple(args) if args else None
 
 
 @dataclass
@@ -21,15 +33,65 @@ class ClientAcks:
     callback: Callable[..., Any]
     expires: float
     single: bool = True
-    answers: int = field(default=0)
 
-    def on_ack(self, args: list) -> bool:
+    def on_ack(self, uid: str, args: list) -> bool:
         """Handle one answer; True when the request is complete."""
-        self.answers += 1
         self.callback(*args)
         return self.single
 
-    def on_client_count(self, count: int) -> bool:
+    def on_count(self, uid: str, count: int) -> bool:
+        return False
+
+
+@dataclass
+class Request:
+    """A request answered once by each awaited server (FETCH_SOCKETS,
+    SERVER_SIDE_EMIT with an ack). ``event`` is set when complete."""
+    awaited: set
+    expires: float
+    event: Any
+    answers: dict = field(default_factory=dict)
+
+    @property
+    def done(self) -> bool:
+        return self.awaited <= set(self.answers)
+
+    def on_answer(self, uid: str, value: Any) -> None:
+        self.answers.setdefault(uid, value)
+        self._check()
+
+    def forget(self, gone: set) -> None:
+        """Stop waiting for servers that left the cluster."""
+        self.awaited -= gone
+        self._check()
+
+    def missing(self) -> set:
+        return self.awaited - set(self.answers)
+
+    def _check(self) -> None:
+        if self.done:
+            self.event.set()
+
+
+@dataclass
+class BroadcastAcks(Request):
+    """A broadcast with acknowledgements: each awaited server first says how
+    many clients it reached (BROADCAST_CLIENT_COUNT), then every client's
+    answer arrives (BROADCAST_ACK). Complete when all of them are in."""
+    acks: list = field(default_factory=list)
+
+    @property
+    def done(self) -> bool:
+        return self.awaited <= set(self.answers) and \
+            len(self.acks) >= sum(self.answers.values())
+
+    def on_count(self, uid: str, count: int) -> bool:
+        self.on_answer(uid, count)
+        return False
+
+    def on_ack(self, uid: str, args: list) -> bool:
+        self.acks.append(ack_value(args))
+        self._check()
         return False
 
 
@@ -64,3 +126,63 @@ class Pending:
         for rid in [r for r, req in self._requests.items()
                     if req.expires <= now]:
             del self._requests[rid]
+
+
+class RemoteSocket:
+    """A socket of any server of the cluster, as ``fetch_sockets`` found it.
+
+    ``emit``, ``join``, ``leave`` and ``disconnect`` work wherever it lives.
+    """
+
+    def __init__(self, manager: Any, namespace: str, info: dict):
+        self._manager = manager
+        self.sid: str = info['id']
+        self.namespace = namespace
+        self.rooms: set = set(info.get('rooms') or ())
+        self.data: Any = info.get('data')
+        self.handshake: dict = info.get('handshake') or {}
+
+    def __repr__(self) -> str:
+        return f'<RemoteSocket {self.sid} {self.namespace}>'
+
+    def emit(self, event: str, data: Any = None) -> None:
+        self._manager.emit(event, data, namespace=self.namespace,
+                           to=self.sid)
+
+    def join(self, room: str | list) -> None:
+        self._manager.sockets_join(room, to=self.sid,
+                                   namespace=self.namespace)
+
+    def leave(self, room: str | list) -> None:
+        self._manager.sockets_leave(room, to=self.sid,
+                                    namespace=self.namespace)
+
+    def disconnect(self, close: bool = False) -> None:
+        self._manager.disconnect_sockets(to=self.sid, close=close,
+                                         namespace=self.namespace)
+
+
+def js_date(seconds: float) -> str:
+    """A time as JavaScript's ``Date.toString()`` prints it (UTC)."""
+    return time.strftime('%a %b %d %Y %H:%M:%S GMT+0000 '
+                         '(Coordinated Universal Time)', time.gmtime(seconds))
+
+
+def handshake(environ: dict, auth: Any, connected_at: float) -> dict:
+    """Node's ``socket.handshake`` from a WSGI environ."""
+    headers = {key[5:].lower().replace('_', '-'): value
+               for key, value in environ.items()
+               if key.startswith('HTTP_') and isinstance(value, str)}
+    query_string = environ.get('QUERY_STRING', '')
+    url = environ.get('PATH_INFO', '/')
+    return {
+        'headers': headers,
+        'time': js_date(connected_at),
+        'address': environ.get('REMOTE_ADDR', ''),
+        'xdomain': 'HTTP_ORIGIN' in environ,
+        'secure': environ.get('wsgi.url_scheme') == 'https',
+        'issued': int(connected_at * 1000),
+        'url': f'{url}?{query_string}' if query_string else url,
+        'query': dict(parse_qsl(query_string)),
+        'auth': auth if isinstance(auth, dict) else {},
+    }

@@ -209,3 +209,37 @@ def close_client(client: Any, log: Callable[[str], Any] | None = None) -> None:
     except Exception as exc:  # closing is best effort by nature
         if log:
             log(f'while closing a Redis client: {exc!r}')
+
+
+def _each_node(client: Any) -> list:
+    """The clients to ask for per-node facts (every node of a cluster)."""
+    if hasattr(client, 'get_nodes'):
+        return [node.redis_connection or client.get_redis_connection(node)
+                for node in client.get_nodes()]
+    return [client]
+
+
+def numsub(client: Any, channel: str, sharded: bool = False) -> int:
+    """Subscribers of ``channel`` (``PUBSUB [SHARD]NUMSUB``), summed over
+    the nodes of a cluster."""
+    command = ('PUBSUB', 'SHARDNUMSUB' if sharded else 'NUMSUB', channel)
+    total = 0
+    for node in _each_node(client):
+        reply = node.execute_command(*command)
+        if isinstance(reply, dict):
+            reply = list(reply.items())
+        elif reply and not isinstance(reply[0], (list, tuple)):
+            reply = list(zip(reply[::2], reply[1::2]))
+        total += sum(int(n) for _, n in reply)
+    return total
+
+
+def channels(client: Any, pattern: str, sharded: bool = False) -> set[str]:
+    """Active channels matching ``pattern`` (``PUBSUB [SHARD]CHANNELS``),
+    over every node of a cluster."""
+    command = ('PUBSUB', 'SHARDCHANNELS' if sharded else 'CHANNELS', pattern)
+    found: set[str] = set()
+    for node in _each_node(client):
+        for name in node.execute_command(*command) or ():
+            found.add(name.decode() if isinstance(name, bytes) else name)
+    return found

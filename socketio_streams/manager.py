@@ -15,8 +15,10 @@ from socketio import Manager
 from socketio import packet as sio_packet
 
 from . import protocol
-from .cluster import ClientAcks, Pending, new_request_id
-from .connection import Connector, close_client
+from .cluster import (SELF, BroadcastAcks, ClientAcks, Pending, RemoteSocket,
+                      Request, handshake, new_request_id)
+from .connection import Connector, channels, close_client, numsub
+from .exceptions import AckTimeoutError
 from .options import Options, default_logger
 from .protocol import Message, MessageType as T, ProtocolError
 from .publisher import Item, Publisher
@@ -31,6 +33,11 @@ CALLBACK_TTL = 120.0
 SUBSCRIBE_WAIT = 2.0
 #: publishers remembered for duplicate detection (oldest forgotten first)
 MAX_SENDERS = 10_000
+#: while a request waits, how often the list of live servers is refreshed
+MEMBERSHIP_POLL = 0.25
+#: a server that let a request time out is not waited for again for this
+#: long (unless it answers meanwhile): one hung server costs one timeout
+SILENT_FOR = 60.0
 
 
 class RedisStreamsManager(Manager):
@@ -92,6 +99,10 @@ class RedisStreamsManager(Manager):
         self._subscriber: Subscriber | None = None
         self._watched: set[str] = set()
         self._last_seq: OrderedDict[tuple, int] = OrderedDict()
+        self._handlers_by_event: dict[tuple[str, str], Callable] = {}
+        self._connections: dict[tuple[str, str], tuple[float, Any]] = {}
+        self._auth: dict[tuple[str, str], Any] = {}
+        self._silent: dict[str, float] = {}
         self._lock = threading.RLock()
         self._closed = False
         self._listening = False
@@ -102,6 +113,23 @@ class RedisStreamsManager(Manager):
     def set_server(self, server: Any) -> None:
         super().set_server(server)
         self._runtime = Runtime(server)
+        self._hook_connect(server)
+
+    def _hook_connect(self, server: Any) -> None:
+        """See the CONNECT packet's auth, which python-socketio does not
+        give its manager (``fetch_sockets`` reports it as Node does)."""
+        original = server._handle_connect
+
+        @functools.wraps(original)
+        def handle_connect(eio_sid, namespace, data):
+            key = (eio_sid, namespace or '/')
+            self._auth[key] = data
+            try:
+                return original(eio_sid, namespace, data)
+            finally:
+                self._auth.pop(key, None)
+
+        server._handle_connect = handle_connect
 
     def initialize(self) -> None:
         """Called by the server before its first connection."""
@@ -227,7 +255,15 @@ class RedisStreamsManager(Manager):
 
     def pre_connect(self, eio_sid, namespace):
         self._watch(namespace)
-        return super().pre_connect(eio_sid, namespace)
+        sid = super().pre_connect(eio_sid, namespace)
+        if sid is not None:
+            self._connections[(namespace, sid)] = (
+                time.time(), self._auth.get((eio_sid, namespace)))
+        return sid
+
+    def disconnect(self, sid, namespace, **kwargs):
+        self._connections.pop((namespace, sid), None)
+        return super().disconnect(sid, namespace, **kwargs)
 
     def emit(self, event: str, data: Any, namespace: str | None = None,
              room: Any = None, skip_sid: Any = None,
@@ -298,6 +334,203 @@ class RedisStreamsManager(Manager):
         self._publish(namespace or '/', T.DISCONNECT_SOCKETS,
                       {'opts': protocol.make_opts(sid), 'close': False})
         return False
+
+    # --- cluster-wide operations ---------------------------------------------
+
+    def fetch_sockets(self, to: Any = None, skip_sid: Any = None,
+                      namespace: str = '/',
+                      timeout: float = 5.0) -> list[RemoteSocket]:
+        """The matching sockets of every server (``to``: room(s), None for
+        all; ``skip_sid``: room(s)/sid(s) to leave out). Raises
+        :class:`AckTimeoutError` (``.responses``: the sockets found) if a
+        live server did not answer within ``timeout`` seconds."""
+        opts = protocol.make_opts(to, skip_sid)
+        found = [RemoteSocket(self, namespace, info) for info in
+                 self._local_sockets(namespace, opts)]
+        request_id, request = self._request(namespace, Request, timeout)
+        self._publish(namespace, T.FETCH_SOCKETS,
+                      {'opts': opts, 'requestId': request_id})
+
+        def sockets(req: Request) -> list[RemoteSocket]:
+            return found + [RemoteSocket(self, namespace, info)
+                            for infos in req.answers.values()
+                            for info in infos]
+
+        self._await(namespace, request_id, request, timeout,
+                    'fetch_sockets', sockets)
+        return sockets(request)
+
+    def sockets_join(self, rooms: Any, to: Any = None, skip_sid: Any = None,
+                     namespace: str = '/') -> None:
+        """Make the matching sockets of every server join ``rooms``."""
+        self._rooms_op(T.SOCKETS_JOIN, rooms, to, skip_sid, namespace)
+
+    def sockets_leave(self, rooms: Any, to: Any = None, skip_sid: Any = None,
+                      namespace: str = '/') -> None:
+        """Make the matching sockets of every server leave ``rooms``."""
+        self._rooms_op(T.SOCKETS_LEAVE, rooms, to, skip_sid, namespace)
+
+    def _rooms_op(self, type_, rooms, to, skip_sid, namespace) -> None:
+        message = Message(type_, {'opts': protocol.make_opts(to, skip_sid),
+                                  'rooms': protocol.as_list(rooms)},
+                          self.uid, namespace)
+        self._publish(namespace, type_, message.data)
+        self._dispatch(message, 'local room operation')
+
+    def disconnect_sockets(self, to: Any = None, skip_sid: Any = None,
+                           close: bool = False, namespace: str = '/') -> None:
+        """Disconnect the matching sockets of every server from the
+        namespace (``close=True``: close their whole connection)."""
+        message = Message(T.DISCONNECT_SOCKETS, {
+            'opts': protocol.make_opts(to, skip_sid), 'close': bool(close)},
+            self.uid, namespace)
+        self._publish(namespace, T.DISCONNECT_SOCKETS, message.data)
+        self._dispatch(message, 'local disconnect')
+
+    def emit_with_ack(self, event: str, data: Any = None, to: Any = None,
+                      skip_sid: Any = None, namespace: str = '/',
+                      timeout: float = 5.0) -> list:
+        """Broadcast and wait for every client of every server to answer;
+        returns the answers. Raises :class:`AckTimeoutError` (``.responses``:
+        the answers that came) after ``timeout`` seconds."""
+        if self.server is None:
+            raise RuntimeError('emit_with_ack needs a server, not write_only')
+        event_data = [event, *_args(data)]
+        opts = protocol.make_opts(to, skip_sid,
+                                  {'timeout': int(timeout * 1000)})
+        request_id, request = self._request(namespace, BroadcastAcks,
+                                            timeout)
+        self._publish(namespace, T.BROADCAST, protocol.broadcast_data(
+            event_data, opts, request_id))
+        targets = self._targets(namespace, opts['rooms'], opts['except'])
+        request.on_count(SELF, len(targets))
+        self._send_with_acks(namespace, event_data, targets,
+                             lambda *args: request.on_ack(SELF, list(args)))
+        self._await(namespace, request_id, request, timeout, 'emit_with_ack',
+                    lambda r: list(r.acks))
+        return list(request.acks)
+
+    def on(self, event: str, handler: Callable | None = None,
+           namespace: str = '/') -> Any:
+        """Register a handler for ``server_side_emit`` events from other
+        servers; its return value answers an emit with a callback. Usable
+        as ``mgr.on(event, handler)`` or as a decorator ``@mgr.on(event)``.
+        """
+        def register(func: Callable) -> Callable:
+            self._handlers_by_event[(namespace, event)] = func
+            self._watch(namespace)
+            return func
+        return register(handler) if handler is not None else register
+
+    def server_side_emit(self, event: str, *args: Any, namespace: str = '/',
+                         callback: Callable | None = None,
+                         timeout: float = 5.0) -> None:
+        """Send an event to every *other* server's ``@mgr.on`` handlers.
+
+        With ``callback(err, responses)``, each server's answer comes back;
+        ``err`` is an :class:`AckTimeoutError` if one did not answer in
+        ``timeout`` seconds (``responses`` then holds those that did). The
+        wait runs in a background task: this call does not block."""
+        packet = [event, *args]
+        if callback is None:
+            self._publish(namespace, T.SERVER_SIDE_EMIT, {'packet': packet})
+            return
+        if self.write_only:
+            raise RuntimeError('a write_only manager cannot receive answers')
+        request_id, request = self._request(namespace, Request, timeout)
+        self._publish(namespace, T.SERVER_SIDE_EMIT,
+                      {'requestId': request_id, 'packet': packet})
+
+        def wait() -> None:
+            try:
+                answers = self._await(namespace, request_id, request,
+                                      timeout, 'server_side_emit',
+                                      lambda r: list(r.answers.values()))
+            except AckTimeoutError as exc:
+                return callback(exc, exc.responses)
+            callback(None, list(answers.values()))
+
+        self._runtime.start(wait)
+
+    def server_count(self, namespace: str = '/') -> int:
+        """Live servers of the namespace (subscribers of its public
+        channel, as Node counts them; summed over a cluster's nodes)."""
+        return numsub(self._connector.client(), protocol.public_channel(
+            self.options.channel_prefix, namespace),
+            self.options.use_sharded_pubsub)
+
+    def _live_servers(self, namespace: str) -> set[str]:
+        """uids of the other servers listening on the namespace: those
+        subscribed to a private channel."""
+        prefix = protocol.public_channel(self.options.channel_prefix,
+                                         namespace)
+        pattern = _glob_escape(prefix) + '*#'
+        found = channels(self._connector.client(), pattern,
+                         self.options.use_sharded_pubsub)
+        return {c[len(prefix):-1] for c in found} - {self.uid}
+
+    def _request(self, namespace: str, kind: type,
+                 timeout: float) -> tuple[str, Any]:
+        """Open a request awaiting the live, responsive servers."""
+        if timeout <= 0:
+            raise ValueError(f'timeout must be > 0, got {timeout!r}')
+        self._listen()
+        self._watch(namespace)
+        now = time.monotonic()
+        silent = {uid for uid, until in self._silent.items() if until > now}
+        awaited = self._live_servers(namespace) - silent
+        request = kind(awaited, now + timeout + 1, self._runtime.event())
+        request_id = new_request_id()
+        self._pending.add(request_id, request)
+        return request_id, request
+
+    def _await(self, namespace: str, request_id: str, request: Any,
+               timeout: float, what: str,
+               partial: Callable[[Any], list]) -> dict:
+        """Wait until complete; servers that leave meanwhile stop being
+        awaited. Raises AckTimeoutError; the table entry always goes."""
+        deadline = time.monotonic() + timeout
+        try:
+            while not request.done:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    missing = request.missing()
+                    until = time.monotonic() + SILENT_FOR
+                    self._silent.update(dict.fromkeys(missing, until))
+                    raise AckTimeoutError(
+                        f'{what}: no complete answer after {timeout} s '
+                        f'(servers not answering: '
+                        f'{", ".join(sorted(missing)) or "none"})',
+                        partial(request))
+                request.event.wait(min(left, MEMBERSHIP_POLL))
+                if not request.done:
+                    live = self._live_servers(namespace)
+                    request.forget(request.awaited - live)
+            return request.answers
+        finally:
+            self._pending.discard(request_id)
+
+    def _local_sockets(self, namespace: str, opts: dict) -> list[dict]:
+        """Node's socket descriptions of the matching local sockets."""
+        result = []
+        for sid, eio_sid in self._targets(namespace, opts['rooms'],
+                                          opts['except']):
+            connected_at, auth = self._connections.get(
+                (namespace, sid), (time.time(), None))
+            result.append({
+                'id': sid,
+                'handshake': handshake(self.server.environ.get(eio_sid, {}),
+                                       auth, connected_at),
+                'rooms': [sid, *(r for r in self.get_rooms(sid, namespace)
+                                 if r != sid)],
+                'data': self._session(sid, namespace)})
+        return result
+
+    def _session(self, sid: str, namespace: str) -> Any:
+        try:
+            return self.server.get_session(sid, namespace=namespace)
+        except Exception:  # e.g. a socket that is leaving
+            return {}
 
     def _is_local(self, sid, namespace) -> bool:
         return self.is_connected(sid, namespace) or \
@@ -428,10 +661,16 @@ class RedisStreamsManager(Manager):
         targets = self._targets(message.nsp, rooms, except_rooms)
         self._respond(message, T.BROADCAST_CLIENT_COUNT,
                       {'requestId': request_id, 'clientCount': len(targets)})
+        self._send_with_acks(message.nsp, event_data, targets,
+                             functools.partial(self._send_ack, message,
+                                               request_id))
+
+    def _send_with_acks(self, namespace: str, event_data: list,
+                        targets: list, ack: Callable) -> None:
+        """Send an EVENT with an ack id to each target."""
         for sid, eio_sid in targets:
-            ack = functools.partial(self._send_ack, message, request_id)
             pkt = self.server.packet_class(
-                sio_packet.EVENT, namespace=message.nsp, data=event_data,
+                sio_packet.EVENT, namespace=namespace, data=event_data,
                 id=self._generate_ack_id(sid, ack))
             self.server._send_packet(eio_sid, pkt)
         self._stats.incr('delivered', len(targets))
@@ -443,24 +682,66 @@ class RedisStreamsManager(Manager):
             data['args'] = list(args)
         self._respond(request, T.BROADCAST_ACK, data)
 
+    def _response_to(self, message: Message) -> Any:
+        """The open request a response answers (None if unknown/late)."""
+        self._silent.pop(message.uid, None)
+        return self._pending.get(protocol.request_id(message.data))
+
     def _on_broadcast_ack(self, message: Message) -> None:
-        request_id = protocol.request_id(message.data)
-        request = self._pending.get(request_id)
+        request = self._response_to(message)
         if request is None:
             return
         args = message.data.get('args')
         if not isinstance(args, list):
             args = [message.data.get('packet')]
-        if request.on_ack(args):
-            self._pending.discard(request_id)
+        if request.on_ack(message.uid, args):
+            self._pending.discard(message.data['requestId'])
 
     def _on_client_count(self, message: Message) -> None:
-        request_id = protocol.request_id(message.data)
-        request = self._pending.get(request_id)
+        request = self._response_to(message)
         count = message.data.get('clientCount')
         if request is not None and isinstance(count, int):
-            if request.on_client_count(count):
-                self._pending.discard(request_id)
+            if request.on_count(message.uid, count):
+                self._pending.discard(message.data['requestId'])
+
+    def _on_fetch_sockets(self, message: Message) -> None:
+        request_id = protocol.request_id(message.data)
+        rooms, except_rooms, flags = protocol.parse_opts(message.data)
+        sockets = self._local_sockets(message.nsp, {
+            'rooms': rooms, 'except': except_rooms})
+        self._respond(message, T.FETCH_SOCKETS_RESPONSE,
+                      {'requestId': request_id, 'sockets': sockets})
+
+    def _on_fetch_response(self, message: Message) -> None:
+        request = self._response_to(message)
+        sockets = message.data.get('sockets')
+        if request is not None and isinstance(sockets, list):
+            request.on_answer(message.uid, [
+                s for s in sockets if isinstance(s, dict)
+                and isinstance(s.get('id'), str)])
+
+    def _on_server_side_emit(self, message: Message) -> None:
+        packet = message.data.get('packet') \
+            if isinstance(message.data, dict) else None
+        if not isinstance(packet, list) or not packet or \
+                not isinstance(packet[0], str):
+            raise ProtocolError('server-side emit packet is not [event, ...]')
+        request_id = protocol.request_id(message.data)
+        handler = self._handlers_by_event.get((message.nsp, packet[0]))
+        if handler is None:
+            if request_id is not None:  # Node's callers wait for every server
+                self._respond(message, T.SERVER_SIDE_EMIT_RESPONSE,
+                              {'requestId': request_id, 'packet': None})
+            return
+        result = handler(*packet[1:])
+        if request_id is not None:
+            self._respond(message, T.SERVER_SIDE_EMIT_RESPONSE,
+                          {'requestId': request_id, 'packet': result})
+
+    def _on_server_side_response(self, message: Message) -> None:
+        request = self._response_to(message)
+        if request is not None:
+            request.on_answer(message.uid, message.data.get('packet'))
 
     def _on_sockets_join(self, message: Message) -> None:
         self._apply_rooms(message, Manager.enter_room)
@@ -496,6 +777,10 @@ class RedisStreamsManager(Manager):
         T.DISCONNECT_SOCKETS: _on_disconnect_sockets,
         T.BROADCAST_CLIENT_COUNT: _on_client_count,
         T.BROADCAST_ACK: _on_broadcast_ack,
+        T.FETCH_SOCKETS: _on_fetch_sockets,
+        T.FETCH_SOCKETS_RESPONSE: _on_fetch_response,
+        T.SERVER_SIDE_EMIT: _on_server_side_emit,
+        T.SERVER_SIDE_EMIT_RESPONSE: _on_server_side_response,
     }
 
 
@@ -505,6 +790,11 @@ def _args(data: Any) -> list:
     if isinstance(data, tuple):
         return list(data)
     return [] if data is None else [data]
+
+
+def _glob_escape(text: str) -> str:
+    """Escape Redis glob characters so ``text`` matches itself."""
+    return ''.join('\\' + c if c in '*?[]\\' else c for c in text)
 
 
 _open_managers: weakref.WeakSet = weakref.WeakSet()
