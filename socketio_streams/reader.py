@@ -146,8 +146,12 @@ class StreamReader(_Loop):
         elif self._check:
             self._check_position()
         self._check = False
+        # after repeated failures, one entry at a time: if a batch is what
+        # gets the connection killed (a proxy's or Redis' output limit),
+        # smaller replies still get through
+        batch = self._options.read_count if self.failures < 3 else 1
         reply = self._connect().xread(
-            {self.key: self.last_id}, count=self._options.read_count,
+            {self.key: self.last_id}, count=batch,
             block=self._options.block_time_ms)
         if isinstance(reply, dict):  # RESP3
             reply = list(reply.items())
@@ -164,7 +168,7 @@ class StreamReader(_Loop):
                     self.position += 1
                 self._handle(self.key, entry_id, fields or {})
         # a full batch means a backlog: make sure trimming is not eating it
-        self._check = count >= self._options.read_count
+        self._check = count >= batch
 
     def _check_position(self) -> None:
         """Notice a restarted (emptied) stream, or entries trimmed unread."""

@@ -1,0 +1,174 @@
+"""Outages, restarts, trimming, huge payloads: nothing lost, nobody deaf."""
+import logging
+import threading
+import time
+
+import pytest
+
+from socketio_streams import BufferFullError, RedisStreamsManager
+
+from .nodes import Node, settle, wait_until
+from .servers import RedisProcess
+
+
+@pytest.fixture
+def down_server(tmp_path):
+    """A Redis that is not running yet (its port is reserved)."""
+    server = RedisProcess(str(tmp_path / 'redis'))
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def nodes():
+    made = []
+    yield made
+    for node in made:
+        node.stop()
+
+
+def test_servers_start_while_redis_is_down_and_deliver_once_it_is_up(
+        down_server, nodes, clients, caplog):
+    """Emits made before Redis ever came up are delivered when it does."""
+    nodes.extend([Node(down_server.url), Node(down_server.url)])
+    clients.extend([nodes[0].client(), nodes[1].client()])
+    for i in range(50):
+        nodes[0].sio.emit('early', i)
+    clients[0].wait_for('early', count=50)  # local clients at once
+    wait_until(lambda: not nodes[1].mgr.healthy(), 5, 'unhealthy')
+    assert nodes[0].mgr.stats()['buffered'] == 50
+    with caplog.at_level(logging.ERROR, logger='socketio_streams'):
+        time.sleep(1.5)  # keeps retrying, at ERROR every time
+    assert 'still unreachable' in caplog.text
+    down_server.start()
+    clients[1].wait_for('early', count=50, timeout=15)
+    assert clients[1].events('early') == [(i,) for i in range(50)]
+    wait_until(lambda: nodes[0].mgr.healthy() and nodes[1].mgr.healthy(),
+               10, 'healthy again')
+    assert nodes[0].mgr.stats()['buffered'] == 0
+
+
+def test_a_full_buffer_raises_and_counts_never_drops(down_server, nodes):
+    mgr = RedisStreamsManager(down_server.url, write_only=True,
+                              buffer_size=10)
+    for i in range(10):
+        mgr.emit('n', i)
+    with pytest.raises(BufferFullError, match='buffer_size=10'):
+        mgr.emit('n', 10)
+    assert mgr.stats()['buffer_full'] == 1
+    assert mgr.stats()['buffered'] == 10
+    down_server.start()
+    mgr.close(timeout=15)
+    entries = down_server.client().xrange('socket.io')
+    assert len(entries) == 10
+
+
+def test_close_is_prompt_even_with_a_long_block_time(redis_server, nodes,
+                                                     clients):
+    node = Node(redis_server.url, block_time_ms=60_000)
+    nodes.append(node)
+    clients.append(node.client())
+    node.sio.emit('x', 1)
+    wait_until(lambda: any(c.get('cmd') == 'xread' for c in
+                           redis_server.client().client_list()), 5, 'XREAD')
+    started = time.monotonic()
+    node.mgr.close()
+    assert time.monotonic() - started < 10
+    wait_until(lambda: not any(c.get('cmd') == 'xread' for c in
+                               redis_server.client().client_list()), 5,
+               'reader gone')
+
+
+def test_redis_restarted_without_persistence(redis_server, nodes, clients):
+    """The stream is gone: readers carry on with the new one, and PUB/SUB
+    channels are subscribed again (requests get answers)."""
+    nodes.extend(Node(redis_server.url) for _ in range(3))
+    clients.extend(node.client() for node in nodes)
+    nodes[0].sio.emit('before', 1)
+    settle(nodes[0], clients)
+    redis_server.restart()
+    assert not redis_server.client().exists('socket.io')
+    nodes[1].sio.emit('after', 2)
+    for client in clients:
+        client.wait_for('after', timeout=15)
+    wait_until(lambda: nodes[0].mgr.server_count() == 3, 15, '3 servers')
+    sockets = nodes[0].mgr.fetch_sockets(timeout=5)
+    assert len(sockets) == 3
+    assert [c.events('after') for c in clients] == [[(2,)]] * 3
+
+
+def test_a_reader_that_falls_behind_max_len_reports_the_gap(
+        redis_server, nodes, clients, caplog):
+    nodes.append(Node(redis_server.url, read_count=10))
+    clients.append(nodes[0].client())
+    emitter = RedisStreamsManager(redis_server.url, write_only=True,
+                                  max_len=20)
+    with caplog.at_level(logging.ERROR, logger='socketio_streams'):
+        for i in range(3000):
+            emitter.emit('n', i)
+        emitter.close()
+        emitter = RedisStreamsManager(redis_server.url, write_only=True)
+        emitter.emit('last', 1)
+        emitter.close()
+        clients[0].wait_for('last', timeout=10)
+    received = len(clients[0].events('n'))
+    gaps = nodes[0].mgr.stats()['gaps']
+    print(f'\nmax_len=20, 3000 sent: {received} read, {gaps} reported as '
+          f'trimmed unread')
+    assert gaps > 0 and received < 3000
+    assert received + gaps <= 3000
+    assert 'fell behind by' in caplog.text
+    got = [args[0] for args in clients[0].events('n')]
+    assert got == sorted(got)  # what did arrive is in order
+
+
+def test_a_huge_payload_neither_kills_the_reader_nor_starves_others(
+        redis_server, nodes, clients):
+    nodes.extend([Node(redis_server.url), Node(redis_server.url)])
+    clients.append(nodes[1].client())
+    blob = bytes(range(256)) * (80 * 1024)  # 20 MiB
+    nodes[0].sio.emit('small', 1)
+    nodes[0].sio.emit('huge', {'blob': blob})
+    nodes[0].sio.emit('small', 2)
+    clients[0].wait_for('small', count=2, timeout=60)
+    (huge,) = clients[0].events('huge')
+    assert huge[0]['blob'] == blob
+    assert clients[0].events('small') == [(1,), (2,)]
+    assert nodes[1].mgr.healthy()
+
+
+def test_a_subscriber_killed_by_the_output_buffer_limit_comes_back(
+        redis_server, nodes, clients):
+    """python-socketio's listener died for good in this case; ours
+    reconnects and answers requests again."""
+    nodes.extend([Node(redis_server.url), Node(redis_server.url)])
+    clients.extend([nodes[0].client(), nodes[1].client()])
+    r = redis_server.client()
+    r.config_set('client-output-buffer-limit', 'pubsub 1024 0 0')
+    r.publish(f'socket.io#/#{nodes[1].mgr.uid}#', b'x' * 100_000)
+    wait_until(lambda: nodes[1].mgr.stats()['reconnects'] >= 1, 5,
+               'subscriber killed')
+    r.config_set('client-output-buffer-limit', 'pubsub 32mb 8mb 60')
+    wait_until(lambda: len(nodes[0].mgr.fetch_sockets(timeout=2)) == 2, 15,
+               'answers again')
+
+
+def test_publisher_keeps_order_under_concurrent_emitters(redis_server,
+                                                         nodes, clients):
+    nodes.extend([Node(redis_server.url), Node(redis_server.url)])
+    clients.append(nodes[1].client())
+
+    def burst(tag):
+        for i in range(300):
+            nodes[0].sio.emit('c', [tag, i])
+
+    threads = [threading.Thread(target=burst, args=(t,)) for t in 'abcd']
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    clients[0].wait_for('c', count=1200, timeout=15)
+    for tag in 'abcd':
+        got = [args[0][1] for args in clients[0].events('c')
+               if args[0][0] == tag]
+        assert got == list(range(300))
