@@ -13,6 +13,8 @@ from urllib.parse import parse_qsl, unquote, urlparse
 
 import redis.exceptions
 
+from .runtime import wake_closed_waiters
+
 #: errors of a connection (retry), and error replies, in either client
 RETRYABLE: tuple = (redis.exceptions.ConnectionError,
                     redis.exceptions.TimeoutError, OSError)
@@ -206,6 +208,7 @@ def close_client(client: Any, log: Callable[[str], Any] | None = None) -> None:
             client.close()
         else:
             client.connection_pool.disconnect(inuse_connections=True)
+        wake_closed_waiters()
     except Exception as exc:  # closing is best effort by nature
         if log:
             log(f'while closing a Redis client: {exc!r}')

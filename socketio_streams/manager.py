@@ -10,6 +10,7 @@ import weakref
 from collections import OrderedDict
 from typing import Any, Callable
 
+from bidict import ValueDuplicationError
 from engineio import packet as eio_packet
 from socketio import Manager
 from socketio import packet as sio_packet
@@ -17,18 +18,22 @@ from socketio import packet as sio_packet
 from . import protocol
 from .cluster import (SELF, BroadcastAcks, ClientAcks, Pending, RemoteSocket,
                       Request, handshake, new_request_id)
-from .connection import Connector, channels, close_client, numsub
+from .connection import (RESPONSE_ERRORS, RETRYABLE, Connector, channels,
+                         close_client, numsub)
 from .exceptions import AckTimeoutError
 from .options import Options, default_logger
 from .protocol import Message, MessageType as T, ProtocolError
 from .publisher import Item, Publisher
 from .reader import StreamReader, Subscriber
+from .recovery import Hole, Recovery
 from .runtime import Runtime, check_patched
 from .stats import Stats
 
 #: how long the answer to an ``emit(..., callback=)`` aimed at another
 #: server is awaited (python-socketio's own ``call`` gives up after 60 s)
 CALLBACK_TTL = 120.0
+#: disconnection reasons after which a session is kept for recovery
+RECOVERABLE = ('transport close', 'transport error', 'ping timeout')
 #: how long the first connection to a namespace waits for its channels
 SUBSCRIBE_WAIT = 2.0
 #: publishers remembered for duplicate detection (oldest forgotten first)
@@ -103,6 +108,14 @@ class RedisStreamsManager(Manager):
         self._connections: dict[tuple[str, str], tuple[float, Any]] = {}
         self._auth: dict[tuple[str, str], Any] = {}
         self._silent: dict[str, float] = {}
+        self._recovery = Recovery(self._connector, self.options, self._log) \
+            if self.options.connection_state_recovery else None
+        self._pids: dict[tuple[str, str], str] = {}
+        self._sessions: dict[tuple[str, str], dict] = {}
+        self._restoring: dict[tuple[str, str], list] = {}
+        self._replayed: dict[tuple[str, str], str] = {}
+        self._reasons: dict[tuple[str, str], str] = {}
+        self._restore_lock = threading.Lock()
         self._lock = threading.RLock()
         self._closed = False
         self._listening = False
@@ -130,6 +143,48 @@ class RedisStreamsManager(Manager):
                 self._auth.pop(key, None)
 
         server._handle_connect = handle_connect
+        if self._recovery is not None:
+            self._hook_recovery(server)
+
+    def _hook_recovery(self, server: Any) -> None:
+        """Connection state recovery needs three things python-socketio
+        does not offer a manager: the CONNECT auth (``pid``, ``offset``),
+        the ``pid`` in the CONNECT reply, and the disconnection reason."""
+        handle_connect, send_packet = server._handle_connect, \
+            server._send_packet
+        handle_disconnect = server._handle_disconnect
+
+        def connect_hook(eio_sid, namespace, data):
+            namespace = namespace or '/'
+            if isinstance(data, dict) and 'pid' in data:
+                session = self._take_session(data.get('pid'),
+                                             data.get('offset'), namespace)
+                if session is not None:
+                    self._sessions[(eio_sid, namespace)] = session
+            try:
+                return handle_connect(eio_sid, namespace, data)
+            finally:
+                self._sessions.pop((eio_sid, namespace), None)
+
+        def send_hook(eio_sid, pkt):
+            if pkt.packet_type == sio_packet.CONNECT and isinstance(
+                    pkt.data, dict) and 'sid' in pkt.data:
+                pid = self._pids.get((pkt.namespace or '/', pkt.data['sid']))
+                if pid is not None:
+                    pkt.data = {**pkt.data, 'pid': pid}
+            return send_packet(eio_sid, pkt)
+
+        def disconnect_hook(eio_sid, namespace, reason=None):
+            key = (eio_sid, namespace or '/')
+            self._reasons[key] = reason
+            try:
+                return handle_disconnect(eio_sid, namespace, reason)
+            finally:
+                self._reasons.pop(key, None)
+
+        server._handle_connect = connect_hook
+        server._send_packet = send_hook
+        server._handle_disconnect = disconnect_hook
 
     def initialize(self) -> None:
         """Called by the server before its first connection."""
@@ -220,6 +275,10 @@ class RedisStreamsManager(Manager):
                 task.stop()
         close_client(self._connector.client(), self._log.debug)
 
+    def flush(self, timeout: float = 5.0) -> bool:
+        """Wait until everything queued is in Redis; False on timeout."""
+        return self._publisher is None or self._publisher.flush(timeout)
+
     def stats(self) -> dict:
         """Counters: published, delivered, buffered, reconnects, gaps,
         duplicates, skipped (bad input), errors, buffer_full."""
@@ -255,15 +314,143 @@ class RedisStreamsManager(Manager):
 
     def pre_connect(self, eio_sid, namespace):
         self._watch(namespace)
-        sid = super().pre_connect(eio_sid, namespace)
+        session = self._sessions.pop((eio_sid, namespace), None)
+        sid = self._pre_restore(eio_sid, namespace, session) \
+            if session else None
+        if sid is None:
+            sid = super().pre_connect(eio_sid, namespace)
         if sid is not None:
             self._connections[(namespace, sid)] = (
                 time.time(), self._auth.get((eio_sid, namespace)))
+            if self._recovery is not None:
+                self._pids.setdefault((namespace, sid),
+                                      self.server.eio.generate_id())
+        return sid
+
+    def connect(self, sid, namespace):
+        sid = super().connect(sid, namespace)
+        if (namespace, sid) in self._restoring:
+            self._replay(sid, namespace)
         return sid
 
     def disconnect(self, sid, namespace, **kwargs):
-        self._connections.pop((namespace, sid), None)
+        key = (namespace, sid)
+        if self._recovery is not None and self._reasons.get(
+                (self.eio_sid_from_sid(sid, namespace), namespace)) \
+                in RECOVERABLE:
+            self._persist(sid, namespace)
+        for table in (self._connections, self._pids, self._replayed,
+                      self._restoring):
+            table.pop(key, None)
         return super().disconnect(sid, namespace, **kwargs)
+
+    def is_recovered(self, sid: str, namespace: str = '/') -> bool:
+        """True if this connection restored a previous session."""
+        return (namespace, sid) in self._replayed
+
+    # --- connection state recovery -------------------------------------------
+
+    def _take_session(self, pid: Any, offset: Any,
+                      namespace: str) -> dict | None:
+        try:
+            return self._recovery.take(pid, offset, self._stream(namespace)) \
+                if self._recovery else None
+        except Exception as exc:  # Redis unreachable: a fresh session
+            self._log.warning('cannot restore session %r: %r', pid, exc)
+            return None
+
+    def _pre_restore(self, eio_sid: str, namespace: str,
+                     session: dict) -> str | None:
+        """Register the socket under its old sid and rooms; live packets
+        for it wait in a buffer until the missed ones are replayed."""
+        sid = session['sid']
+        if self.eio_sid_from_sid(sid, namespace) is not None:
+            return None  # the old connection is still here: start afresh
+        try:
+            self.basic_enter_room(sid, namespace, None, eio_sid=eio_sid)
+        except ValueDuplicationError:
+            return None
+        with self._restore_lock:
+            self._restoring[(namespace, sid)] = [session]
+        for room in [sid, *session['rooms']]:
+            if room == sid or not self.is_sid_room(namespace, room):
+                self.basic_enter_room(sid, namespace, room, eio_sid=eio_sid)
+        self.pending_connect.setdefault(namespace, []).append(sid)
+        if isinstance(session.get('data'), dict):
+            self.server.eio.get_session(eio_sid)[namespace] = session['data']
+        self._pids[(namespace, sid)] = session['pid']
+        return sid
+
+    def _replay(self, sid: str, namespace: str) -> None:
+        """Send what the client missed, then what arrived meanwhile."""
+        session = self._restoring[(namespace, sid)][0]
+        eio_sid = self.eio_sid_from_sid(sid, namespace)
+        last, complete, sent = session['offset'], False, 0
+        seen: dict[str, int] = {}
+        recovery = self._recovery
+        try:
+            for entry_id, fields in recovery.backlog(  # type: ignore
+                    self._stream(namespace), last):
+                last = entry_id
+                event_data = self._missed(fields, namespace, session, seen)
+                if event_data is not None:
+                    self._send_event(eio_sid, namespace,
+                                     [*event_data, entry_id])
+                    sent += 1
+            complete = True
+        except (Hole, *_REDIS_ERRORS) as exc:
+            self._log.warning('recovery of %s (%s) incomplete: %s; closing '
+                              'its connection so it starts afresh', sid,
+                              namespace, exc)
+        with self._restore_lock:
+            buffered = self._restoring.pop((namespace, sid))[1:]
+            self._replayed[(namespace, sid)] = last
+        for offset, eio_pkts in buffered:
+            if offset is None or protocol.compare_offsets(offset, last) > 0:
+                for p in eio_pkts:
+                    self.server._send_eio_packet(eio_sid, p)
+        self._stats.incr('delivered', sent)
+        if not complete:
+            self.server.eio.disconnect(eio_sid)
+
+    def _missed(self, fields: Any, namespace: str, session: dict,
+                seen: dict) -> list | None:
+        """``[event, *args]`` of a stream entry the session should get
+        again, else None (other namespace, room, volatile, a duplicate)."""
+        try:
+            message = protocol.decode_entry(fields)
+            if message.nsp != namespace or message.type != T.BROADCAST or \
+                    protocol.request_id(message.data) is not None:
+                return None
+            if message.seq is not None:
+                if message.seq <= seen.get(message.uid, 0):
+                    return None
+                seen[message.uid] = message.seq
+            event_data = protocol.parse_event(message.data)
+            opts = protocol.parse_opts(message.data)
+        except ProtocolError:
+            return None
+        if 'volatile' in opts[2] or not protocol.should_include(
+                session['rooms'], opts):
+            return None
+        return event_data
+
+    def _persist(self, sid: str, namespace: str) -> None:
+        """Keep a dropped client's session for ``max_disconnection_duration``
+        (queued like an emit: an outage does not lose it)."""
+        pid = self._pids.get((namespace, sid))
+        if pid is None or self._recovery is None:
+            return
+        try:
+            value = protocol.encode_session(
+                sid, pid, self.get_rooms(sid, namespace),
+                self._session(sid, namespace))
+        except TypeError as exc:
+            self._log.warning('session of %s cannot be stored for recovery: '
+                              '%s', sid, exc)
+            return
+        self._start_publisher().put(Item(
+            'set', self._recovery.key(pid), (value, self._recovery.ttl_ms)))
 
     def emit(self, event: str, data: Any, namespace: str | None = None,
              room: Any = None, skip_sid: Any = None,
@@ -284,9 +471,18 @@ class RedisStreamsManager(Manager):
                                             namespace, room, skip_sid,
                                             callback)
         opts = protocol.make_opts(room, skip_sid)
+        deliver = functools.partial(self._deliver, namespace, event_data,
+                                    opts['rooms'], opts['except'])
+        if self._recovery is not None and self.server is not None:
+            # every client gets the stream offset: wait for the XADD reply
+            self._publish(namespace, T.BROADCAST,
+                          protocol.broadcast_data(event_data, opts),
+                          on_written=lambda entry_id: deliver(
+                              offset=_text(entry_id)))
+            return
         self._publish(namespace, T.BROADCAST,
                       protocol.broadcast_data(event_data, opts))
-        self._deliver(namespace, event_data, opts['rooms'], opts['except'])
+        deliver()
 
     def _emit_with_callback(self, event, data, event_data, namespace, room,
                             skip_sid, callback) -> None:
@@ -538,7 +734,8 @@ class RedisStreamsManager(Manager):
 
     # --- sending -------------------------------------------------------------
 
-    def _publish(self, namespace: str, type_: int, data: Any) -> None:
+    def _publish(self, namespace: str, type_: int, data: Any,
+                 on_written: Callable | None = None) -> None:
         """Queue a message: stream-borne types to the namespace's stream,
         requests (BROADCAST with ack, FETCH_SOCKETS, SERVER_SIDE_EMIT) to
         its public channel, as Node's ``isEphemeral`` decides."""
@@ -552,7 +749,8 @@ class RedisStreamsManager(Manager):
             return
         message.seq = publisher.next_seq()
         fields = protocol.encode_entry(message, self.options.only_plaintext)
-        publisher.put(Item('xadd', self._stream(namespace), fields))
+        publisher.put(Item('xadd', self._stream(namespace), fields,
+                           on_written))
 
     def _send_pubsub(self, channel: str, message: Message) -> None:
         kind = 'spublish' if self.options.use_sharded_pubsub else 'publish'
@@ -581,22 +779,54 @@ class RedisStreamsManager(Manager):
         return list(targets.items())
 
     def _deliver(self, namespace: str, event_data: list, rooms: list,
-                 except_rooms: list) -> int:
-        """Send an EVENT to the matching local sockets; returns how many."""
+                 except_rooms: list, offset: str | None = None) -> int:
+        """Send an EVENT to the matching local sockets; returns how many.
+        With recovery on, ``offset`` (the stream entry ID) is appended as
+        the last argument, as Node does; a socket being restored gets it
+        after its missed packets, one restored gets nothing twice."""
         targets = self._targets(namespace, rooms, except_rooms)
         if not targets:
             return 0
+        if offset is not None and self._recovery is not None:
+            event_data = [*event_data, offset]
+        eio_pkts = self._encode(namespace, event_data)
+        sent = 0
+        for sid, eio_sid in targets:
+            if self._restoring or self._replayed:
+                if self._held(namespace, sid, offset, eio_pkts):
+                    continue
+            for p in eio_pkts:
+                self.server._send_eio_packet(eio_sid, p)
+            sent += 1
+        self._stats.incr('delivered', sent)
+        return sent
+
+    def _held(self, namespace: str, sid: str, offset: str | None,
+              eio_pkts: list) -> bool:
+        """True if a recovering socket must not get this packet now."""
+        key = (namespace, sid)
+        with self._restore_lock:
+            restoring = self._restoring.get(key)
+            if restoring is not None:
+                restoring.append((offset, eio_pkts))
+                return True
+            until = self._replayed.get(key)
+        return offset is not None and until is not None and \
+            protocol.compare_offsets(offset, until) <= 0
+
+    def _encode(self, namespace: str, event_data: list) -> list:
+        """An EVENT as Engine.IO packets (more than one with binary)."""
         pkt = self.server.packet_class(sio_packet.EVENT, namespace=namespace,
                                        data=event_data)
         encoded = pkt.encode()
         if not isinstance(encoded, list):
             encoded = [encoded]
-        eio_pkts = [eio_packet.Packet(eio_packet.MESSAGE, p) for p in encoded]
-        for _sid, eio_sid in targets:
-            for p in eio_pkts:
-                self.server._send_eio_packet(eio_sid, p)
-        self._stats.incr('delivered', len(targets))
-        return len(targets)
+        return [eio_packet.Packet(eio_packet.MESSAGE, p) for p in encoded]
+
+    def _send_event(self, eio_sid: str, namespace: str,
+                    event_data: list) -> None:
+        for p in self._encode(namespace, event_data):
+            self.server._send_eio_packet(eio_sid, p)
 
     # --- receiving -----------------------------------------------------------
 
@@ -608,7 +838,8 @@ class RedisStreamsManager(Manager):
             return self._skip(f'stream entry {entry_id} of {key!r}', exc)
         if message.uid == self.uid or self._is_duplicate(key, message):
             return
-        self._dispatch(message, f'stream entry {entry_id} of {key!r}')
+        self._dispatch(message, f'stream entry {entry_id} of {key!r}',
+                       entry_id)
 
     def _on_pubsub(self, channel: str, payload: Any) -> None:
         """A PUB/SUB message from the subscriber."""
@@ -638,25 +869,31 @@ class RedisStreamsManager(Manager):
             self._last_seq.popitem(last=False)
         return False
 
-    def _dispatch(self, message: Message, what: str) -> None:
+    def _dispatch(self, message: Message, what: str,
+                  offset: str | None = None) -> None:
         handler = self._handlers.get(message.type)
         if handler is None:
             return self._log.debug('ignoring %s of type %s', what,
                                    message.type)
         try:
-            handler(self, message)
+            if message.type == T.BROADCAST:
+                self._on_broadcast(message, offset)
+            else:
+                handler(self, message)
         except ProtocolError as exc:
             self._skip(what, exc)
         except Exception:
             self._stats.incr('errors')
             self._log.exception('error handling %s', what)
 
-    def _on_broadcast(self, message: Message) -> None:
+    def _on_broadcast(self, message: Message,
+                      offset: str | None = None) -> None:
         event_data = protocol.parse_event(message.data)
-        rooms, except_rooms, _flags = protocol.parse_opts(message.data)
+        rooms, except_rooms, flags = protocol.parse_opts(message.data)
         request_id = protocol.request_id(message.data)
         if request_id is None:
-            self._deliver(message.nsp, event_data, rooms, except_rooms)
+            self._deliver(message.nsp, event_data, rooms, except_rooms,
+                          None if 'volatile' in flags else offset)
             return
         targets = self._targets(message.nsp, rooms, except_rooms)
         self._respond(message, T.BROADCAST_CLIENT_COUNT,
@@ -782,6 +1019,13 @@ class RedisStreamsManager(Manager):
         T.SERVER_SIDE_EMIT: _on_server_side_emit,
         T.SERVER_SIDE_EMIT_RESPONSE: _on_server_side_response,
     }
+
+
+_REDIS_ERRORS = (*RETRYABLE, *RESPONSE_ERRORS)
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
 
 
 def _args(data: Any) -> list:

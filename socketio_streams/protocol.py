@@ -324,3 +324,40 @@ def request_id(data: Any) -> str | None:
     if rid is not None and not isinstance(rid, str):
         raise ProtocolError('requestId is not a string')
     return rid
+
+
+# --- connection state recovery sessions -------------------------------------
+
+def encode_session(sid: str, pid: str, rooms: list, data: Any) -> str:
+    """base64 of msgpack ``{sid, pid, rooms, data}``, as Node stores it."""
+    return base64.b64encode(_pack({'sid': sid, 'pid': pid, 'rooms': rooms,
+                                   'data': data})).decode('ascii')
+
+
+def decode_session(value: Any) -> dict:
+    """A stored session -> ``{sid, pid, rooms, data}``; ProtocolError if
+    it is not one."""
+    if isinstance(value, str):
+        value = value.encode('ascii', 'replace')
+    if not isinstance(value, (bytes, bytearray)):
+        raise ProtocolError('session is not text')
+    try:
+        raw = base64.b64decode(value, validate=True)
+    except (binascii.Error, ValueError):
+        raise ProtocolError('session is not base64') from None
+    session = _unpack(raw)
+    if not isinstance(session, dict) or not isinstance(
+            session.get('sid'), str) or not isinstance(
+            session.get('pid'), str):
+        raise ProtocolError('session has no sid or pid')
+    session['rooms'] = _str_list(session.get('rooms', []), 'session rooms')
+    return session
+
+
+def should_include(session_rooms: Iterable, opts: tuple) -> bool:
+    """Node's ``shouldIncludePacket``: a packet with these ``(rooms,
+    except)`` reaches a socket in ``session_rooms``."""
+    rooms, except_rooms = opts[0], opts[1]
+    joined = set(session_rooms)
+    return (not rooms or bool(joined.intersection(rooms))) and \
+        not joined.intersection(except_rooms)

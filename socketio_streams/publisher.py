@@ -35,8 +35,9 @@ def transient(reply: Any) -> bool:
 
 @dataclass
 class Item:
-    """One command: ``xadd`` (target = stream) or ``publish``/``spublish``
-    (target = channel). ``on_written`` gets the reply (the entry ID)."""
+    """One command: ``xadd`` (target = stream), ``publish``/``spublish``
+    (target = channel) or ``set`` (target = key, payload = (value, ttl in
+    ms)). ``on_written`` gets the reply (for ``xadd``, the entry ID)."""
     kind: str
     target: str
     payload: Any
@@ -162,6 +163,9 @@ class Publisher:
             if item.kind == 'xadd':
                 pipe.xadd(item.target, item.payload,
                           maxlen=self._options.max_len, approximate=True)
+            elif item.kind == 'set':
+                value, ttl_ms = item.payload
+                pipe.set(item.target, value, px=ttl_ms)
             elif item.kind == 'spublish':
                 pipe.execute_command('SPUBLISH', item.target, item.payload)
             else:

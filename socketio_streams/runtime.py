@@ -5,6 +5,8 @@ gevent; a ``write_only`` emitter with no server uses threads.
 """
 from __future__ import annotations
 
+import os
+import sys
 import threading
 import time
 from typing import Any, Callable
@@ -55,3 +57,28 @@ def check_patched(async_mode: str) -> None:
             f'socketio_streams needs a monkey patched standard library under '
             f'{async_mode}: call {async_mode}.monkey_patch() (eventlet) or '
             f'gevent.monkey.patch_all() before importing anything else')
+
+
+def wake_closed_waiters() -> None:
+    """Under eventlet, wake the green threads still waiting on a socket that
+    was just closed by another one (``close_client`` under a blocked
+    ``XREAD``). gevent and threads are woken by the close itself, but
+    eventlet's hub only learns that a descriptor is dead when a green socket
+    reuses its number: until then the waiter hangs, and an ``os.pipe`` that
+    gets the number (``subprocess``) fails with "Second simultaneous read".
+    Call it right after closing, before anything yields."""
+    hubs = sys.modules.get('eventlet.hubs')
+    if hubs is None or not _eventlet_patched():
+        return
+    hub = hubs.get_hub()
+    for bucket in (hub.listeners[hub.READ], hub.listeners[hub.WRITE]):
+        for fileno in list(bucket):
+            try:
+                os.fstat(fileno)
+            except OSError:  # closed: throw IOClosed into its waiter
+                hub.mark_as_reopened(fileno)
+
+
+def _eventlet_patched() -> bool:
+    from eventlet.patcher import is_monkey_patched
+    return bool(is_monkey_patched('socket'))

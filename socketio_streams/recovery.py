@@ -1,0 +1,80 @@
+"""Connection state recovery: sessions in Redis, missed packets from the
+stream, read in bounded batches."""
+from __future__ import annotations
+
+from typing import Any, Iterator
+
+from . import protocol
+from .protocol import ProtocolError
+
+#: entries per XRANGE while replaying a backlog
+BATCH = 100
+
+
+class Hole(Exception):
+    """Entries a recovering client missed were trimmed from the stream."""
+
+
+class Recovery:
+    """Stores and takes back sessions; reads what a client missed."""
+
+    def __init__(self, connector, options, log):
+        self._connector = connector
+        self._options = options
+        self._log = log
+
+    @property
+    def ttl_ms(self) -> int:
+        recovery = self._options.connection_state_recovery or {}
+        return int(recovery['max_disconnection_duration'] * 1000)
+
+    def key(self, pid: str) -> str:
+        return self._options.session_key_prefix + pid
+
+    def take(self, pid: Any, offset: Any, stream: str) -> dict | None:
+        """The session of ``pid`` if it can be restored from ``offset``
+        (still in the stream), consumed; otherwise None."""
+        if not isinstance(pid, str) or not pid or not isinstance(
+                offset, str) or not protocol.OFFSET_RE.match(offset):
+            return None
+        client = self._connector.client()
+        if not client.xrange(stream, offset, offset, count=1):
+            self._log.info('recovery of %s refused: offset %s is no longer '
+                           'in %r', pid, offset, stream)
+            return None
+        pipe = client.pipeline(transaction=True)
+        pipe.get(self.key(pid))
+        pipe.delete(self.key(pid))
+        value = pipe.execute()[0]
+        if value is None:
+            return None
+        try:
+            session = protocol.decode_session(value)
+        except ProtocolError as exc:
+            self._log.warning('ignoring stored session %s: %s', pid, exc)
+            return None
+        session['offset'] = offset
+        return session
+
+    def backlog(self, stream: str, offset: str) -> Iterator[tuple[str, Any]]:
+        """``(entry_id, fields)`` after ``offset``, in order, in batches;
+        raises :class:`Hole` if trimming removed any of them meanwhile."""
+        client = self._connector.client()
+        cursor = offset
+        while True:
+            pipe = client.pipeline(transaction=True)
+            pipe.xrange(stream, count=1)
+            pipe.xrange(stream, protocol.next_offset(cursor), count=BATCH)
+            first, entries = pipe.execute()
+            if not first or protocol.compare_offsets(
+                    _text(first[0][0]), cursor) > 0:
+                raise Hole(f'{stream!r} was trimmed past {cursor}')
+            for entry_id, fields in entries:
+                cursor = _text(entry_id)
+                yield cursor, fields
+            if len(entries) < BATCH:
+                return
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)

@@ -1,0 +1,215 @@
+"""Connection state recovery, proven with the official JavaScript client."""
+import pytest
+
+from socketio_streams import protocol
+
+from .nodejs import NodeClient, NodeUnavailable, npm_ready
+
+try:
+    npm_ready()
+except NodeUnavailable as exc:  # pragma: no cover - node is in the CI
+    pytest.skip(f'Node.js peers unavailable: {exc}', allow_module_level=True)
+
+CSR = {'connection_state_recovery': {'max_disconnection_duration': 30}}
+
+
+@pytest.fixture
+def csr_nodes(make_node):
+    return [make_node(**CSR), make_node(**CSR)]
+
+
+@pytest.fixture
+def js_clients():
+    made = []
+
+    def make(url, **kwargs):
+        client = NodeClient(url, **kwargs)
+        made.append(client)
+        return client
+
+    yield make
+    for client in made:
+        client.stop()
+
+
+def _events(client, name):
+    return [line['args'] for line in client.events(name)]
+
+
+def _drop_and_return(client):
+    """Close the transport; wait until the client is back."""
+    before = len(client.events('connect'))
+    client.command('close_transport')
+    client.wait_for('disconnect')
+
+    def back():
+        client.wait_for(lambda line: len(client.events('connect')) > before,
+                        timeout=10)
+        return client.events('connect')[-1]
+    return back
+
+
+def test_broadcasts_carry_their_stream_offset_local_and_remote(
+        csr_nodes, js_clients, redis_server):
+    a, b = csr_nodes
+    local, remote = js_clients(a.url), js_clients(b.url)
+    a.sio.emit('ev', {'n': 1})
+    local.wait_for('ev')
+    remote.wait_for('ev')
+    (entry_id,) = [e[0].decode() for e in
+                   redis_server.client().xrange('socket.io')]
+    assert _events(local, 'ev') == _events(remote, 'ev') == [
+        [{'n': 1}, entry_id]]
+
+
+def test_acked_emits_carry_no_offset(csr_nodes, js_clients):
+    a, b = csr_nodes
+    client = js_clients(b.url)
+    client.command('answer', event='ask', value='yes')
+    assert a.sio.call('ask', 1, to=client.sid, timeout=5) == 'yes'
+    client.wait_for('ask')
+    assert _events(client, 'ask') == [[1]]
+
+
+def test_a_dropped_client_comes_back_recovered_with_what_it_missed(
+        csr_nodes, js_clients, make_node):
+    """The Node adapter's own scenarios: io.emit, to(room), to(other room),
+    except(room), other namespace, socket.emit."""
+    a, b = csr_nodes
+    client = js_clients(a.url)
+    client.command('emit', event='join', args=['room1'], ack=True)
+    a.sio.emit('warmup', 0)
+    client.wait_for('warmup')
+    sid = client.sid
+    back = _drop_and_return(client)
+    a.sio.emit('missed', 1)
+    b.sio.emit('missed', 2, to='room1')
+    a.sio.emit('not-for-me', 1, to='room2')
+    b.sio.emit('not-for-me', 2, skip_sid='room1')
+    a.sio.emit('not-for-me', 3, namespace='/chat')
+    b.sio.emit('missed', 3, to=sid)
+    assert a.mgr.flush() and b.mgr.flush()
+    line = back()
+    assert line['recovered'] is True and line['id'] == sid
+    client.wait_for(lambda ln: ln.get('event') == 'missed' and
+                    ln['args'][0] == 3)
+    assert [args[0] for args in _events(client, 'missed')] == [1, 2, 3]
+    assert _events(client, 'not-for-me') == []
+    # rooms are back: a new emit to room1 reaches it
+    b.sio.emit('live', 4, to='room1')
+    client.wait_for('live')
+
+
+def test_recovery_works_on_another_server(csr_nodes, js_clients):
+    a, b = csr_nodes
+    client = js_clients(a.url, auth={'user': 'ann'})
+    a.sio.emit('warmup', 0)
+    client.wait_for('warmup')
+    sid = client.sid
+    client.command('close_transport')
+    client.wait_for('disconnect')
+    b.sio.emit('missed', 'x')
+    client.stop()
+    # the same pid and offset, presented to server b by a new client
+    state = client.events('warmup')[0]
+    offset = state['args'][-1]
+    pid = a.mgr._pids.get(('/', sid))  # gone: a stored it in Redis
+    assert pid is None
+    stored = [k for k in b.mgr._connector.client().keys('sio:session:*')]
+    assert len(stored) == 1
+    pid = stored[0].decode()[len('sio:session:'):]
+    other = js_clients(b.url, auth={'pid': pid, 'offset': offset})
+    assert other.sid == sid
+    other.wait_for('missed')
+    assert _events(other, 'missed') == [['x', _events(other, 'missed')[0][1]]]
+    assert b.mgr.is_recovered(sid)
+
+
+@pytest.mark.parametrize('auth', [
+    {'pid': 'unknown-pid', 'offset': '1-0'},
+    {'pid': 'p', 'offset': 'not-an-offset'},
+    {'pid': 42, 'offset': None},
+])
+def test_unknown_pid_or_bad_offset_gives_a_fresh_session(csr_nodes,
+                                                         js_clients, auth):
+    a, _b = csr_nodes
+    client = js_clients(a.url, auth=auth)
+    line = client.events('connect')[0]
+    assert line['recovered'] is False
+    assert not a.mgr.is_recovered(client.sid)
+
+
+def test_a_trimmed_offset_gives_a_fresh_session(make_node, js_clients):
+    a = make_node(max_len=10, **CSR)
+    client = js_clients(a.url)
+    a.sio.emit('warmup', 0)
+    client.wait_for('warmup')
+    back = _drop_and_return(client)
+    for i in range(500):
+        a.sio.emit('flood', i)
+    line = back()
+    assert line['recovered'] is False
+
+
+def test_an_expired_session_gives_a_fresh_session(make_node, js_clients):
+    a = make_node(connection_state_recovery={
+        'max_disconnection_duration': 0.5})
+    client = js_clients(a.url, reconnection_delay=2000,
+                        reconnection_delay_max=2000)
+    a.sio.emit('warmup', 0)
+    client.wait_for('warmup')
+    back = _drop_and_return(client)
+    line = back()
+    assert line['recovered'] is False
+
+
+def test_missed_packets_come_before_live_ones_while_others_broadcast(
+        csr_nodes, js_clients, make_node):
+    """Another server keeps broadcasting during the restore: the client
+    gets every packet once, in order."""
+    a, b = csr_nodes
+    client = js_clients(a.url)
+    b.sio.emit('n', -1)
+    client.wait_for('n')
+    back = _drop_and_return(client)
+    import threading
+    stop = threading.Event()
+
+    def pump():
+        i = 0
+        while not stop.is_set() and i < 3000:
+            b.sio.emit('n', i)
+            i += 1
+            stop.wait(0.002)
+        return i
+
+    count = []
+    thread = threading.Thread(target=lambda: count.append(pump()))
+    thread.start()
+    line = back()
+    stop.set()
+    thread.join()
+    assert line['recovered'] is True
+    client.wait_for(lambda ln: ln.get('event') == 'n' and
+                    ln['args'][0] == count[0] - 1, timeout=15)
+    got = [args[0] for args in _events(client, 'n')]
+    assert got == list(range(-1, count[0]))
+
+
+def test_session_is_stored_in_the_node_format(csr_nodes, js_clients,
+                                              redis_server):
+    a, _b = csr_nodes
+    client = js_clients(a.url)
+    client.command('emit', event='join', args=['room1'], ack=True)
+    a.sio.emit('warmup', 0)
+    client.wait_for('warmup')
+    sid = client.sid
+    client.command('close_transport')
+    client.wait_for('disconnect')
+    r = redis_server.client()
+    from .nodes import wait_until
+    keys = wait_until(lambda: r.keys('sio:session:*'), 5, 'session stored')
+    session = protocol.decode_session(r.get(keys[0]))
+    assert session['sid'] == sid
+    assert set(session['rooms']) == {sid, 'room1'}
+    assert 0 < r.pttl(keys[0]) <= 30_000
