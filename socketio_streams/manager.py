@@ -411,7 +411,7 @@ class RedisStreamsManager(Manager):
                     self.server._send_eio_packet(eio_sid, p)
         self._stats.incr('delivered', sent)
         if not complete:
-            self.server.eio.disconnect(eio_sid)
+            self._runtime.start(self.server.eio.disconnect, eio_sid)
 
     def _missed(self, fields: Any, namespace: str, session: dict,
                 seen: dict) -> list | None:
@@ -1002,7 +1002,9 @@ class RedisStreamsManager(Manager):
         close = bool(message.data.get('close'))
         for sid, eio_sid in self._targets(message.nsp, rooms, except_rooms):
             if close:
-                self.server.eio.disconnect(eio_sid)
+                # engine.io waits for the client's queue to drain: never in
+                # the reader, where a stuck client would stop the stream
+                self._runtime.start(self.server.eio.disconnect, eio_sid)
             else:
                 self.server.disconnect(sid, namespace=message.nsp,
                                        ignore_queue=True)

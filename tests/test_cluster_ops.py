@@ -1,4 +1,4 @@
-"""Cluster-wide operations: the seed adapter's feature table, across servers."""
+"""Cluster-wide operations (the seed adapter's table) across servers."""
 import threading
 import time
 
