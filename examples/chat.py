@@ -4,19 +4,24 @@ Run two servers on one Redis, open both in a browser, and talk across them::
 
     REDIS_URL=redis://localhost:6379/0 python examples/chat.py 5000
     REDIS_URL=redis://localhost:6379/0 python examples/chat.py 5001
+
+Besides chatting, ``/who`` lists everyone on every server (fetch_sockets)
+and ``/ping`` asks every client of every server for an answer
+(emit_with_ack). ``examples/demo.py`` drives three of these servers.
 """
 import os
 import sys
 
 from flask import Flask, render_template
-from flask_socketio import SocketIO, emit
+from flask_socketio import SocketIO, emit, join_room
 
-from socketio_streams import RedisStreamsManager
+from socketio_streams import AckTimeoutError, RedisStreamsManager
 
-app = Flask(__name__)
-socketio = SocketIO(app, client_manager=RedisStreamsManager(
-    os.environ.get('REDIS_URL', 'redis://localhost:6379/0')))
 PORT = int(sys.argv[1]) if len(sys.argv) > 1 else 5000
+app = Flask(__name__)
+mgr = RedisStreamsManager(os.environ.get('REDIS_URL',
+                                         'redis://localhost:6379/0'))
+socketio = SocketIO(app, client_manager=mgr)
 
 
 @app.route('/')
@@ -27,6 +32,34 @@ def index():
 @socketio.on('say')
 def say(text):
     emit('said', {'text': str(text)[:500], 'server': PORT}, broadcast=True)
+
+
+@socketio.on('join')
+def join(room):
+    join_room(str(room))
+    return PORT
+
+
+@socketio.on('say-to')
+def say_to(room, text):
+    emit('said', {'text': str(text)[:500], 'server': PORT, 'room': room},
+         to=str(room))
+
+
+@socketio.on('who')
+def who():
+    """Every socket of every server: fetch_sockets."""
+    return [{'sid': s.sid, 'rooms': sorted(s.rooms)}
+            for s in mgr.fetch_sockets()]
+
+
+@socketio.on('ping-all')
+def ping_all():
+    """Ask every client of every server; return their answers."""
+    try:
+        return mgr.emit_with_ack('ping', PORT, timeout=5)
+    except AckTimeoutError as exc:
+        return exc.responses
 
 
 if __name__ == '__main__':

