@@ -1,9 +1,18 @@
 """The write side: one ordered queue, drained in pipelined batches.
 
 ``put`` never touches the network. A task takes up to ``BATCH`` items from
-the head of the queue, sends them in one pipeline (``XADD ... MAXLEN ~`` and
-``PUBLISH``), and removes them only once Redis answered, so a connection
-error leaves them in place, in order, for the next attempt.
+the head of the queue (on a cluster: those bound for one node), sends them
+in one pipeline (``XADD ... MAXLEN ~``, ``PUBLISH``...), and removes them
+only once Redis answered, so a connection error leaves them in place, in
+order, for the next attempt.
+
+A server can acknowledge an entry and then lose it: a master dies before
+its replica got the entry and the replica is promoted (Sentinel, Redis
+Cluster), or Redis restarts without persistence. So the publisher keeps
+the entries written in the last ``RECENT_SECONDS``; after any failure, and
+before it writes anything else, it asks the server for them and puts those
+that are missing back at the head of the queue, in order. Readers drop the
+copies of entries they had already read (same sender, same ``seq``).
 """
 from __future__ import annotations
 
@@ -14,40 +23,53 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Any, Callable
 
+from . import protocol
 from .backoff import Backoff
-from .connection import RETRYABLE
+from .connection import (CLUSTER_ERRORS, RETRYABLE, TRANSIENT, Writer,
+                         explain, transient)
 from .exceptions import BufferFullError
 
+__all__ = ['Item', 'Publisher', 'TRANSIENT', 'transient']
 
-#: error replies that go away by themselves: the command is retried
-TRANSIENT = ('OOM', 'LOADING', 'READONLY', 'MASTERDOWN', 'TRYAGAIN',
-             'CLUSTERDOWN', 'BUSY', 'NOREPLICAS')
-
-
-def transient(reply: Any) -> bool:
-    """True for an error reply worth retrying (out of memory, loading, a
-    replica that was a master...); False for a refusal that would repeat
-    (WRONGTYPE, NOPERM), which is logged, counted and dropped."""
-    return isinstance(reply, Exception) and (
-        isinstance(reply, RETRYABLE)
-        or str(reply).split(' ', 1)[0].upper() in TRANSIENT)
+#: how long written entries are kept, to be written again if the server
+#: turns out to have lost them (replication lag at a failover is far less)
+RECENT_SECONDS = 5.0
+#: at most this many of them (the oldest go first)
+RECENT_MAX = 20_000
 
 
 @dataclass
 class Item:
     """One command: ``xadd`` (target = stream), ``publish``/``spublish``
     (target = channel) or ``set`` (target = key, payload = (value, ttl in
-    ms)). ``on_written`` gets the reply (for ``xadd``, the entry ID)."""
+    ms)). ``on_written`` gets the reply (for ``xadd``, the entry ID).
+    ``resent``: a copy of an entry the server lost."""
     kind: str
     target: str
     payload: Any
     on_written: Callable[[Any], None] | None = None
+    resent: bool = False
+
+    @property
+    def key(self) -> str | None:
+        """What decides the cluster node (PUBLISH: any node)."""
+        return None if self.kind == 'publish' else self.target
+
+
+@dataclass
+class _Written:
+    """An entry the server acknowledged, with its ID."""
+    at: float
+    item: Item
+    entry_id: str
 
 
 class Publisher:
     """Sends queued items in order; reconnects with backoff."""
 
     BATCH = 500
+    #: how long ``put`` waits for room while Redis is reachable
+    FULL_WAIT = 5.0
 
     def __init__(self, connector, runtime, options, stats, log):
         self._connector = connector
@@ -62,6 +84,9 @@ class Publisher:
         self._wakeup = None
         self._done = None
         self._stopping = False
+        self._writer = Writer(connector)
+        self._recent: deque[_Written] = deque()
+        self._check_recent = False
         self.connected = False
         self.failures = 0
 
@@ -78,17 +103,27 @@ class Publisher:
         return next(self._seq)
 
     def put(self, item: Item) -> None:
-        """Queue an item; ``BufferFullError`` if the buffer is full."""
+        """Queue an item. A full buffer while Redis is reachable (a burst
+        faster than the pipeline) makes the caller wait for room, up to
+        ``FULL_WAIT`` seconds; while Redis is unreachable, or after that,
+        ``BufferFullError``: never a silent drop."""
         if self._stopping:
             raise RuntimeError('the manager is closed')
-        with self._lock:
-            if len(self._queue) >= self._options.buffer_size:
+        deadline = time.monotonic() + self.FULL_WAIT
+        while True:
+            with self._lock:
+                if len(self._queue) < self._options.buffer_size:
+                    self._queue.append(item)
+                    break
+            if self.failures or not self.connected or \
+                    time.monotonic() >= deadline:
                 self._stats.incr('buffer_full')
                 raise BufferFullError(
                     f'{len(self._queue)} packets are waiting for Redis '
                     f'({self._connector.describe()}); buffer_size='
                     f'{self._options.buffer_size} reached')
-            self._queue.append(item)
+            self._wakeup.set()
+            self._runtime.sleep(0.001)
         self._wakeup.set()
 
     def flush(self, timeout: float) -> bool:
@@ -109,6 +144,7 @@ class Publisher:
         self._stopping = True
         self._wakeup.set()
         self._done.wait(timeout=1.0)
+        self._writer.reset()
 
     def _take(self) -> list[Item]:
         with self._lock:
@@ -132,8 +168,13 @@ class Publisher:
 
     def _send(self, batch: list[Item]) -> None:
         try:
-            replies = self._execute(batch)
-        except RETRYABLE as exc:
+            if self._check_recent:
+                if self._requeue_lost():
+                    return  # the next batch starts with them
+                self._check_recent = False
+            client, batch = self._route(batch)
+            replies = self._execute(client, batch)
+        except (*RETRYABLE, *CLUSTER_ERRORS) as exc:
             self._on_failure(exc)
             return
         except Exception as exc:  # a bug or an unexpected client error
@@ -156,8 +197,25 @@ class Publisher:
             self.failures = 0
         self.connected = True
 
-    def _execute(self, batch: list[Item]) -> list:
-        client = self._connector.client()
+    def _route(self, batch: list[Item]) -> tuple[Any, list[Item]]:
+        """The client to send to, and the head of ``batch`` that it serves
+        (all of it, but on a cluster whose keys live on several nodes)."""
+        node = None
+        for i, item in enumerate(batch):
+            key = item.key
+            if key is None:
+                continue
+            where = self._writer.node(key)
+            if node is None:
+                node = where
+            elif where != node:
+                batch = batch[:i]
+                break
+        if node is None:
+            node = self._writer.node(None)
+        return self._writer.client(node), batch
+
+    def _execute(self, client: Any, batch: list[Item]) -> list:
         pipe = client.pipeline(transaction=False)
         for item in batch:
             if item.kind == 'xadd':
@@ -166,21 +224,86 @@ class Publisher:
             elif item.kind == 'set':
                 value, ttl_ms = item.payload
                 pipe.set(item.target, value, px=ttl_ms)
-            elif item.kind == 'spublish':
-                pipe.execute_command('SPUBLISH', item.target, item.payload)
-            else:
-                pipe.publish(item.target, item.payload)
+            else:  # PUBLISH or SPUBLISH
+                pipe.execute_command(item.kind.upper(), item.target,
+                                     item.payload)
         return pipe.execute(raise_on_error=False)
+
+    def _requeue_lost(self) -> bool:
+        """Put back at the head of the queue, in order, the recent entries
+        that the server acknowledged but no longer has; True if any.
+        Replication keeps order, so if the newest entry of a stream is
+        there, so are the older ones: one round trip per stream, mostly."""
+        self._prune()
+        by_stream: dict[str, list[_Written]] = {}
+        for written in self._recent:
+            by_stream.setdefault(written.item.target, []).append(written)
+        lost: list[_Written] = []
+        for stream, entries in by_stream.items():
+            lost += self._missing(stream, entries)
+        if not lost:
+            return False
+        gone = {id(w) for w in lost}
+        self._recent = deque(w for w in self._recent if id(w) not in gone)
+        order = sorted(lost, key=lambda w: w.at)
+        with self._lock:
+            for written in reversed(order):
+                item = written.item
+                self._queue.appendleft(Item(item.kind, item.target,
+                                            item.payload, resent=True))
+        self._stats.incr('resent', len(order))
+        self._log.warning(
+            'publisher: Redis %s lost %d entries it had acknowledged (a '
+            'failover before they reached the replica, or a restart '
+            'without persistence); writing them again', self._connector
+            .describe(), len(order))
+        return True
+
+    def _missing(self, stream: str, entries: list[_Written]) -> list:
+        """Those of ``entries`` (ours, in ``stream``, oldest first) that
+        the server lost (not merely trimmed)."""
+        client = self._writer.client(self._writer.node(stream))
+        pipe = client.pipeline(transaction=False)
+        pipe.xrange(stream, count=1)
+        newest = entries[-1].entry_id
+        pipe.xrange(stream, newest, newest)
+        first, last = pipe.execute()
+        if last:
+            return []
+        pipe = client.pipeline(transaction=False)
+        for written in entries:
+            pipe.xrange(stream, written.entry_id, written.entry_id)
+        found = pipe.execute()
+        first_id = _text(first[0][0]) if first else None
+        return [w for w, there in zip(entries, found) if not there and (
+            first_id is None or
+            protocol.compare_offsets(w.entry_id, first_id) > 0)]
+
+    def _remember(self, item: Item, entry_id: Any) -> None:
+        self._recent.append(_Written(time.monotonic(), item,
+                                     _text(entry_id)))
+        if len(self._recent) > RECENT_MAX:
+            self._recent.popleft()
+
+    def _prune(self) -> None:
+        oldest = time.monotonic() - RECENT_SECONDS
+        while self._recent and self._recent[0].at < oldest:
+            self._recent.popleft()
 
     def _deliver(self, batch: list[Item], replies: list) -> None:
         ok = 0
         for item, reply in zip(batch, replies):
             if isinstance(reply, Exception):
                 self._stats.incr('errors')
-                self._log.error('Redis refused %s to %r: %s (packet '
-                                'dropped; the same command would be refused '
-                                'again)', item.kind.upper(), item.target,
-                                reply)
+                self._log.error('%s (packet dropped; the same command would '
+                                'be refused again)', explain(
+                                    reply, f'{item.kind.upper()} to '
+                                    f'{item.target!r}', self._connector
+                                    .describe()))
+                continue
+            if item.kind == 'xadd':
+                self._remember(item, reply)
+            if item.resent:
                 continue
             ok += 1
             if item.on_written is not None:
@@ -193,15 +316,29 @@ class Publisher:
     def _on_failure(self, exc: Exception) -> None:
         self.connected = False
         self.failures += 1
+        # the server may have changed (a failover, a resharding) or lost
+        # what it acknowledged: ask again where keys live, and what it has
+        self._writer.reset()
+        self._check_recent = bool(self._recent)
         if self.failures == 1:
             self._stats.incr('reconnects')
-            self._log.warning('publisher: Redis %s unreachable (%r); '
-                              'buffering %d packets and retrying',
-                              self._connector.describe(), exc,
-                              len(self._queue))
+            if isinstance(exc, RETRYABLE):
+                self._log.warning('publisher: Redis %s unreachable (%r); '
+                                  'buffering %d packets and retrying',
+                                  self._connector.describe(), exc,
+                                  len(self._queue))
+            else:
+                self._log.warning('publisher: Redis %s cannot take writes '
+                                  'yet (%s: %s); buffering %d packets and '
+                                  'retrying', self._connector.describe(),
+                                  type(exc).__name__, exc, len(self._queue))
         elif self.failures % 50 == 0:
             self._log.error('publisher: Redis %s still unreachable after %d '
                             'attempts; %d packets buffered',
                             self._connector.describe(), self.failures,
                             len(self._queue))
         self._runtime.sleep(self._backoff.compute(self.failures))
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
