@@ -162,3 +162,50 @@ def test_stats_count_published_and_delivered(cluster, clients):
     assert receiver['delivered'] >= 2
     assert sender['buffered'] == 0 and sender['errors'] == 0
     assert sender['healthy'] is True and cluster[0].mgr.healthy()
+
+
+def test_logger_option_receives_the_managers_log(redis_server):
+    import logging
+    records = []
+
+    class Keep(logging.Handler):
+        def emit(self, record):
+            records.append(record.getMessage())
+
+    logger = logging.getLogger('my-app')
+    logger.addHandler(Keep())
+    mgr = RedisStreamsManager(redis_server.url, write_only=True,
+                              logger=logger)
+    redis_server.stop()
+    mgr.emit('x', 1)
+    wait_until(lambda: any('unreachable' in r for r in records), 10,
+               'outage logged')
+    mgr.close(timeout=0.1)
+
+
+def test_redis_options_apply_to_every_connection(redis_server, make_node,
+                                                 clients):
+    node = make_node(redis_options={'client_name': 'sio-test'})
+    clients.append(node.client())
+    node.sio.emit('x', 1)
+    clients[0].wait_for('x')
+    names = [c.get('name') for c in redis_server.client().client_list()]
+    # publisher, reader and subscriber connections all carry the name
+    assert names.count('sio-test') >= 3
+
+
+def test_a_new_reader_starts_at_the_end_of_the_stream(redis_server,
+                                                      make_node, clients):
+    """Entries written before a server started are not delivered; those
+    written once its first client is connected are."""
+    r = redis_server.client()
+    mgr = RedisStreamsManager(redis_server.url, write_only=True)
+    mgr.emit('old', 1)
+    mgr.flush()
+    node = make_node()
+    clients.append(node.client())
+    mgr.emit('new', 2)
+    mgr.close()
+    clients[0].wait_for('new')
+    assert clients[0].events('old') == []
+    assert r.xlen('socket.io') == 2
