@@ -10,6 +10,7 @@ and ``/ping`` asks every client of every server for an answer
 (emit_with_ack). ``examples/demo.py`` drives three of these servers.
 """
 import os
+import socket
 import sys
 
 from flask import Flask, render_template
@@ -17,11 +18,26 @@ from flask_socketio import SocketIO, emit, join_room
 
 from socketio_streams import AckTimeoutError, RedisStreamsManager
 
-PORT = int(sys.argv[1]) if len(sys.argv) > 1 else 5000
+if __name__ == '__main__' and len(sys.argv) > 1:
+    PORT = int(sys.argv[1])
+else:  # under gunicorn: the port of BIND (see examples/gunicorn.conf.py)
+    PORT = int(os.environ.get('BIND', '127.0.0.1:5000').rpartition(':')[2])
 app = Flask(__name__)
 mgr = RedisStreamsManager(os.environ.get('REDIS_URL',
                                          'redis://localhost:6379/0'))
-socketio = SocketIO(app, client_manager=mgr)
+
+
+def async_mode() -> str:
+    """gevent or eventlet under a gunicorn worker that patched the standard
+    library for it, else threads (Flask-SocketIO alone would pick eventlet
+    or gevent whenever installed, patched or not)."""
+    for mode in ('gevent', 'eventlet'):
+        if socket.socket.__module__.startswith(mode):
+            return mode
+    return 'threading'
+
+
+socketio = SocketIO(app, client_manager=mgr, async_mode=async_mode())
 
 
 @app.route('/')

@@ -7,6 +7,7 @@ from one description, so credentials and TLS settings apply everywhere.
 """
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from typing import Any, Callable
 from urllib.parse import parse_qsl, unquote, urlparse
@@ -19,13 +20,76 @@ from .runtime import wake_closed_waiters
 RETRYABLE: tuple = (redis.exceptions.ConnectionError,
                     redis.exceptions.TimeoutError, OSError)
 RESPONSE_ERRORS: tuple = (redis.exceptions.ResponseError,)
+#: a cluster client's errors about the cluster (no node reachable, a slot
+#: not covered during a failover): retried like a lost connection
+CLUSTER_ERRORS: tuple = (redis.exceptions.RedisClusterException,
+                         redis.exceptions.ClusterError)
 try:  # the valkey client has its own exception tree
     import valkey.exceptions
     RETRYABLE += (valkey.exceptions.ConnectionError,
                   valkey.exceptions.TimeoutError)
     RESPONSE_ERRORS += (valkey.exceptions.ResponseError,)
+    CLUSTER_ERRORS += (valkey.exceptions.ValkeyClusterException,
+                       valkey.exceptions.ClusterError)
 except ImportError:  # pragma: no cover - valkey is optional
     pass
+
+#: error replies that go away by themselves (out of memory, loading, a
+#: replica that was a master, a cluster failing over or resharding...)
+TRANSIENT = ('OOM', 'LOADING', 'READONLY', 'MASTERDOWN', 'TRYAGAIN',
+             'CLUSTERDOWN', 'BUSY', 'NOREPLICAS', 'MOVED', 'ASK')
+#: the client classes of those replies (redis-py and valkey-py drop the
+#: code from the message of the errors they have a class for)
+_TRANSIENT_CLASSES = {
+    'OutOfMemoryError', 'BusyLoadingError', 'ReadOnlyError',
+    'MasterDownError', 'TryAgainError', 'ClusterDownError', 'MovedError',
+    'AskError', 'SlotNotCoveredError'}
+#: the Redis version each optional command appeared in
+_INTRODUCED = {'SPUBLISH': '7.0', 'SSUBSCRIBE': '7.0',
+               'PUBSUB SHARDNUMSUB': '7.0', 'PUBSUB SHARDCHANNELS': '7.0'}
+
+
+def transient(error: Any) -> bool:
+    """True for an error worth retrying as it is: a lost connection, or a
+    reply that goes away by itself (see ``TRANSIENT``). False for a refusal
+    that would repeat (WRONGTYPE, NOPERM, an unknown command)."""
+    if not isinstance(error, Exception):
+        return False
+    if isinstance(error, RETRYABLE) or type(error).__name__ in \
+            _TRANSIENT_CLASSES:
+        return True
+    code = getattr(error, 'status_code', None) or \
+        str(error).split(' ', 1)[0]
+    return str(code).upper() in TRANSIENT
+
+
+def why(error: BaseException) -> str:
+    """``Type: message`` for log lines (redis-py 8's ``repr`` of its
+    errors drops the message, e.g. why a certificate was refused)."""
+    return f'{type(error).__name__}: {error}'
+
+
+def explain(error: Exception, command: str, where: str = '') -> str:
+    """A refusal in words that say what to do: a missing permission names
+    the command refused, an unknown command the Redis version it needs."""
+    text = str(error)
+    lowered = text.lower()
+    where = f' {where}' if where else ''
+    code = str(getattr(error, 'status_code', '') or '').upper()
+    if code == 'NOPERM' or 'noperm' in lowered or \
+            type(error).__name__ == 'NoPermissionError':
+        return (f'Redis{where} refused {command}: the user lacks a '
+                f'permission ({text}); grant it (README.rst, "Security '
+                f'considerations", gives the ACL rule)')
+    if 'unknown command' in lowered or 'unknown subcommand' in lowered:
+        name = command.split(' ', 1)[0].upper()
+        sub = ' '.join(command.upper().split()[:2])
+        since = _INTRODUCED.get(sub) or _INTRODUCED.get(name)
+        need = f'; it needs Redis >= {since}' if since else ''
+        return (f'Redis{where} does not know {command} ({text}){need}'
+                + (' (use_sharded_pubsub=True needs it)' if since else ''))
+    return f'Redis{where} refused {command}: {text}'
+
 
 #: seconds to open a connection, unless redis_options say otherwise
 CONNECT_TIMEOUT = 5.0
@@ -65,6 +129,38 @@ def _credentials(parsed) -> dict:
     return kwargs
 
 
+#: types of the query arguments of sentinel and cluster URLs (standalone
+#: URLs are parsed by the client library itself)
+_QUERY_TYPES: dict[str, Callable[[str], Any]] = {
+    'db': int, 'socket_timeout': float, 'socket_connect_timeout': float,
+    'socket_keepalive': lambda v: _bool(v), 'ssl': lambda v: _bool(v),
+    'ssl_check_hostname': lambda v: _bool(v), 'health_check_interval': int,
+    'max_connections': int, 'protocol': int}
+_FILES = ('ssl_ca_certs', 'ssl_certfile', 'ssl_keyfile')
+
+
+def _bool(value: str) -> bool:
+    return value.strip().lower() not in ('', '0', 'false', 'f', 'no', 'n',
+                                         'off')
+
+
+def _query(query: str, url: str) -> dict:
+    """Typed keyword arguments from a URL's query; ``ValueError`` for a
+    bad number or a certificate file that does not exist."""
+    kwargs: dict[str, Any] = {}
+    for name, value in parse_qsl(query):
+        convert = _QUERY_TYPES.get(name, str)
+        try:
+            kwargs[name] = convert(value)
+        except ValueError:
+            raise ValueError(f'bad value {value!r} for {name} in Redis URL '
+                             f'{url!r}') from None
+        if name in _FILES and not os.path.isfile(value):
+            raise ValueError(f'{name} file {value!r} (in Redis URL {url!r}) '
+                             f'does not exist')
+    return kwargs
+
+
 @dataclass
 class Target:
     """What to connect to: ``kind`` is standalone, sentinel or cluster."""
@@ -91,10 +187,11 @@ def parse_url(url: str) -> Target:
             parsed.port  # noqa: B018  (raises on a non-numeric port)
         except ValueError:
             raise ValueError(f'bad port in Redis URL {url!r}') from None
+        _query(parsed.query, url)  # checks the file names it gives
         return Target('standalone', lib, url=url)
     if scheme in _SENTINEL:
         parts = [p for p in parsed.path.split('/') if p]
-        kwargs = _credentials(parsed)
+        kwargs = {**_query(parsed.query, url), **_credentials(parsed)}
         if len(parts) == 1:
             service = parts[0]
         elif len(parts) == 2 and parts[0].isdigit():
@@ -106,8 +203,10 @@ def parse_url(url: str) -> Target:
         return Target('sentinel', lib, hosts=_hosts(parsed.netloc, url),
                       service=service, kwargs=kwargs)
     if scheme in _CLUSTER:
-        kwargs = _credentials(parsed)
-        kwargs.update(parse_qsl(parsed.query))
+        if parsed.path.strip('/') not in ('', '0'):
+            raise ValueError(f'Redis Cluster has database 0 only; remove '
+                             f'{parsed.path!r} from {url!r}')
+        kwargs = {**_query(parsed.query, url), **_credentials(parsed)}
         return Target('cluster', lib, hosts=_hosts(parsed.netloc, url),
                       kwargs=kwargs)
     raise ValueError(f'unsupported Redis URL scheme {parsed.scheme!r} in '
@@ -123,6 +222,11 @@ class Connector:
         self.redis_options = dict(redis_options or {})
         self._client = client
         self.target: Target | None = None
+        for name in _FILES:
+            path = self.redis_options.get(name)
+            if isinstance(path, str) and not os.path.isfile(path):
+                raise ValueError(f'redis_options[{name!r}]: file {path!r} '
+                                 f'does not exist')
         if client is None:
             if url is None:
                 raise ValueError('give a Redis url or a client')
@@ -150,55 +254,150 @@ class Connector:
             self._client = self.new_client()
         return self._client
 
+    def close(self, log: Callable[[str], Any] | None = None) -> None:
+        """Close the shared client, if it was ever made."""
+        if self._client is not None:
+            close_client(self._client, log)
+
     def new_client(self, **overrides: Any) -> Any:
-        """A client with its own connections, e.g. for a blocking reader."""
+        """A client with its own connections, e.g. for a blocking reader.
+        A cluster client asks a seed for the slot map at once: if none
+        answers, that is a ``ConnectionError`` like any other."""
         kwargs = {**self.redis_options, **overrides}
         kwargs.setdefault('decode_responses', False)
         kwargs.setdefault('socket_connect_timeout', CONNECT_TIMEOUT)
+        try:
+            return self._new_client(kwargs)
+        except CLUSTER_ERRORS as exc:
+            raise redis.exceptions.ConnectionError(
+                f'Redis Cluster {self.describe()}: {exc}') from exc
+
+    def _new_client(self, kwargs: dict) -> Any:
         if self.target is None:
             return self._duplicate(self._client, kwargs)
         t = self.target
         if t.kind == 'standalone':
             return t.library.Redis.from_url(t.url, **kwargs)
         if t.kind == 'sentinel':
+            kwargs = {**t.kwargs, **kwargs}
+            sentinel_kwargs = kwargs.pop('sentinel_kwargs', None)
+            if sentinel_kwargs is None:
+                sentinel_kwargs = _sentinel_kwargs(kwargs)
             sentinel = t.library.sentinel.Sentinel(
-                t.hosts, sentinel_kwargs=self._sentinel_kwargs(t),
-                **{**t.kwargs, **kwargs})
-            return sentinel.master_for(t.service, **{**t.kwargs, **kwargs})
+                t.hosts, sentinel_kwargs=sentinel_kwargs, **kwargs)
+            return sentinel.master_for(t.service, **kwargs)
         nodes = [t.library.cluster.ClusterNode(h, p) for h, p in t.hosts]
-        return t.library.cluster.RedisCluster(
+        kwargs.pop('retry', None)  # per node, not the cluster's own
+        return cluster_class(t.library)(
             startup_nodes=nodes, **{**t.kwargs, **kwargs})
-
-    def _sentinel_kwargs(self, target: Target) -> dict:
-        keep = ('username', 'password', 'ssl', 'ssl_ca_certs',
-                'socket_timeout', 'socket_connect_timeout')
-        return {k: v for k, v in {**target.kwargs,
-                                  **self.redis_options}.items() if k in keep}
 
     @staticmethod
     def _duplicate(client: Any, kwargs: dict) -> Any:
-        """A sibling of a user's client with its own connection pool."""
+        """A sibling of a user's client with its own connection pool (a
+        cluster client: seeded with every node it knows)."""
         if hasattr(client, 'get_nodes'):
-            seed = client.get_default_node() or client.get_nodes()[0]
-            node_kwargs = dict(seed.redis_connection.connection_pool
-                               .connection_kwargs)
-            for key in ('host', 'port', 'connection_pool', 'retry',
-                        'redis_connect_func', 'connection_class'):
-                node_kwargs.pop(key, None)
+            nodes = client.get_nodes()
+            pool = node_client(
+                client, client.get_default_node() or nodes[0]).connection_pool
+            node_kwargs = {k: v for k, v in pool.connection_kwargs.items()
+                           if k in _CLUSTER_KEEP}
+            if 'SSL' in pool.connection_class.__name__:
+                node_kwargs['ssl'] = True
             node_kwargs.update(kwargs)
-            return type(client)(host=seed.host, port=seed.port,
-                                **node_kwargs)
+            node_kwargs.pop('retry', None)
+            node_class = type(nodes[0])
+            return type(client)(startup_nodes=[
+                node_class(n.host, n.port) for n in nodes], **node_kwargs)
         pool = client.connection_pool
-        if hasattr(pool, 'sentinel_manager'):
-            pkw = dict(pool.connection_kwargs)
-            pkw.update(kwargs)
-            return pool.sentinel_manager.master_for(pool.service_name, **pkw)
         pkw = dict(pool.connection_kwargs)
+        pkw.pop('retry', None)  # the client's retries, unless we say
         pkw.update(kwargs)
-        for key in ('retry',):
-            pkw.pop(key, None)
+        if hasattr(pool, 'sentinel_manager'):
+            return pool.sentinel_manager.master_for(pool.service_name, **pkw)
         new_pool = type(pool)(connection_class=pool.connection_class, **pkw)
         return type(client)(connection_pool=new_pool)
+
+
+#: what a copy of a user's cluster client keeps of its node connections
+_CLUSTER_KEEP = frozenset({
+    'username', 'password', 'credential_provider', 'socket_timeout',
+    'socket_connect_timeout', 'socket_keepalive', 'socket_keepalive_options',
+    'encoding', 'encoding_errors', 'decode_responses', 'client_name',
+    'health_check_interval', 'protocol', 'ssl_keyfile', 'ssl_certfile',
+    'ssl_cert_reqs', 'ssl_ca_certs', 'ssl_ca_path', 'ssl_ca_data',
+    'ssl_check_hostname', 'ssl_password', 'ssl_min_version', 'ssl_ciphers'})
+
+
+def _sentinel_kwargs(kwargs: dict) -> dict:
+    """What the connections to the sentinels share with those to the
+    master: timeouts and TLS. Credentials are the master's (as with
+    python-socketio); sentinels that want their own take
+    ``redis_options={'sentinel_kwargs': {...}}``."""
+    return {k: v for k, v in kwargs.items()
+            if k.startswith(('socket_', 'ssl'))}
+
+
+def cluster_class(library: Any) -> Any:
+    """``redis.cluster.RedisCluster`` or ``valkey.cluster.ValkeyCluster``."""
+    module = library.cluster
+    return getattr(module, 'RedisCluster', None) or module.ValkeyCluster
+
+
+def node_client(cluster: Any, node: Any) -> Any:
+    """The plain client of one node of a redis-py or valkey-py cluster."""
+    get = getattr(cluster, 'get_redis_connection', None) or \
+        cluster.get_valkey_connection
+    return get(node)
+
+
+class Writer:
+    """The publisher's connections. A command goes to the node that holds
+    its key, over a plain connection with no retries hidden in the client:
+    the publisher retries by itself and must see every failure, to check
+    what the server kept before it writes anything else."""
+
+    def __init__(self, connector: Connector):
+        self._connector = connector
+        self._router: Any = None  # a cluster client, for its slot map
+        self._clients: dict[str, Any] = {}
+
+    def node(self, key: str | None) -> str:
+        """The name of the node that serves ``key`` (None: any node); ''
+        when there is one server."""
+        if not self._connector.is_cluster:
+            return ''
+        if self._router is None:
+            self._router = self._connector.new_client()
+        router = self._router
+        if key is None:
+            found = router.get_default_node() or router.get_primaries()[0]
+        else:
+            found = router.get_node_from_key(key)
+        if found is None:
+            raise redis.exceptions.ConnectionError(
+                f'no node serves {key!r} yet')
+        return str(found.name)
+
+    def client(self, node: str) -> Any:
+        """A client of ``node`` (a name from ``node()``)."""
+        if node not in self._clients:
+            if not node:
+                made = self._connector.new_client(retry=None)
+            else:
+                found = self._router.get_node(node_name=node)
+                made = Connector._duplicate(
+                    node_client(self._router, found),
+                    {'retry': None})
+            self._clients[node] = made
+        return self._clients[node]
+
+    def reset(self) -> None:
+        """Drop connections and the slot map: ask again next time."""
+        clients, self._clients = self._clients, {}
+        router, self._router = self._router, None
+        for client in [*clients.values(), router]:
+            if client is not None:
+                close_client(client)
 
 
 def close_client(client: Any, log: Callable[[str], Any] | None = None) -> None:
@@ -214,12 +413,26 @@ def close_client(client: Any, log: Callable[[str], Any] | None = None) -> None:
             log(f'while closing a Redis client: {exc!r}')
 
 
-def _each_node(client: Any) -> list:
-    """The clients to ask for per-node facts (every node of a cluster)."""
-    if hasattr(client, 'get_nodes'):
-        return [node.redis_connection or client.get_redis_connection(node)
-                for node in client.get_nodes()]
-    return [client]
+def _on_each_node(client: Any, command: tuple) -> list:
+    """``command``'s reply from each node of a cluster (those that cannot
+    be reached have no subscribers: skipped, unless none can), or from the
+    one server. A refused command raises an error that says why."""
+    if not hasattr(client, 'get_nodes'):
+        clients = [client]
+    else:
+        clients = [node_client(client, node)
+                   for node in client.get_nodes()]
+    replies, lost = [], None
+    for node in clients:
+        try:
+            replies.append(node.execute_command(*command))
+        except RETRYABLE as exc:
+            lost = exc
+        except RESPONSE_ERRORS as exc:
+            raise type(exc)(explain(exc, ' '.join(command[:2]))) from exc
+    if lost is not None and not replies:
+        raise lost
+    return replies
 
 
 def numsub(client: Any, channel: str, sharded: bool = False) -> int:
@@ -227,8 +440,7 @@ def numsub(client: Any, channel: str, sharded: bool = False) -> int:
     the nodes of a cluster."""
     command = ('PUBSUB', 'SHARDNUMSUB' if sharded else 'NUMSUB', channel)
     total = 0
-    for node in _each_node(client):
-        reply = node.execute_command(*command)
+    for reply in _on_each_node(client, command):
         if isinstance(reply, dict):
             reply = list(reply.items())
         elif reply and not isinstance(reply[0], (list, tuple)):
@@ -242,7 +454,7 @@ def channels(client: Any, pattern: str, sharded: bool = False) -> set[str]:
     over every node of a cluster."""
     command = ('PUBSUB', 'SHARDCHANNELS' if sharded else 'CHANNELS', pattern)
     found: set[str] = set()
-    for node in _each_node(client):
-        for name in node.execute_command(*command) or ():
+    for reply in _on_each_node(client, command):
+        for name in reply or ():
             found.add(name.decode() if isinstance(name, bytes) else name)
     return found

@@ -19,7 +19,7 @@ from . import protocol
 from .cluster import (SELF, BroadcastAcks, ClientAcks, Pending, RemoteSocket,
                       Request, handshake, new_request_id)
 from .connection import (RESPONSE_ERRORS, RETRYABLE, Connector, channels,
-                         close_client, numsub)
+                         numsub)
 from .exceptions import AckTimeoutError
 from .options import Options, default_logger
 from .protocol import Message, MessageType as T, ProtocolError
@@ -273,7 +273,7 @@ class RedisStreamsManager(Manager):
         for task in [*self._readers.values(), self._subscriber]:
             if task is not None:
                 task.stop()
-        close_client(self._connector.client(), self._log.debug)
+        self._connector.close(self._log.debug)
 
     def flush(self, timeout: float = 5.0) -> bool:
         """Wait until everything queued is in Redis; False on timeout."""

@@ -25,14 +25,14 @@ from typing import Any, Callable
 
 from . import protocol
 from .backoff import Backoff
-from .connection import (CLUSTER_ERRORS, RETRYABLE, TRANSIENT, Writer,
-                         explain, transient)
+from .connection import (CLUSTER_ERRORS, RESPONSE_ERRORS, RETRYABLE,
+                         TRANSIENT, Writer, explain, transient, why)
 from .exceptions import BufferFullError
 
 __all__ = ['Item', 'Publisher', 'TRANSIENT', 'transient']
 
-#: how long written entries are kept, to be written again if the server
-#: turns out to have lost them (replication lag at a failover is far less)
+#: how long before the last write entries are kept, to be written again if
+#: the server turns out to have lost them (replication lag is far less)
 RECENT_SECONDS = 5.0
 #: at most this many of them (the oldest go first)
 RECENT_MAX = 20_000
@@ -174,11 +174,13 @@ class Publisher:
                 self._check_recent = False
             client, batch = self._route(batch)
             replies = self._execute(client, batch)
-        except (*RETRYABLE, *CLUSTER_ERRORS) as exc:
+        except (*RETRYABLE, *CLUSTER_ERRORS, *RESPONSE_ERRORS) as exc:
+            # RESPONSE_ERRORS: refused while connecting (a wrong password,
+            # a command the client needs that the ACL user may not run)
             self._on_failure(exc)
             return
         except Exception as exc:  # a bug or an unexpected client error
-            self._log.exception('publisher: unexpected error: %r', exc)
+            self._log.exception('publisher: unexpected error: %s', why(exc))
             self._on_failure(exc)
             return
         done = next((i for i, r in enumerate(replies) if transient(r)),
@@ -234,7 +236,6 @@ class Publisher:
         that the server acknowledged but no longer has; True if any.
         Replication keeps order, so if the newest entry of a stream is
         there, so are the older ones: one round trip per stream, mostly."""
-        self._prune()
         by_stream: dict[str, list[_Written]] = {}
         for written in self._recent:
             by_stream.setdefault(written.item.target, []).append(written)
@@ -280,14 +281,14 @@ class Publisher:
             protocol.compare_offsets(w.entry_id, first_id) > 0)]
 
     def _remember(self, item: Item, entry_id: Any) -> None:
-        self._recent.append(_Written(time.monotonic(), item,
-                                     _text(entry_id)))
-        if len(self._recent) > RECENT_MAX:
-            self._recent.popleft()
-
-    def _prune(self) -> None:
-        oldest = time.monotonic() - RECENT_SECONDS
-        while self._recent and self._recent[0].at < oldest:
+        """Keep a written entry; forget those written ``RECENT_SECONDS``
+        before it. Only writes forget: through an outage, however long,
+        what was written just before it is kept for the check."""
+        now = time.monotonic()
+        self._recent.append(_Written(now, item, _text(entry_id)))
+        oldest = now - RECENT_SECONDS
+        while self._recent and (self._recent[0].at < oldest or
+                                len(self._recent) > RECENT_MAX):
             self._recent.popleft()
 
     def _deliver(self, batch: list[Item], replies: list) -> None:
@@ -320,19 +321,25 @@ class Publisher:
         # what it acknowledged: ask again where keys live, and what it has
         self._writer.reset()
         self._check_recent = bool(self._recent)
+        refused = not isinstance(exc, (*RETRYABLE, *CLUSTER_ERRORS)) and \
+            not transient(exc)
+        if refused and (self.failures == 1 or self.failures % 50 == 0):
+            self._log.error('publisher: %s; %d packets buffered, retrying',
+                            explain(exc, 'a command', self._connector
+                                    .describe()), len(self._queue))
         if self.failures == 1:
             self._stats.incr('reconnects')
             if isinstance(exc, RETRYABLE):
-                self._log.warning('publisher: Redis %s unreachable (%r); '
+                self._log.warning('publisher: Redis %s unreachable (%s); '
                                   'buffering %d packets and retrying',
-                                  self._connector.describe(), exc,
+                                  self._connector.describe(), why(exc),
                                   len(self._queue))
-            else:
+            elif not refused:
                 self._log.warning('publisher: Redis %s cannot take writes '
                                   'yet (%s: %s); buffering %d packets and '
                                   'retrying', self._connector.describe(),
                                   type(exc).__name__, exc, len(self._queue))
-        elif self.failures % 50 == 0:
+        elif self.failures % 50 == 0 and not refused:
             self._log.error('publisher: Redis %s still unreachable after %d '
                             'attempts; %d packets buffered',
                             self._connector.describe(), self.failures,

@@ -12,7 +12,8 @@ from typing import Any, Callable
 
 from . import protocol
 from .backoff import Backoff
-from .connection import RESPONSE_ERRORS, RETRYABLE, close_client
+from .connection import (CLUSTER_ERRORS, RESPONSE_ERRORS, RETRYABLE,
+                         close_client, explain, transient, why)
 
 
 def _text(value: Any) -> str:
@@ -23,6 +24,7 @@ class _Loop:
     """A task that survives errors: run ``step`` until stopped."""
 
     what = 'reader'
+    command = 'XREAD'
 
     def __init__(self, connector, runtime, stats, log):
         self._connector = connector
@@ -68,16 +70,22 @@ class _Loop:
         self.connected = False
         self.failures += 1
         self._disconnect()
-        if not isinstance(exc, RETRYABLE):
-            self._log.error('%s: %r', self.what, exc, exc_info=exc)
+        if isinstance(exc, RESPONSE_ERRORS) and not transient(exc):
+            if self.failures == 1 or self.failures % 50 == 0:
+                self._log.error('%s: %s; retrying', self.what, explain(
+                    exc, self.command, self._connector.describe()))
+        elif not isinstance(exc, (*RETRYABLE, *CLUSTER_ERRORS)) and \
+                not transient(exc):
+            self._log.error('%s: %s', self.what, why(exc), exc_info=exc)
         elif self.failures == 1:
             self._stats.incr('reconnects')
-            self._log.warning('%s: lost Redis %s (%r); reconnecting',
-                              self.what, self._connector.describe(), exc)
+            self._log.warning('%s: lost Redis %s (%s); reconnecting',
+                              self.what, self._connector.describe(),
+                              why(exc))
         else:
             self._log.error('%s: Redis %s still unreachable (attempt %d): '
-                            '%r', self.what, self._connector.describe(),
-                            self.failures, exc)
+                            '%s', self.what, self._connector.describe(),
+                            self.failures, why(exc))
         self._runtime.sleep(self._backoff.compute(self.failures))
 
     def step(self) -> None:
@@ -223,6 +231,7 @@ class Subscriber(_Loop):
                  handle: Callable[[str, bytes], None]):
         super().__init__(connector, runtime, stats, log)
         self._sharded = options.use_sharded_pubsub
+        self.command = 'SSUBSCRIBE' if self._sharded else 'SUBSCRIBE'
         self._handle = handle
         self._pubsub: Any = None
         self.channels: set[str] = set()
@@ -263,16 +272,31 @@ class Subscriber(_Loop):
     def step(self) -> None:
         if self._pubsub is None:
             self._client = self._connector.new_client(socket_keepalive=True)
-            self._pubsub = self._client.pubsub(ignore_subscribe_messages=True)
+            # subscribe confirmations are skipped by _deliver: valkey-py's
+            # cluster drops every sharded message if told to ignore them
+            self._pubsub = self._client.pubsub()
         new = sorted(self.channels - self._subscribed)
         if new:
             self._subscribe(new)
         if not self._subscribed:
             self._runtime.sleep(self.POLL)
             return
-        if self._sharded:
-            message = self._pubsub.get_sharded_message(timeout=self.POLL)
-        else:
-            message = self._pubsub.get_message(timeout=self.POLL)
+        if not self._sharded:
+            self._deliver(self._pubsub.get_message(timeout=self.POLL))
+            return
+        nodes = getattr(self._pubsub, 'node_pubsub_mapping', None)
+        if nodes is None:  # one server
+            self._deliver(self._pubsub.get_sharded_message(
+                timeout=self.POLL))
+            return
+        # a cluster: one subscription per node; each is asked in turn
+        # (valkey-py's own round robin breaks when a node is added)
+        names = list(nodes)
+        for name in names:
+            self._deliver(self._pubsub.get_sharded_message(
+                timeout=self.POLL / len(names),
+                target_node=self._client.get_node(node_name=name)))
+
+    def _deliver(self, message: Any) -> None:
         if message and message.get('type') in ('message', 'smessage'):
             self._handle(_text(message['channel']), message['data'])

@@ -42,7 +42,9 @@ class Recovery:
             self._log.info('recovery of %s refused: offset %s is no longer '
                            'in %r', pid, offset, stream)
             return None
-        pipe = client.pipeline(transaction=True)
+        # a cluster client may have no MULTI (valkey-py): one key, one node,
+        # one round trip all the same
+        pipe = client.pipeline(transaction=not hasattr(client, 'get_nodes'))
         pipe.get(self.key(pid))
         pipe.delete(self.key(pid))
         value = pipe.execute()[0]
@@ -62,18 +64,30 @@ class Recovery:
         client = self._connector.client()
         cursor = offset
         while True:
-            pipe = client.pipeline(transaction=True)
-            pipe.xrange(stream, count=1)
+            # the batch first, the head of the stream after (no MULTI, which
+            # a cluster client may lack): trimming only moves the head
+            # forward, so a head at or before the cursor after the read
+            # means nothing after the cursor was trimmed before it
+            pipe = client.pipeline(transaction=False)
             pipe.xrange(stream, protocol.next_offset(cursor), count=BATCH)
-            first, entries = pipe.execute()
+            pipe.xrange(stream, count=1)
+            entries, first = pipe.execute()
             if not first or protocol.compare_offsets(
                     _text(first[0][0]), cursor) > 0:
                 raise Hole(f'{stream!r} was trimmed past {cursor}')
             for entry_id, fields in entries:
                 cursor = _text(entry_id)
-                yield cursor, fields
+                yield cursor, _field_map(fields)
             if len(entries) < BATCH:
                 return
+
+
+def _field_map(fields: Any) -> Any:
+    """Entry fields as a dict: a cluster client's MULTI/EXEC may leave
+    them as the flat ``[name, value, ...]`` list of the wire."""
+    if isinstance(fields, list):
+        return dict(zip(fields[::2], fields[1::2]))
+    return fields
 
 
 def _text(value: Any) -> str:

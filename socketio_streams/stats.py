@@ -4,7 +4,7 @@ from __future__ import annotations
 import threading
 
 COUNTERS = ('published', 'delivered', 'errors', 'skipped', 'duplicates',
-            'reconnects', 'gaps', 'buffer_full')
+            'reconnects', 'gaps', 'buffer_full', 'resent')
 
 
 class Stats:

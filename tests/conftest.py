@@ -1,18 +1,25 @@
-"""Fixtures: a private Redis per test, and clusters of Socket.IO nodes."""
+"""Fixtures: a private Redis per test, and clusters of Socket.IO nodes.
+
+Under ``SIO_ASYNC_MODE=eventlet`` or ``gevent`` the standard library is
+monkey patched first, before anything imports socket, threading or redis.
+"""
 from __future__ import annotations
 
-import pytest
+from .asyncmode import monkey_patch
 
-from .nodes import Node
-from .servers import RedisProcess
+monkey_patch()
+
+import pytest  # noqa: E402
+
+from .deployments import suite_server  # noqa: E402
+from .nodes import Node  # noqa: E402
 
 
 @pytest.fixture
-def redis_server(tmp_path):
-    """A fresh Redis/Valkey server on a free port, stopped afterwards."""
-    server = RedisProcess(str(tmp_path / 'redis')).start()
-    yield server
-    server.stop()
+def redis_server(tmp_path, request):
+    """A fresh Redis/Valkey server on a free port, stopped afterwards; or
+    the deployment ``SIO_TEST_DEPLOYMENT`` names (``deployments.py``)."""
+    yield from suite_server(tmp_path, request)
 
 
 @pytest.fixture

@@ -3,6 +3,8 @@
 A ``Node`` is a ``socketio.Server`` with a ``RedisStreamsManager``, served
 over HTTP on a free loopback port; a ``Client`` is a ``socketio.Client``
 connected to one over websocket, recording every event it receives.
+Servers run in ``SIO_ASYNC_MODE`` (see ``asyncmode.py``): served by
+werkzeug in threads, by ``eventlet.wsgi`` or by ``gevent.pywsgi``.
 """
 from __future__ import annotations
 
@@ -15,6 +17,8 @@ import socketio
 from werkzeug.serving import WSGIRequestHandler, make_server
 
 from socketio_streams import RedisStreamsManager
+
+from .asyncmode import ASYNC_MODE
 
 NAMESPACES = ['/', '/chat']
 
@@ -37,12 +41,91 @@ class _QuietHandler(WSGIRequestHandler):
         pass
 
 
-def serve(app, port: int = 0):
-    """Serve a WSGI app in a thread; returns the werkzeug server."""
-    server = make_server('127.0.0.1', port, app, threaded=True,
-                         request_handler=_QuietHandler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    return server
+class HTTPServer:
+    """A WSGI app served on a free loopback port in the background, by the
+    server that matches ``ASYNC_MODE``, until ``stop()``."""
+
+    def __init__(self, app: Callable) -> None:
+        self._stop: Callable[[], Any]
+        if ASYNC_MODE == 'eventlet':
+            import eventlet
+            import eventlet.wsgi
+            sock = eventlet.listen(('127.0.0.1', 0))
+            self.port: int = sock.getsockname()[1]
+            green = eventlet.spawn(eventlet.wsgi.server, sock, app,
+                                   log_output=False)
+            self._stop = green.kill
+        elif ASYNC_MODE == 'gevent':
+            # engineio's gevent driver serves websockets with
+            # simple-websocket (as long as gevent-websocket is absent)
+            from gevent.pywsgi import WSGIServer
+            _whole_websocket_frames()
+            server = WSGIServer(('127.0.0.1', 0), app, log=None,
+                                handler_class=_gevent_handler())
+            server.start()
+            self.port = server.server_port
+            self._stop = functools.partial(server.stop, timeout=1)
+        else:
+            http = make_server('127.0.0.1', 0, app, threaded=True,
+                               request_handler=_QuietHandler)
+            threading.Thread(target=http.serve_forever, daemon=True).start()
+            self.port = http.server_port
+            self._stop = http.shutdown
+        self.url = f'http://127.0.0.1:{self.port}'
+
+    def stop(self) -> None:
+        """Stop accepting connections."""
+        self._stop()
+
+
+def _gevent_handler() -> type:
+    """gevent's handler, closing the connection after a websocket: once
+    simple-websocket is done with it, pywsgi would read the client's closing
+    frame as the next HTTP request (an "Invalid HTTP method" error, and a
+    client waiting for its close to be answered)."""
+    from gevent.pywsgi import WSGIHandler
+
+    class Handler(WSGIHandler):
+        def run_application(self) -> None:
+            try:
+                super().run_application()
+            finally:
+                upgrade = self.environ.get('HTTP_UPGRADE', '')
+                if upgrade.lower() == 'websocket':
+                    self.close_connection = True
+
+    return Handler
+
+
+def _whole_websocket_frames() -> None:
+    """simple-websocket <= 1.1.0 writes a frame with one ``socket.send()``,
+    which under gevent may send part of it: a message bigger than the
+    socket buffer then corrupts the connection (upstream issue
+    miguelgrinberg/simple-websocket#45, fixed after 1.1.0). The servers of
+    these tests send whole frames, as fixed versions do."""
+    from importlib.metadata import version
+
+    from packaging.version import Version
+    from simple_websocket import ws
+
+    if Version(version('simple-websocket')) > Version('1.1.0'):
+        return
+
+    def send(self, data: Any) -> None:
+        if not self.connected:
+            raise ws.ConnectionClosed(self.close_reason, self.close_message)
+        if isinstance(data, bytes):
+            event = ws.Message(data=data)
+        else:
+            event = ws.TextMessage(data=str(data))
+        self.sock.sendall(self.ws.send(event))
+
+    ws.Base.send = send
+
+
+def serve(app: Callable) -> HTTPServer:
+    """Serve a WSGI app in the background (see ``HTTPServer``)."""
+    return HTTPServer(app)
 
 
 class Node:
@@ -51,7 +134,7 @@ class Node:
     def __init__(self, redis_url: str, **options: Any):
         self.mgr = RedisStreamsManager(redis_url, **options)
         self.sio = socketio.Server(client_manager=self.mgr,
-                                   async_mode='threading',
+                                   async_mode=ASYNC_MODE,
                                    namespaces=NAMESPACES)
         self.events: list = []
         for ns in NAMESPACES:
@@ -59,7 +142,7 @@ class Node:
             self.sio.on('leave', self._leave, namespace=ns)
             self.sio.on('echo', lambda sid, data: data, namespace=ns)
         self.http = serve(socketio.WSGIApp(self.sio))
-        self.url = f'http://127.0.0.1:{self.http.server_port}'
+        self.url = self.http.url
 
     def _join(self, sid, room):
         self.sio.enter_room(sid, room)
@@ -71,7 +154,7 @@ class Node:
         return Client(self.url, namespaces or ['/'], **kwargs)
 
     def stop(self) -> None:
-        self.http.shutdown()
+        self.http.stop()
         self.mgr.close(timeout=2)
 
 
@@ -82,6 +165,7 @@ class Client:
                  **connect_kwargs: Any):
         self.received: list[tuple[str, str, tuple]] = []
         self.sio = socketio.Client(reconnection=False)
+        _in_arrival_order(self.sio)
         answers = answers or {}
 
         @self.sio.on('*', namespace='*')
@@ -115,6 +199,21 @@ class Client:
     def disconnect(self) -> None:
         if self.sio.connected:
             self.sio.disconnect()
+
+
+def _in_arrival_order(sio: socketio.Client) -> None:
+    """Handle messages one by one, as they arrive: engineio's client
+    starts a thread per message, and under load two of them can record
+    their events out of order, which would be blamed on the servers."""
+    eio = sio.eio
+    trigger = eio._trigger_event
+
+    def trigger_in_order(event: str, *args: Any, **kwargs: Any) -> Any:
+        if event == 'message':
+            kwargs['run_async'] = False
+        return trigger(event, *args, **kwargs)
+
+    eio._trigger_event = trigger_in_order
 
 
 def settle(node: Node, clients: list, namespace: str = '/') -> None:

@@ -5,12 +5,13 @@ from flask_socketio import SocketIO, emit, join_room
 
 from socketio_streams import RedisStreamsManager
 
+from .asyncmode import ASYNC_MODE
 from .nodes import Client, serve
 
 
 def make_app(redis_url):
     app = Flask(__name__)
-    socketio = SocketIO(app, async_mode='threading',
+    socketio = SocketIO(app, async_mode=ASYNC_MODE,
                         client_manager=RedisStreamsManager(redis_url))
 
     @socketio.on('say')
@@ -23,7 +24,7 @@ def make_app(redis_url):
         join_room(room)
 
     http = serve(app)
-    return socketio, http, f'http://127.0.0.1:{http.server_port}'
+    return socketio, http, http.url
 
 
 @pytest.fixture
@@ -31,7 +32,7 @@ def apps(redis_server):
     made = [make_app(redis_server.url) for _ in range(2)]
     yield made
     for socketio, http, _url in made:
-        http.shutdown()
+        http.stop()
         socketio.server.manager.close()
 
 

@@ -115,7 +115,8 @@ def test_recovery_works_on_another_server(csr_nodes, js_clients):
     offset = state['args'][-1]
     pid = a.mgr._pids.get(('/', sid))  # gone: a stored it in Redis
     assert pid is None
-    stored = [k for k in b.mgr._connector.client().keys('sio:session:*')]
+    stored = list(b.mgr._connector.client().scan_iter(
+        'sio:session:*'))  # every node of a cluster
     assert len(stored) == 1
     pid = stored[0].decode()[len('sio:session:'):]
     other = js_clients(b.url, auth={'pid': pid, 'offset': offset})
@@ -213,3 +214,73 @@ def test_session_is_stored_in_the_node_format(csr_nodes, js_clients,
     assert session['sid'] == sid
     assert set(session['rooms']) == {sid, 'room1'}
     assert 0 < r.pttl(keys[0]) <= 30_000
+
+
+def test_a_large_backlog_is_replayed_whole_in_batches(make_node,
+                                                      js_clients):
+    """3000 missed packets, 30 XRANGE batches: no cap, nothing dropped."""
+    a = make_node(**CSR)
+    client = js_clients(a.url)
+    a.sio.emit('n', -1)
+    client.wait_for('n')
+    back = _drop_and_return(client)
+    for i in range(3000):
+        a.sio.emit('n', i)
+    assert a.mgr.flush(10)
+    assert back()['recovered'] is True
+    client.wait_for(lambda ln: ln.get('event') == 'n' and
+                    ln['args'][0] == 2999, timeout=30)
+    assert [args[0] for args in _events(client, 'n')] == list(
+        range(-1, 3000))
+
+
+def test_volatile_packets_received_live_are_not_replayed(csr_nodes,
+                                                         js_clients,
+                                                         redis_server):
+    """A Node server's volatile broadcast reaches the client live, without
+    an offset, and is not replayed after recovery (Node replays it)."""
+    from .nodejs import NodeServer
+    a, _b = csr_nodes
+    node_server = NodeServer(redis_server.url)
+    try:
+        client = js_clients(a.url)
+        a.sio.emit('warmup', 0)
+        client.wait_for('warmup')
+        node_server.command('emit', event='vol', args=[1], volatile=True)
+        client.wait_for('vol')
+        assert _events(client, 'vol') == [[1]]
+        back = _drop_and_return(client)
+        node_server.command('emit', event='vol', args=[2], volatile=True)
+        node_server.command('emit', event='missed', args=[3])
+        assert back()['recovered'] is True
+        client.wait_for('missed')
+        assert _events(client, 'vol') == [[1]]
+    finally:
+        node_server.stop()
+
+
+def test_flask_socketio_recovers_with_the_manager_option_alone(
+        redis_server, js_clients):
+    from flask import Flask
+    from flask_socketio import SocketIO
+
+    from socketio_streams import RedisStreamsManager
+
+    from .nodes import serve
+    app = Flask(__name__)
+    socketio = SocketIO(app, client_manager=RedisStreamsManager(
+        redis_server.url, **CSR))
+    http = serve(app)
+    try:
+        client = js_clients(http.url)
+        socketio.emit('warmup', 0)
+        client.wait_for('warmup')
+        sid = client.sid
+        back = _drop_and_return(client)
+        socketio.emit('missed', 1)
+        line = back()
+        assert line['recovered'] is True and line['id'] == sid
+        client.wait_for('missed')
+    finally:
+        http.stop()
+        socketio.server.manager.close()

@@ -1,28 +1,38 @@
-"""The minimal ACL user that README.rst gives is enough, verbatim."""
+"""The minimal ACL user that README.rst gives is enough, verbatim, on
+every deployment (``SIO_TEST_DEPLOYMENT``: over TLS, on a cluster...)."""
 import pathlib
 import re
 
 import pytest
-import redis
 
+from socketio_streams.connection import RESPONSE_ERRORS, Connector
+
+from .deployments import DEPLOYMENT, on_every_node, with_credentials
 from .nodes import Node, wait_until
 
 README = pathlib.Path(__file__).resolve().parent.parent / 'README.rst'
 
 
 def _readme_acl() -> list[str]:
-    """The ``ACL SETUSER`` line of README.rst, as arguments."""
-    match = re.search(r'^\s+(ACL SETUSER .+)$', README.read_text(), re.M)
+    """The ``ACL SETUSER`` line of README.rst, as arguments, with what
+    README.rst says to add on Redis Cluster when the tests run on one."""
+    text = README.read_text()
+    match = re.search(r'^\s+(ACL SETUSER .+)$', text, re.M)
     assert match, 'README.rst gives no ACL SETUSER line'
-    return match.group(1).split()
+    args = match.group(1).split()
+    if DEPLOYMENT == 'cluster':
+        extra = re.search(r'On Redis Cluster add ``([^`]+)``', text)
+        assert extra, 'README.rst gives no ACL additions for Redis Cluster'
+        args += extra.group(1).split()
+    return args
 
 
 @pytest.fixture
 def acl_url(redis_server):
     args = _readme_acl()
-    redis_server.client().execute_command(*args)
+    on_every_node(redis_server, *args)
     user, password = args[2], args[4].lstrip('>')
-    return (f'redis://{user}:{password}@127.0.0.1:{redis_server.port}/0')
+    return with_credentials(redis_server.url, user, password)
 
 
 def test_the_readme_acl_user_runs_every_feature(acl_url, clients):
@@ -49,8 +59,8 @@ def test_the_readme_acl_user_runs_every_feature(acl_url, clients):
 
 
 def test_the_acl_user_cannot_touch_other_keys(acl_url):
-    r = redis.Redis.from_url(acl_url)
-    with pytest.raises(redis.exceptions.NoPermissionError):
+    r = Connector(acl_url).new_client()
+    with pytest.raises(RESPONSE_ERRORS, match='NOPERM|permission'):
         r.get('other-key')
 
 

@@ -14,6 +14,7 @@
 // {"clientEvent": ev, "sid": sid, "args": [...]},
 // {"serverSideEmit": ev, "args": [...]}.
 "use strict";
+const fs = require("fs");
 const http = require("http");
 const readline = require("readline");
 const { createClient } = require("redis");
@@ -146,8 +147,19 @@ async function adapterReady() {
   throw new Error("adapter not ready after 10 s");
 }
 
+// node-redis options for our URLs: valkey:// is redis://, and a CA file
+// given as ?ssl_ca_certs= (the Python form) becomes the TLS socket's CA
+function clientOptions(url) {
+  const parsed = new URL(url.replace(/^valkey(s?):/, "redis$1:"));
+  const ca = parsed.searchParams.get("ssl_ca_certs");
+  parsed.searchParams.delete("ssl_ca_certs");
+  const opts = { url: parsed.toString(), name: CLIENT_NAME };
+  if (ca) opts.socket = { tls: true, ca: fs.readFileSync(ca) };
+  return opts;
+}
+
 async function main() {
-  redis = createClient({ url: REDIS_URL, name: CLIENT_NAME });
+  redis = createClient(clientOptions(REDIS_URL));
   redis.on("error", (e) => console.error("redis:", e.message));
   await redis.connect();
   httpServer = http.createServer();
