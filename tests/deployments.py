@@ -16,6 +16,7 @@ from __future__ import annotations
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import time
 from pathlib import Path
@@ -66,6 +67,24 @@ def version() -> tuple[int, ...]:
                          capture_output=True, text=True).stdout
     number = out.split('v=', 1)[1].split()[0]
     return tuple(int(x) for x in number.split('.'))
+
+
+def free_ports(count: int) -> list[int]:
+    """``count`` distinct free loopback ports (never 6379 or 16379): all
+    are held until all are found."""
+    held: list[socket.socket] = []
+    try:
+        while len(held) < count:
+            s = socket.socket()
+            s.bind((HOST, 0))
+            if s.getsockname()[1] in (6379, 16379):
+                s.close()
+                continue
+            held.append(s)
+        return [s.getsockname()[1] for s in held]
+    finally:
+        for s in held:
+            s.close()
 
 
 def wait_for(predicate: Callable[[], Any], timeout: float,
@@ -128,10 +147,12 @@ class ClusterProcess:
         self.masters_wanted = masters
         self.replicas_wanted = replicas
         self.nodes: list[RedisProcess] = []
-        for i in range((1 + replicas) * masters):
-            bus = free_port()
+        count = (1 + replicas) * masters
+        ports = free_ports(2 * count)
+        for i in range(count):
+            bus = ports[count + i]
             self.nodes.append(RedisProcess(
-                os.path.join(workdir, f'node{i}'), args=(
+                os.path.join(workdir, f'node{i}'), port=ports[i], args=(
                     '--cluster-enabled', 'yes',
                     '--cluster-config-file', 'nodes.conf',
                     '--cluster-node-timeout', str(NODE_TIMEOUT_MS),
@@ -315,9 +336,10 @@ def lose_unreplicated(master: RedisProcess, replica: RedisProcess,
 class SentinelProcess:
     """One ``redis-server --sentinel`` we own."""
 
-    def __init__(self, workdir: str, master_port: int, quorum: int):
+    def __init__(self, workdir: str, master_port: int, quorum: int,
+                 port: int | None = None):
         self.workdir = workdir
-        self.port = free_port()
+        self.port = port or free_port()
         self.proc: subprocess.Popen | None = None
         os.makedirs(workdir, exist_ok=True)
         self.config = os.path.join(workdir, 'sentinel.conf')
@@ -357,15 +379,18 @@ class SentinelSetup:
 
     def __init__(self, workdir: str, replicas: int = 1, sentinels: int = 3):
         self.workdir = workdir
-        self.servers = [RedisProcess(os.path.join(workdir, 'server0'))]
-        master = self.servers[0].port
+        ports = free_ports(1 + replicas + sentinels)
+        master = ports[0]
+        self.servers = [RedisProcess(os.path.join(workdir, 'server0'),
+                                     port=master)]
         self.servers += [
-            RedisProcess(os.path.join(workdir, f'server{i + 1}'), args=(
-                '--replicaof', HOST, str(master)))
+            RedisProcess(os.path.join(workdir, f'server{i + 1}'),
+                         port=ports[1 + i], args=(
+                             '--replicaof', HOST, str(master)))
             for i in range(replicas)]
         self.sentinels = [
             SentinelProcess(os.path.join(workdir, f'sentinel{i}'), master,
-                            sentinels // 2 + 1)
+                            sentinels // 2 + 1, ports[1 + replicas + i])
             for i in range(sentinels)]
 
     @property

@@ -5,7 +5,7 @@ import logging
 import msgpack
 import pytest
 
-from .nodes import settle
+from .nodes import settle, wait_until
 
 GARBAGE_ENTRIES = [
     {'junk': 'no nsp'},
@@ -85,6 +85,7 @@ def test_a_stream_key_of_the_wrong_type_is_reported_not_fatal(
     node.sio.emit('lost', 1)
     client = clients[0]
     client.wait_for('lost')  # local delivery does not depend on Redis
+    wait_until(lambda: node.mgr.stats()['errors'] >= 1, 10, 'the refusal')
     r.delete('socket.io')
     other = make_node()
     other.sio.emit('later', 2)
