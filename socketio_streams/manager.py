@@ -258,8 +258,9 @@ class RedisStreamsManager(Manager):
         try:
             reader.pin()
         except Exception as exc:
-            self._log.warning('cannot reach Redis %s yet (%r); will keep '
-                              'trying', self._connector.describe(), exc)
+            self._log.warning('cannot reach Redis %s yet (%s: %s); will '
+                              'keep trying', self._connector.describe(),
+                              type(exc).__name__, exc)
 
     def close(self, timeout: float = 5.0) -> None:
         """Flush the queue (up to ``timeout`` s), stop tasks, disconnect."""
