@@ -748,7 +748,6 @@ class RedisStreamsManager(Manager):
             self._send_pubsub(protocol.public_channel(
                 self.options.channel_prefix, namespace), message)
             return
-        message.seq = publisher.next_seq()
         fields = protocol.encode_entry(message, self.options.only_plaintext)
         publisher.put(Item('xadd', self._stream(namespace), fields,
                            on_written))

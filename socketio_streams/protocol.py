@@ -43,6 +43,8 @@ class MessageType(enum.IntEnum):
 MAY_CONTAIN_BINARY = frozenset({3, 8, 9, 10, 12})
 #: Socket.IO packet type EVENT, the only one a BROADCAST carries
 EVENT = 2
+#: our extra stream field (see above)
+SEQ = 'seq'
 OFFSET_RE = re.compile(r'^[0-9]+-[0-9]+$')
 
 
@@ -200,7 +202,7 @@ def encode_entry(message: Message, only_plaintext: bool = False) -> dict:
         else:
             fields['data'] = _dumps(message.data)
     if message.seq is not None:
-        fields['seq'] = str(message.seq)
+        fields[SEQ] = str(message.seq)
     return fields
 
 
@@ -246,7 +248,7 @@ def decode_entry(fields: Mapping) -> Message:
                 raise ProtocolError(
                     'data is neither JSON nor base64') from None
             data = _unpack(blob)
-    seq = _text(fields, 'seq')
+    seq = _text(fields, SEQ)
     return Message(type=int(type_), data=data, uid=uid, nsp=nsp,
                    seq=int(seq) if seq and seq.isdigit() else None)
 

@@ -99,20 +99,22 @@ class Publisher:
         self._done = self._runtime.event()
         self._runtime.start(self._run)
 
-    def next_seq(self) -> int:
-        return next(self._seq)
-
     def put(self, item: Item) -> None:
         """Queue an item. A full buffer while Redis is reachable (a burst
         faster than the pipeline) makes the caller wait for room, up to
         ``FULL_WAIT`` seconds; while Redis is unreachable, or after that,
-        ``BufferFullError``: never a silent drop."""
+        ``BufferFullError``: never a silent drop. A stream entry gets its
+        ``seq`` here, under the lock, so that sequence numbers rise in
+        queue order even with many emitting threads (readers drop an entry
+        whose ``seq`` is not above the last they saw from its sender)."""
         if self._stopping:
             raise RuntimeError('the manager is closed')
         deadline = time.monotonic() + self.FULL_WAIT
         while True:
             with self._lock:
                 if len(self._queue) < self._options.buffer_size:
+                    if item.kind == 'xadd':
+                        item.payload[protocol.SEQ] = str(next(self._seq))
                     self._queue.append(item)
                     break
             if self.failures or not self.connected or \

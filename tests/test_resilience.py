@@ -155,6 +155,8 @@ def test_a_subscriber_killed_by_the_output_buffer_limit_comes_back(
 
 def test_publisher_keeps_order_under_concurrent_emitters(redis_server,
                                                          nodes, clients):
+    """Sequence numbers rise in stream order whatever thread emits, or
+    readers would drop entries as copies (a loss the CI once caught)."""
     nodes.extend([Node(redis_server.url), Node(redis_server.url)])
     clients.append(nodes[1].client())
 
@@ -167,7 +169,14 @@ def test_publisher_keeps_order_under_concurrent_emitters(redis_server,
         t.start()
     for t in threads:
         t.join()
+    assert nodes[0].mgr.flush(30)
+    seqs = [int(fields[b'seq']) for _, fields in
+            redis_server.client().xrange('socket.io')
+            if fields[b'uid'] == nodes[0].mgr.uid.encode()]
+    assert len(seqs) == 1200
+    assert seqs == sorted(seqs)
     clients[0].wait_for('c', count=1200, timeout=60)  # slow when loaded
+    assert nodes[1].mgr.stats()['duplicates'] == 0
     for tag in 'abcd':
         got = [args[0][1] for args in clients[0].events('c')
                if args[0][0] == tag]
