@@ -838,8 +838,8 @@ class RedisStreamsManager(Manager):
             return self._skip(f'stream entry {entry_id} of {key!r}', exc)
         if message.uid == self.uid or self._is_duplicate(key, message):
             return
-        self._dispatch(message, f'stream entry {entry_id} of {key!r}',
-                       entry_id)
+        message.offset = entry_id
+        self._dispatch(message, f'stream entry {entry_id} of {key!r}')
 
     def _on_pubsub(self, channel: str, payload: Any) -> None:
         """A PUB/SUB message from the subscriber."""
@@ -869,31 +869,26 @@ class RedisStreamsManager(Manager):
             self._last_seq.popitem(last=False)
         return False
 
-    def _dispatch(self, message: Message, what: str,
-                  offset: str | None = None) -> None:
+    def _dispatch(self, message: Message, what: str) -> None:
         handler = self._handlers.get(message.type)
         if handler is None:
             return self._log.debug('ignoring %s of type %s', what,
                                    message.type)
         try:
-            if message.type == T.BROADCAST:
-                self._on_broadcast(message, offset)
-            else:
-                handler(self, message)
+            handler(self, message)
         except ProtocolError as exc:
             self._skip(what, exc)
         except Exception:
             self._stats.incr('errors')
             self._log.exception('error handling %s', what)
 
-    def _on_broadcast(self, message: Message,
-                      offset: str | None = None) -> None:
+    def _on_broadcast(self, message: Message) -> None:
         event_data = protocol.parse_event(message.data)
         rooms, except_rooms, flags = protocol.parse_opts(message.data)
         request_id = protocol.request_id(message.data)
         if request_id is None:
             self._deliver(message.nsp, event_data, rooms, except_rooms,
-                          None if 'volatile' in flags else offset)
+                          None if 'volatile' in flags else message.offset)
             return
         targets = self._targets(message.nsp, rooms, except_rooms)
         self._respond(message, T.BROADCAST_CLIENT_COUNT,

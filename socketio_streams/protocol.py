@@ -60,6 +60,8 @@ class Message:
     uid: str = ''
     nsp: str = '/'
     seq: int | None = field(default=None, compare=False)
+    #: the ID of the stream entry it came from (None: PUB/SUB, or local)
+    offset: str | None = field(default=None, compare=False)
 
 
 # --- names -----------------------------------------------------------------

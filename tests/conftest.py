@@ -44,6 +44,25 @@ def cluster(make_node):
 
 
 @pytest.fixture
+def nodes():
+    """A list to put Nodes in; all stopped afterwards."""
+    made: list[Node] = []
+    yield made
+    for node in made:
+        node.stop()
+
+
+@pytest.fixture
+def emitters():
+    """A list to put managers in (write_only ones); all closed
+    afterwards."""
+    made: list = []
+    yield made
+    for mgr in made:
+        mgr.close(timeout=5)
+
+
+@pytest.fixture
 def clients():
     """A list to put clients in; all disconnected afterwards."""
     made: list = []

@@ -27,7 +27,7 @@ import redis
 import redis.cluster
 import redis.sentinel
 
-from .servers import RedisProcess, free_port, server_binary
+from .servers import RedisProcess, free_port, server_binary, stop_process
 
 DEPLOYMENTS = ('standalone', 'valkey-client', 'tls', 'cluster', 'sentinel')
 DEPLOYMENT = os.environ.get('SIO_TEST_DEPLOYMENT') or 'standalone'
@@ -363,13 +363,7 @@ class SentinelProcess:
         return self
 
     def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
+        stop_process(self.proc)
         self.proc = None
 
 
@@ -717,6 +711,17 @@ class Broadcast:
     def sent(self) -> dict[str, int]:
         return {p.name_: p.sent for p in self.publishers}
 
+    def wait_sent(self, count: int, timeout: float) -> None:
+        """Until every publisher sent ``count`` packets."""
+        from .nodes import wait_until
+        wait_until(lambda: min(self.sent().values()) >= count, timeout,
+                   f'{count} packets from each publisher')
+
+    def resent(self) -> int:
+        """Entries the publishers wrote again (a server lost them)."""
+        return sum(m.stats()['resent'] for m in
+                   [*(n.mgr for n in self.nodes), self.emitter])
+
     def stop(self) -> dict[str, int]:
         """Stop emitting; what each publisher sent."""
         for publisher in self.publishers:
@@ -743,6 +748,49 @@ class Broadcast:
         received = [[tuple(args[0]) for args in c.events('seq')]
                     for c in clients]
         return tally(received, expected)
+
+
+def steady_broadcast(url: str, nodes: list, clients: list,
+                     emitters: list) -> Broadcast:
+    """Three servers on ``url`` with a client each, and a write_only
+    emitter, broadcasting; returned once each publisher sent 100."""
+    from socketio_streams import RedisStreamsManager
+
+    from .nodes import Node
+    nodes.extend(Node(url) for _ in range(3))
+    clients.extend(node.client() for node in nodes)
+    emitters.append(RedisStreamsManager(url, write_only=True))
+    run = Broadcast(nodes, emitters[0])
+    run.wait_sent(100, 10)
+    return run
+
+
+def assert_serving(nodes: list) -> None:
+    """Every server healthy again, counted, and answering requests."""
+    from .nodes import wait_until
+    wait_until(lambda: all(n.mgr.healthy() for n in nodes), 10, 'healthy')
+    wait_until(lambda: nodes[2].mgr.server_count() == len(nodes), 10,
+               f'{len(nodes)} servers')
+    assert len(nodes[0].mgr.fetch_sockets()) == len(nodes)
+
+
+def assert_unreplicated_resent(run: Broadcast, clients: list,
+                               stream_client: Any, resend: bool,
+                               label: str) -> None:
+    """After a master died with writes its replica never got: with
+    ``resend``, those were written again and nothing is lost; without
+    (the control run), the stream misses some."""
+    result = run.tally(clients)
+    missing = missing_from_stream(stream_client, 'socket.io', run.sent())
+    resent = run.resent()
+    print(f'\n{label}, unreplicated writes '
+          f'({"resend" if resend else "control"}): {result.line()}; '
+          f'{missing} missing from the stream, {resent} written again')
+    assert (result.duplicated, result.reordered) == (0, 0)
+    if resend:
+        assert resent > 0 and missing == 0 and result.lost == 0
+    else:
+        assert resent == 0 and missing > 0
 
 
 def missing_from_stream(client: Any, stream: str,

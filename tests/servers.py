@@ -25,6 +25,17 @@ def free_port() -> int:
             return port
 
 
+def stop_process(proc: subprocess.Popen | None, grace: float = 5.0) -> None:
+    """Stop a process we started: SIGTERM, then SIGKILL after ``grace``."""
+    if proc is not None and proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(grace)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
+
+
 def server_binary() -> tuple[str, str]:
     """``(kind, path)`` of the server binary the tests use."""
     wanted = os.environ.get('SIO_TEST_SERVER', '')
@@ -81,13 +92,7 @@ class RedisProcess:
 
     def stop(self) -> None:
         """Stop our process (SIGTERM, then SIGKILL)."""
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
+        stop_process(self.proc)
         self.proc = None
 
     def kill(self) -> None:

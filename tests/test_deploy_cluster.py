@@ -14,8 +14,9 @@ import redis.cluster
 from socketio_streams import RedisStreamsManager, protocol
 from socketio_streams import publisher as publisher_module
 
-from .deployments import (Broadcast, ClusterProcess, client_libraries,
-                          lose_unreplicated, missing_from_stream, only_in,
+from .deployments import (ClusterProcess, assert_serving,
+                          assert_unreplicated_resent, client_libraries,
+                          lose_unreplicated, only_in, steady_broadcast,
                           wait_for)
 from .nodes import Node, wait_until
 
@@ -36,22 +37,6 @@ def replicated(tmp_path):
     made = ClusterProcess(str(tmp_path / 'cluster'), replicas=1).start()
     yield made
     made.stop()
-
-
-@pytest.fixture
-def nodes():
-    made: list = []
-    yield made
-    for node in made:
-        node.stop()
-
-
-@pytest.fixture
-def emitters():
-    made: list = []
-    yield made
-    for mgr in made:
-        mgr.close(timeout=5)
 
 
 def _xread_clients(cluster: ClusterProcess) -> dict[int, int]:
@@ -133,24 +118,16 @@ def test_a_master_killed_mid_broadcast_costs_a_reconnect_not_packets(
     """A master dies while three publishers emit 100 packets/s each; its
     replica is promoted. Nothing is lost or duplicated, requests work
     again, and the readers are healthy."""
-    url = replicated.url
-    nodes.extend(Node(url) for _ in range(3))
-    clients.extend(node.client() for node in nodes)
-    emitters.append(RedisStreamsManager(url, write_only=True))
-    run = Broadcast(nodes, emitters[0])
-    wait_until(lambda: min(run.sent().values()) >= 100, 10, 'a steady flow')
+    run = steady_broadcast(replicated.url, nodes, clients, emitters)
     promoted = replicated.kill_master('socket.io')
-    wait_until(lambda: min(run.sent().values()) >= 400, 20, 'more packets')
+    run.wait_sent(400, 20)
     result = run.tally(clients)
-    stats = [n.mgr.stats() for n in nodes]
     print(f'\ncluster failover: {result.line()}; reconnects '
-          f'{sum(s["reconnects"] for s in stats)}, resent '
-          f'{sum(s["resent"] for s in stats)}')
+          f'{sum(n.mgr.stats()["reconnects"] for n in nodes)}, resent '
+          f'{run.resent()}')
     assert (result.lost, result.duplicated, result.reordered) == (0, 0, 0)
     assert replicated.master_of('socket.io') is promoted
-    wait_until(lambda: all(n.mgr.healthy() for n in nodes), 10, 'healthy')
-    wait_until(lambda: nodes[2].mgr.server_count() == 3, 10, '3 servers')
-    assert len(nodes[2].mgr.fetch_sockets()) == 3
+    assert_serving(nodes)
 
 
 @pytest.mark.parametrize('resend', [True, False], ids=['resend', 'control'])
@@ -162,30 +139,14 @@ def test_writes_the_dying_master_never_replicated_are_written_again(
     control run (nothing kept for re-sending) shows the hole it closes."""
     if not resend:
         monkeypatch.setattr(publisher_module, 'RECENT_MAX', 0)
-    url = replicated.url
-    nodes.extend(Node(url) for _ in range(3))
-    clients.extend(node.client() for node in nodes)
-    emitters.append(RedisStreamsManager(url, write_only=True))
-    run = Broadcast(nodes, emitters[0])
-    wait_until(lambda: min(run.sent().values()) >= 100, 10, 'a steady flow')
+    run = steady_broadcast(replicated.url, nodes, clients, emitters)
     master = replicated.master_of('socket.io')
     lose_unreplicated(master, replicated.replica_of(master),
                       lambda: time.sleep(0.5))
     replicated.kill_master('socket.io', kill=False)
-    wait_until(lambda: min(run.sent().values()) >= 400, 20, 'more packets')
-    result = run.tally(clients)
-    missing = missing_from_stream(replicated.client(), 'socket.io',
-                                  run.sent())
-    resent = sum(n.mgr.stats()['resent'] for n in nodes) + \
-        emitters[0].stats()['resent']
-    print(f'\nunreplicated writes ({"resend" if resend else "control"}): '
-          f'{result.line()}; {missing} missing from the stream, {resent} '
-          f'written again')
-    assert (result.duplicated, result.reordered) == (0, 0)
-    if resend:
-        assert resent > 0 and missing == 0 and result.lost == 0
-    else:
-        assert resent == 0 and missing > 0
+    run.wait_sent(400, 20)
+    assert_unreplicated_resent(run, clients, replicated.client(), resend,
+                               'cluster')
 
 
 def test_resharding_the_stream_slot_mid_broadcast_loses_nothing(
@@ -193,17 +154,12 @@ def test_resharding_the_stream_slot_mid_broadcast_loses_nothing(
     """The slot of the stream moves to another master (keys included)
     while three publishers emit: readers follow it, nothing is lost,
     duplicated or reordered, and every server stays healthy."""
-    url = redis_cluster.url
-    nodes.extend(Node(url) for _ in range(3))
-    clients.extend(node.client() for node in nodes)
-    emitters.append(RedisStreamsManager(url, write_only=True))
-    run = Broadcast(nodes, emitters[0])
-    wait_until(lambda: min(run.sent().values()) >= 100, 10, 'a steady flow')
+    run = steady_broadcast(redis_cluster.url, nodes, clients, emitters)
     source = redis_cluster.master_of('socket.io')
     target = next(n for n in redis_cluster.masters() if n is not source)
     redis_cluster.move_slot('socket.io', target)
     assert redis_cluster.master_of('socket.io') is target
-    wait_until(lambda: min(run.sent().values()) >= 300, 20, 'more packets')
+    run.wait_sent(300, 20)
     result = run.tally(clients)
     print(f'\nresharding: {result.line()}')
     assert (result.lost, result.duplicated, result.reordered) == (0, 0, 0)

@@ -10,13 +10,12 @@ import time
 import pytest
 import redis.sentinel
 
-from socketio_streams import RedisStreamsManager
 from socketio_streams import publisher as publisher_module
 
-from .deployments import (SERVICE, Broadcast, SentinelSetup,
-                          client_libraries, lose_unreplicated,
-                          missing_from_stream, only_in)
-from .nodes import Node, wait_until
+from .deployments import (SERVICE, SentinelSetup, assert_serving,
+                          assert_unreplicated_resent, client_libraries,
+                          lose_unreplicated, only_in, steady_broadcast)
+from .nodes import Node
 
 pytestmark = only_in('sentinel')
 
@@ -26,22 +25,6 @@ def sentinels(tmp_path):
     made = SentinelSetup(str(tmp_path / 'sentinel')).start()
     yield made
     made.stop()
-
-
-@pytest.fixture
-def nodes():
-    made: list = []
-    yield made
-    for node in made:
-        node.stop()
-
-
-@pytest.fixture
-def emitters():
-    made: list = []
-    yield made
-    for mgr in made:
-        mgr.close(timeout=5)
 
 
 def test_a_sentinel_url_and_a_passed_sentinel_client_both_work(
@@ -67,26 +50,18 @@ def test_the_manager_follows_the_promoted_replica(sentinels, nodes, clients,
     """The master dies while three publishers emit 100 packets/s each;
     the sentinels promote the replica and every server carries on with it:
     nothing lost or duplicated, requests answered again."""
-    url = sentinels.url
-    nodes.extend(Node(url) for _ in range(3))
-    clients.extend(node.client() for node in nodes)
-    emitters.append(RedisStreamsManager(url, write_only=True))
-    run = Broadcast(nodes, emitters[0])
-    wait_until(lambda: min(run.sent().values()) >= 100, 10, 'a steady flow')
+    run = steady_broadcast(sentinels.url, nodes, clients, emitters)
     old = sentinels.master()
     new = sentinels.kill_master()
-    wait_until(lambda: min(run.sent().values()) >= 500, 30, 'more packets')
+    run.wait_sent(500, 30)
     result = run.tally(clients)
-    stats = [n.mgr.stats() for n in nodes]
     print(f'\nsentinel failover: {result.line()}; reconnects '
-          f'{sum(s["reconnects"] for s in stats)}, resent '
-          f'{sum(s["resent"] for s in stats)}')
+          f'{sum(n.mgr.stats()["reconnects"] for n in nodes)}, resent '
+          f'{run.resent()}')
     assert new is not old
     assert (result.lost, result.duplicated, result.reordered) == (0, 0, 0)
     assert new.client().xlen('socket.io') > 0
-    wait_until(lambda: all(n.mgr.healthy() for n in nodes), 10, 'healthy')
-    wait_until(lambda: nodes[2].mgr.server_count() == 3, 10, '3 servers')
-    assert len(nodes[0].mgr.fetch_sockets()) == 3
+    assert_serving(nodes)
 
 
 @pytest.mark.parametrize('resend', [True, False], ids=['resend', 'control'])
@@ -98,28 +73,13 @@ def test_writes_the_dying_master_never_replicated_are_written_again(
     control run (nothing kept for re-sending) shows the hole it closes."""
     if not resend:
         monkeypatch.setattr(publisher_module, 'RECENT_MAX', 0)
-    url = sentinels.url
-    nodes.extend(Node(url) for _ in range(3))
-    clients.extend(node.client() for node in nodes)
-    emitters.append(RedisStreamsManager(url, write_only=True))
-    run = Broadcast(nodes, emitters[0])
-    wait_until(lambda: min(run.sent().values()) >= 100, 10, 'a steady flow')
+    run = steady_broadcast(sentinels.url, nodes, clients, emitters)
     lose_unreplicated(sentinels.master(), sentinels.replica(),
                       lambda: time.sleep(0.5))
     new = sentinels.kill_master(kill=False)
-    wait_until(lambda: min(run.sent().values()) >= 500, 30, 'more packets')
-    result = run.tally(clients)
-    missing = missing_from_stream(new.client(), 'socket.io', run.sent())
-    resent = sum(n.mgr.stats()['resent'] for n in nodes) + \
-        emitters[0].stats()['resent']
-    print(f'\nsentinel, unreplicated writes '
-          f'({"resend" if resend else "control"}): {result.line()}; '
-          f'{missing} missing from the stream, {resent} written again')
-    assert (result.duplicated, result.reordered) == (0, 0)
-    if resend:
-        assert resent > 0 and missing == 0 and result.lost == 0
-    else:
-        assert resent == 0 and missing > 0
+    run.wait_sent(500, 30)
+    assert_unreplicated_resent(run, clients, new.client(), resend,
+                               'sentinel')
 
 
 def test_valkey_sentinel_urls_use_the_valkey_client(sentinels, nodes,

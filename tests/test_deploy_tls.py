@@ -34,14 +34,6 @@ def strict_server(tmp_path, certs):
     server.stop()
 
 
-@pytest.fixture
-def nodes():
-    made: list = []
-    yield made
-    for node in made:
-        node.stop()
-
-
 def test_the_ca_file_can_come_in_redis_options(redis_server, nodes,
                                                clients):
     """``rediss://`` plus ``redis_options={'ssl_ca_certs': ...}``, as the

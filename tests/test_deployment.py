@@ -17,7 +17,7 @@ import pytest
 
 from .asyncmode import ASYNC_MODE
 from .nodes import Client, wait_until
-from .servers import free_port
+from .servers import free_port, stop_process
 
 ROOT = Path(__file__).resolve().parent.parent
 START_TIMEOUT = 30.0
@@ -97,13 +97,7 @@ class Gunicorn:
 
     def stop(self) -> None:
         """Stop our gunicorn: SIGTERM, then SIGKILL after 15 s."""
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
+        stop_process(self.proc, grace=15)
 
 
 @pytest.fixture

@@ -19,14 +19,6 @@ def down_server(tmp_path):
     server.stop()
 
 
-@pytest.fixture
-def nodes():
-    made = []
-    yield made
-    for node in made:
-        node.stop()
-
-
 def test_servers_start_while_redis_is_down_and_deliver_once_it_is_up(
         down_server, nodes, clients, caplog):
     """Emits made before Redis ever came up are delivered when it does."""

@@ -19,14 +19,6 @@ def sharded_only(redis_server):
     return with_credentials(redis_server.url, 'sharded', 'pw')
 
 
-@pytest.fixture
-def nodes():
-    made: list = []
-    yield made
-    for node in made:
-        node.stop()
-
-
 @pytest.mark.parametrize('stream_count', [1, 3])
 def test_every_request_and_reply_goes_by_sharded_pubsub(
         sharded_only, nodes, clients, stream_count):

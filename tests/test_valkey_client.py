@@ -19,14 +19,6 @@ pytestmark = only_in('valkey-client')
 valkey = pytest.importorskip('valkey')
 
 
-@pytest.fixture
-def nodes():
-    made: list = []
-    yield made
-    for node in made:
-        node.stop()
-
-
 def _libraries(server) -> dict[str, int]:
     """lib-name -> connections (CLIENT SETINFO, sent by both clients)."""
     found: dict[str, int] = {}
