@@ -466,6 +466,9 @@ class RedisStreamsManager(Manager):
                                 skip_sid=skip_sid, callback=callback)
         if not isinstance(event, str):
             raise TypeError(f'event must be a str, got {event!r}')
+        if not isinstance(namespace, str) or not namespace.startswith('/'):
+            raise ValueError(f'namespace must be a str starting with "/", '
+                             f'got {namespace!r}')
         event_data = [event, *_args(data)]
         if callback is not None:
             return self._emit_with_callback(event, data, event_data,
@@ -651,10 +654,15 @@ class RedisStreamsManager(Manager):
 
     def server_count(self, namespace: str = '/') -> int:
         """Live servers of the namespace (subscribers of its public
-        channel, as Node counts them; summed over a cluster's nodes)."""
-        return numsub(self._connector.client(), protocol.public_channel(
+        channel, as Node counts them; summed over a cluster's nodes). A
+        write_only emitter that made requests listens too, but is not a
+        server: it does not count itself."""
+        count = numsub(self._connector.client(), protocol.public_channel(
             self.options.channel_prefix, namespace),
             self.options.use_sharded_pubsub)
+        if self.options.write_only and namespace in self._watched:
+            count -= 1
+        return max(count, 0)
 
     def _live_servers(self, namespace: str) -> set[str]:
         """uids of the other servers listening on the namespace: those

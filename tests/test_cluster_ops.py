@@ -225,6 +225,8 @@ def test_write_only_emitter_runs_socket_management(trio, redis_server):
     got = []
     nodes[1].mgr.on('job', lambda x: got.append(x))
     mgr = RedisStreamsManager(redis_server.url, write_only=True)
+    assert len(mgr.fetch_sockets(timeout=5)) == 3  # it listens on demand
+    assert mgr.server_count() == 3  # but is not a server
     mgr.sockets_join('w', to='r0')
     mgr.server_side_emit('job', 7)
     mgr.sockets_leave('all', to='r1')

@@ -3,6 +3,8 @@ import subprocess
 import sys
 import textwrap
 
+import pytest
+
 from socketio_streams import RedisStreamsManager
 
 from .nodes import settle
@@ -50,11 +52,20 @@ def test_a_script_that_exits_without_close_still_delivers(cluster, clients,
     assert client.events('n') == [(i,) for i in range(500)]
 
 
-def test_emitter_without_a_server_refuses_callbacks(redis_server):
+def test_emitter_refuses_what_it_cannot_send(redis_server):
+    """Callbacks need a server; a bad event or namespace is a clear error
+    at the call, not a packet no server can route."""
     mgr = RedisStreamsManager(redis_server.url, write_only=True)
     try:
-        import pytest
         with pytest.raises(RuntimeError, match='context of a server'):
             mgr.emit('x', 1, to='sid', callback=lambda *a: None)
+        with pytest.raises(TypeError, match='event must be a str'):
+            mgr.emit(5, 1)
+        for namespace in (5, 'chat'):
+            with pytest.raises(ValueError, match='namespace must be'):
+                mgr.emit('x', 1, namespace=namespace)
+        with pytest.raises(TypeError, match='not JSON serializable'):
+            mgr.emit('x', {1, 2})
+        assert mgr.stats()['buffered'] == 0
     finally:
         mgr.close()
