@@ -282,23 +282,31 @@ class RedisStreamsManager(Manager):
 
     def stats(self) -> dict:
         """Counters: published, delivered, buffered, reconnects, gaps,
-        duplicates, skipped (bad input), errors, buffer_full."""
+        duplicates, skipped (bad input), errors, buffer_full, resent; and
+        ``lag``: entries in the streams not read yet (0 when caught up)."""
         snapshot = self._stats.snapshot()
         snapshot['buffered'] = self._publisher.buffered \
             if self._publisher else 0
+        snapshot['lag'] = self._lag()
         snapshot['pending_requests'] = len(self._pending)
         snapshot['healthy'] = self.healthy()
         return snapshot
 
     def healthy(self) -> bool:
-        """True while the publisher and readers are connected."""
+        """True while the publisher and readers are connected and keeping
+        up: the readers less than ``max_len / 2`` entries behind (further,
+        trimming is about to remove entries they have not read)."""
         if self._closed:
             return False
         publisher_ok = self._publisher is None or not self._publisher.failures
         tasks: list[Any] = [*self._readers.values()]
         if self._subscriber is not None:
             tasks.append(self._subscriber)
-        return publisher_ok and all(t.failures == 0 for t in tasks)
+        return publisher_ok and all(t.failures == 0 for t in tasks) and \
+            self._lag() < self.options.max_len / 2
+
+    def _lag(self) -> int:
+        return sum(reader.lag for reader in list(self._readers.values()))
 
     @property
     def _log(self):

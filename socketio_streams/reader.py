@@ -110,6 +110,9 @@ class StreamReader(_Loop):
         self._handle = handle
         self.last_id: str | None = None
         self.position: int | None = None
+        #: entries written but not read yet, as of the last full batch
+        #: (0 once a read comes back short: caught up)
+        self.lag = 0
         self._check = False
 
     def _connect(self) -> Any:
@@ -177,6 +180,7 @@ class StreamReader(_Loop):
                 self._handle(self.key, entry_id, fields or {})
         # a full batch means a backlog: make sure trimming is not eating it
         self._check = count >= batch
+        self.lag = count if self._check else 0
 
     def _check_position(self) -> None:
         """Notice a restarted (emptied) stream, or entries trimmed unread."""
@@ -199,6 +203,7 @@ class StreamReader(_Loop):
         if added < self.position:  # counters restarted with a new stream
             self.position = added - length
             return
+        self.lag = max(0, added - self.position)
         missed = added - length - self.position
         first_id = _text(first[0])
         if missed > 0 and protocol.compare_offsets(first_id,
@@ -211,6 +216,7 @@ class StreamReader(_Loop):
                 _when(self.last_id), first_id, _when(first_id),
                 self._options.max_len, first_id)
             self.position += missed
+            self.lag -= missed
 
 
 def _when(entry_id: str) -> str:

@@ -145,6 +145,42 @@ def test_a_subscriber_killed_by_the_output_buffer_limit_comes_back(
                'answers again')
 
 
+def test_a_lagging_reader_shows_in_stats_and_health(redis_server, nodes,
+                                                    clients):
+    """Entries waiting unread show as ``lag``; more than max_len / 2 of
+    them (trimming is near) make the server unhealthy until it catches
+    up."""
+    nodes.append(Node(redis_server.url, read_count=10, max_len=100))
+    clients.append(nodes[0].client())
+    reader = nodes[0].mgr._readers['socket.io']
+    handle, seen = reader._handle, []
+    gates = {1: threading.Event(), 15: threading.Event()}
+
+    def gated(key, entry_id, fields):
+        seen.append(entry_id)
+        gate = gates.get(len(seen))
+        if gate is not None:
+            gate.wait(30)
+        handle(key, entry_id, fields)
+
+    reader._handle = gated
+    emitter = RedisStreamsManager(redis_server.url, write_only=True)
+    emitter.emit('n', 0)
+    wait_until(lambda: seen, 5, 'the first entry read')
+    for i in range(1, 500):
+        emitter.emit('n', i)
+    assert emitter.flush(10)
+    emitter.close()
+    gates[1].set()  # the reader reads on, and stops again at entry 15
+    wait_until(lambda: len(seen) >= 15, 10, 'entry 15')
+    stats = nodes[0].mgr.stats()
+    assert stats['lag'] >= 400 and not stats['healthy']
+    gates[15].set()
+    clients[0].wait_for('n', count=500, timeout=30)
+    wait_until(lambda: nodes[0].mgr.stats()['lag'] == 0, 10, 'caught up')
+    assert nodes[0].mgr.healthy()
+
+
 def test_publisher_keeps_order_under_concurrent_emitters(redis_server,
                                                          nodes, clients):
     """Sequence numbers rise in stream order whatever thread emits, or
