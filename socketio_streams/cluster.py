@@ -8,8 +8,17 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 from urllib.parse import parse_qsl
 
+from . import protocol
+from .connection import channels, numsub
+from .exceptions import AckTimeoutError
+
 #: the name under which a server counts its own clients in a request
 SELF = ''
+#: while a request waits, how often the list of live servers is refreshed
+MEMBERSHIP_POLL = 0.25
+#: a server that let a request time out is not waited for again for this
+#: long (unless it answers meanwhile): one hung server costs one timeout
+SILENT_FOR = 60.0
 
 
 def new_request_id() -> str:
@@ -126,6 +135,97 @@ class Pending:
         for rid in [r for r, req in self._requests.items()
                     if req.expires <= now]:
             del self._requests[rid]
+
+
+class Requests:
+    """This server's open requests, and who they wait for: the servers
+    subscribed to a private channel of the namespace (alive, as far as
+    Redis knows), less those that recently let a request time out."""
+
+    def __init__(self, connector: Any, options: Any, runtime: Any,
+                 uid: str):
+        self._connector = connector
+        self._options = options
+        self._runtime = runtime
+        self._uid = uid
+        self._pending = Pending()
+        self._silent: dict[str, float] = {}
+
+    def __len__(self) -> int:
+        return len(self._pending)
+
+    def add(self, request_id: str, request: Any) -> None:
+        self._pending.add(request_id, request)
+
+    def discard(self, request_id: str | None) -> None:
+        self._pending.discard(request_id)
+
+    def server_count(self, namespace: str) -> int:
+        """Subscribers of the namespace's public channel, as Node counts
+        servers (summed over a cluster's nodes)."""
+        return numsub(self._connector.client(), protocol.public_channel(
+            self._options.channel_prefix, namespace),
+            self._options.use_sharded_pubsub)
+
+    def live_servers(self, namespace: str) -> set[str]:
+        """uids of the other servers listening on the namespace: those
+        subscribed to a private channel."""
+        prefix = protocol.public_channel(self._options.channel_prefix,
+                                         namespace)
+        found = channels(self._connector.client(), _glob_escape(prefix) +
+                         '*#', self._options.use_sharded_pubsub)
+        return {c[len(prefix):-1] for c in found} - {self._uid}
+
+    def open(self, namespace: str, kind: type,
+             timeout: float) -> tuple[str, Any]:
+        """A new request (of ``kind``) awaiting the live, responsive
+        servers, and its ID."""
+        if timeout <= 0:
+            raise ValueError(f'timeout must be > 0, got {timeout!r}')
+        now = time.monotonic()
+        silent = {uid for uid, until in self._silent.items() if until > now}
+        awaited = self.live_servers(namespace) - silent
+        request = kind(awaited, now + timeout + 1, self._runtime.event())
+        request_id = new_request_id()
+        self._pending.add(request_id, request)
+        return request_id, request
+
+    def wait(self, namespace: str, request_id: str, request: Any,
+             timeout: float, what: str,
+             partial: Callable[[Any], list]) -> dict:
+        """Wait until complete; servers that leave meanwhile stop being
+        awaited. Raises AckTimeoutError; the table entry always goes."""
+        deadline = time.monotonic() + timeout
+        try:
+            while not request.done:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    missing = request.missing()
+                    until = time.monotonic() + SILENT_FOR
+                    self._silent.update(dict.fromkeys(missing, until))
+                    raise AckTimeoutError(
+                        f'{what}: no complete answer after {timeout} s '
+                        f'(servers not answering: '
+                        f'{", ".join(sorted(missing)) or "none"})',
+                        partial(request))
+                request.event.wait(min(left, MEMBERSHIP_POLL))
+                if not request.done:
+                    live = self.live_servers(namespace)
+                    request.forget(request.awaited - live)
+            return request.answers
+        finally:
+            self._pending.discard(request_id)
+
+    def answered(self, message: Any) -> Any:
+        """The open request a response answers (None if unknown or
+        late); its sender is responsive again."""
+        self._silent.pop(message.uid, None)
+        return self._pending.get(protocol.request_id(message.data))
+
+
+def _glob_escape(text: str) -> str:
+    """Escape Redis glob characters so ``text`` matches itself."""
+    return ''.join('\\' + c if c in '*?[]\\' else c for c in text)
 
 
 class RemoteSocket:

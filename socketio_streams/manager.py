@@ -16,10 +16,9 @@ from socketio import Manager
 from socketio import packet as sio_packet
 
 from . import protocol
-from .cluster import (SELF, BroadcastAcks, ClientAcks, Pending, RemoteSocket,
-                      Request, handshake, new_request_id)
-from .connection import (RESPONSE_ERRORS, RETRYABLE, Connector, channels,
-                         numsub)
+from .cluster import (SELF, BroadcastAcks, ClientAcks, RemoteSocket, Request,
+                      Requests, handshake, new_request_id)
+from .connection import RESPONSE_ERRORS, RETRYABLE, Connector
 from .exceptions import AckTimeoutError
 from .options import Options, default_logger
 from .protocol import Message, MessageType as T, ProtocolError
@@ -38,11 +37,6 @@ RECOVERABLE = ('transport close', 'transport error', 'ping timeout')
 SUBSCRIBE_WAIT = 2.0
 #: publishers remembered for duplicate detection (oldest forgotten first)
 MAX_SENDERS = 10_000
-#: while a request waits, how often the list of live servers is refreshed
-MEMBERSHIP_POLL = 0.25
-#: a server that let a request time out is not waited for again for this
-#: long (unless it answers meanwhile): one hung server costs one timeout
-SILENT_FOR = 60.0
 
 
 class RedisStreamsManager(Manager):
@@ -98,7 +92,8 @@ class RedisStreamsManager(Manager):
         self._connector = Connector(url, client, redis_options)
         self._runtime = Runtime()
         self._stats = Stats()
-        self._pending = Pending()
+        self._requests = Requests(self._connector, self.options,
+                                  self._runtime, self.uid)
         self._publisher: Publisher | None = None
         self._readers: dict[str, StreamReader] = {}
         self._subscriber: Subscriber | None = None
@@ -107,7 +102,6 @@ class RedisStreamsManager(Manager):
         self._handlers_by_event: dict[tuple[str, str], Callable] = {}
         self._connections: dict[tuple[str, str], tuple[float, Any]] = {}
         self._auth: dict[tuple[str, str], Any] = {}
-        self._silent: dict[str, float] = {}
         self._recovery = Recovery(self._connector, self.options, self._log) \
             if self.options.connection_state_recovery else None
         self._pids: dict[tuple[str, str], str] = {}
@@ -288,7 +282,7 @@ class RedisStreamsManager(Manager):
         snapshot['buffered'] = self._publisher.buffered \
             if self._publisher else 0
         snapshot['lag'] = self._lag()
-        snapshot['pending_requests'] = len(self._pending)
+        snapshot['pending_requests'] = len(self._requests)
         snapshot['healthy'] = self.healthy()
         return snapshot
 
@@ -508,7 +502,7 @@ class RedisStreamsManager(Manager):
                                'context of a server.')
         self._listen()
         request_id = new_request_id()
-        self._pending.add(request_id, ClientAcks(
+        self._requests.add(request_id, ClientAcks(
             callback, time.monotonic() + CALLBACK_TTL,
             single=isinstance(room, str)))
         opts = protocol.make_opts(room, skip_sid)
@@ -564,8 +558,8 @@ class RedisStreamsManager(Manager):
                             for infos in req.answers.values()
                             for info in infos]
 
-        self._await(namespace, request_id, request, timeout,
-                    'fetch_sockets', sockets)
+        self._requests.wait(namespace, request_id, request, timeout,
+                            'fetch_sockets', sockets)
         return sockets(request)
 
     def sockets_join(self, rooms: Any, to: Any = None, skip_sid: Any = None,
@@ -614,8 +608,8 @@ class RedisStreamsManager(Manager):
         request.on_count(SELF, len(targets))
         self._send_with_acks(namespace, event_data, targets,
                              lambda *args: request.on_ack(SELF, list(args)))
-        self._await(namespace, request_id, request, timeout, 'emit_with_ack',
-                    lambda r: list(r.acks))
+        self._requests.wait(namespace, request_id, request, timeout,
+                            'emit_with_ack', lambda r: list(r.acks))
         return list(request.acks)
 
     def on(self, event: str, handler: Callable | None = None,
@@ -651,9 +645,9 @@ class RedisStreamsManager(Manager):
 
         def wait() -> None:
             try:
-                answers = self._await(namespace, request_id, request,
-                                      timeout, 'server_side_emit',
-                                      lambda r: list(r.answers.values()))
+                answers = self._requests.wait(
+                    namespace, request_id, request, timeout,
+                    'server_side_emit', lambda r: list(r.answers.values()))
             except AckTimeoutError as exc:
                 return callback(exc, exc.responses)
             callback(None, list(answers.values()))
@@ -665,63 +659,18 @@ class RedisStreamsManager(Manager):
         channel, as Node counts them; summed over a cluster's nodes). A
         write_only emitter that made requests listens too, but is not a
         server: it does not count itself."""
-        count = numsub(self._connector.client(), protocol.public_channel(
-            self.options.channel_prefix, namespace),
-            self.options.use_sharded_pubsub)
+        count = self._requests.server_count(namespace)
         if self.options.write_only and namespace in self._watched:
             count -= 1
         return max(count, 0)
 
-    def _live_servers(self, namespace: str) -> set[str]:
-        """uids of the other servers listening on the namespace: those
-        subscribed to a private channel."""
-        prefix = protocol.public_channel(self.options.channel_prefix,
-                                         namespace)
-        pattern = _glob_escape(prefix) + '*#'
-        found = channels(self._connector.client(), pattern,
-                         self.options.use_sharded_pubsub)
-        return {c[len(prefix):-1] for c in found} - {self.uid}
-
     def _request(self, namespace: str, kind: type,
                  timeout: float) -> tuple[str, Any]:
-        """Open a request awaiting the live, responsive servers."""
-        if timeout <= 0:
-            raise ValueError(f'timeout must be > 0, got {timeout!r}')
+        """Listen (the answers come on our private channel), then open a
+        request."""
         self._listen()
         self._watch(namespace)
-        now = time.monotonic()
-        silent = {uid for uid, until in self._silent.items() if until > now}
-        awaited = self._live_servers(namespace) - silent
-        request = kind(awaited, now + timeout + 1, self._runtime.event())
-        request_id = new_request_id()
-        self._pending.add(request_id, request)
-        return request_id, request
-
-    def _await(self, namespace: str, request_id: str, request: Any,
-               timeout: float, what: str,
-               partial: Callable[[Any], list]) -> dict:
-        """Wait until complete; servers that leave meanwhile stop being
-        awaited. Raises AckTimeoutError; the table entry always goes."""
-        deadline = time.monotonic() + timeout
-        try:
-            while not request.done:
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    missing = request.missing()
-                    until = time.monotonic() + SILENT_FOR
-                    self._silent.update(dict.fromkeys(missing, until))
-                    raise AckTimeoutError(
-                        f'{what}: no complete answer after {timeout} s '
-                        f'(servers not answering: '
-                        f'{", ".join(sorted(missing)) or "none"})',
-                        partial(request))
-                request.event.wait(min(left, MEMBERSHIP_POLL))
-                if not request.done:
-                    live = self._live_servers(namespace)
-                    request.forget(request.awaited - live)
-            return request.answers
-        finally:
-            self._pending.discard(request_id)
+        return self._requests.open(namespace, kind, timeout)
 
     def _local_sockets(self, namespace: str, opts: dict) -> list[dict]:
         """Node's socket descriptions of the matching local sockets."""
@@ -930,27 +879,22 @@ class RedisStreamsManager(Manager):
             data['args'] = list(args)
         self._respond(request, T.BROADCAST_ACK, data)
 
-    def _response_to(self, message: Message) -> Any:
-        """The open request a response answers (None if unknown/late)."""
-        self._silent.pop(message.uid, None)
-        return self._pending.get(protocol.request_id(message.data))
-
     def _on_broadcast_ack(self, message: Message) -> None:
-        request = self._response_to(message)
+        request = self._requests.answered(message)
         if request is None:
             return
         args = message.data.get('args')
         if not isinstance(args, list):
             args = [message.data.get('packet')]
         if request.on_ack(message.uid, args):
-            self._pending.discard(message.data['requestId'])
+            self._requests.discard(message.data['requestId'])
 
     def _on_client_count(self, message: Message) -> None:
-        request = self._response_to(message)
+        request = self._requests.answered(message)
         count = message.data.get('clientCount')
         if request is not None and isinstance(count, int):
             if request.on_count(message.uid, count):
-                self._pending.discard(message.data['requestId'])
+                self._requests.discard(message.data['requestId'])
 
     def _on_fetch_sockets(self, message: Message) -> None:
         request_id = protocol.request_id(message.data)
@@ -961,7 +905,7 @@ class RedisStreamsManager(Manager):
                       {'requestId': request_id, 'sockets': sockets})
 
     def _on_fetch_response(self, message: Message) -> None:
-        request = self._response_to(message)
+        request = self._requests.answered(message)
         sockets = message.data.get('sockets')
         if request is not None and isinstance(sockets, list):
             request.on_answer(message.uid, [
@@ -987,7 +931,7 @@ class RedisStreamsManager(Manager):
                           {'requestId': request_id, 'packet': result})
 
     def _on_server_side_response(self, message: Message) -> None:
-        request = self._response_to(message)
+        request = self._requests.answered(message)
         if request is not None:
             request.on_answer(message.uid, message.data.get('packet'))
 
@@ -1047,11 +991,6 @@ def _args(data: Any) -> list:
     if isinstance(data, tuple):
         return list(data)
     return [] if data is None else [data]
-
-
-def _glob_escape(text: str) -> str:
-    """Escape Redis glob characters so ``text`` matches itself."""
-    return ''.join('\\' + c if c in '*?[]\\' else c for c in text)
 
 
 _open_managers: weakref.WeakSet = weakref.WeakSet()
