@@ -68,7 +68,10 @@ class HTTPServer:
         else:
             http = make_server('127.0.0.1', 0, app, threaded=True,
                                request_handler=_QuietHandler)
-            threading.Thread(target=http.serve_forever, daemon=True).start()
+            # shutdown() waits for the next poll: 0.5 s by default, on
+            # every server of every test
+            threading.Thread(target=http.serve_forever, daemon=True,
+                             kwargs={'poll_interval': 0.05}).start()
             self.port = http.server_port
             self._stop = http.shutdown
         self.url = f'http://127.0.0.1:{self.port}'
@@ -179,7 +182,7 @@ class Client:
         # the threading server has ended the websocket by the time the
         # client closes it: don't wait websocket-client's 3 s for a reply
         ws = self.sio.eio.ws
-        ws.close = functools.partial(ws.close, timeout=0.2)
+        ws.close = functools.partial(ws.close, timeout=0.05)
 
     def sid(self, namespace: str = '/') -> str:
         return self.sio.get_sid(namespace)
