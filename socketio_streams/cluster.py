@@ -142,11 +142,9 @@ class Requests:
     subscribed to a private channel of the namespace (alive, as far as
     Redis knows), less those that recently let a request time out."""
 
-    def __init__(self, connector: Any, options: Any, runtime: Any,
-                 uid: str):
+    def __init__(self, connector: Any, options: Any, uid: str):
         self._connector = connector
         self._options = options
-        self._runtime = runtime
         self._uid = uid
         self._pending = Pending()
         self._silent: dict[str, float] = {}
@@ -176,16 +174,16 @@ class Requests:
                          '*#', self._options.use_sharded_pubsub)
         return {c[len(prefix):-1] for c in found} - {self._uid}
 
-    def open(self, namespace: str, kind: type,
-             timeout: float) -> tuple[str, Any]:
-        """A new request (of ``kind``) awaiting the live, responsive
-        servers, and its ID."""
+    def open(self, namespace: str, kind: type, timeout: float,
+             event: Any) -> tuple[str, Any]:
+        """A new request (of ``kind``, ``event`` set when complete)
+        awaiting the live, responsive servers, and its ID."""
         if timeout <= 0:
             raise ValueError(f'timeout must be > 0, got {timeout!r}')
         now = time.monotonic()
         silent = {uid for uid, until in self._silent.items() if until > now}
         awaited = self.live_servers(namespace) - silent
-        request = kind(awaited, now + timeout + 1, self._runtime.event())
+        request = kind(awaited, now + timeout + 1, event)
         request_id = new_request_id()
         self._pending.add(request_id, request)
         return request_id, request

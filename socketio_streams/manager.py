@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import atexit
 import functools
+import os
 import secrets
 import threading
 import time
@@ -88,16 +89,9 @@ class RedisStreamsManager(Manager):
         self.options = Options(**options)
         self.logger = self.options.logger
         self.write_only = self.options.write_only
-        self.uid = secrets.token_hex(8)
         self._connector = Connector(url, client, redis_options)
         self._runtime = Runtime()
-        self._stats = Stats()
-        self._requests = Requests(self._connector, self.options,
-                                  self._runtime, self.uid)
-        self._publisher: Publisher | None = None
-        self._readers: dict[str, StreamReader] = {}
-        self._subscriber: Subscriber | None = None
-        self._watched: set[str] = set()
+        self._new_process()
         self._last_seq: OrderedDict[tuple, int] = OrderedDict()
         self._handlers_by_event: dict[tuple[str, str], Callable] = {}
         self._connections: dict[tuple[str, str], tuple[float, Any]] = {}
@@ -109,11 +103,26 @@ class RedisStreamsManager(Manager):
         self._restoring: dict[tuple[str, str], list] = {}
         self._replayed: dict[tuple[str, str], str] = {}
         self._reasons: dict[tuple[str, str], str] = {}
+        self._closed = False
+        _open_managers.add(self)
+
+    def _new_process(self) -> None:
+        """What each process has of its own: an identity among the
+        servers, tasks, locks. Called again in a child after ``fork()``
+        (gunicorn ``--preload``): the parent's tasks did not come along,
+        what it queued is its own to send, and two processes sharing a
+        uid would take each other's packets for their own and drop them.
+        The child starts listening again at its first connection."""
+        self.uid = secrets.token_hex(8)
+        self._stats = Stats()
+        self._requests = Requests(self._connector, self.options, self.uid)
+        self._publisher: Publisher | None = None
+        self._readers: dict[str, StreamReader] = {}
+        self._subscriber: Subscriber | None = None
+        self._watched: set[str] = set()
+        self._listening = False
         self._restore_lock = threading.Lock()
         self._lock = threading.RLock()
-        self._closed = False
-        self._listening = False
-        _open_managers.add(self)
 
     # --- life cycle ----------------------------------------------------------
 
@@ -121,6 +130,23 @@ class RedisStreamsManager(Manager):
         super().set_server(server)
         self._runtime = Runtime(server)
         self._hook_connect(server)
+        if self._handlers_by_event:
+            self._listen_early()
+
+    def _listen_early(self) -> None:
+        """A server with handlers for server-side events listens at once,
+        as a Node server does, not at its first connection (when
+        python-socketio initializes its manager): an event sent before
+        any client came must reach it. Not in a process that is not ready
+        for background tasks (eventlet or gevent not patched yet, as in a
+        gunicorn ``--preload`` master): the first connection starts it."""
+        if self.server is None or self.write_only or self._listening:
+            return
+        try:
+            check_patched(self._runtime.async_mode)
+        except RuntimeError:
+            return
+        self._listen()
 
     def _hook_connect(self, server: Any) -> None:
         """See the CONNECT packet's auth, which python-socketio does not
@@ -620,6 +646,7 @@ class RedisStreamsManager(Manager):
         """
         def register(func: Callable) -> Callable:
             self._handlers_by_event[(namespace, event)] = func
+            self._listen_early()
             self._watch(namespace)
             return func
         return register(handler) if handler is not None else register
@@ -670,7 +697,8 @@ class RedisStreamsManager(Manager):
         request."""
         self._listen()
         self._watch(namespace)
-        return self._requests.open(namespace, kind, timeout)
+        return self._requests.open(namespace, kind, timeout,
+                                   self._runtime.event())
 
     def _local_sockets(self, namespace: str, opts: dict) -> list[dict]:
         """Node's socket descriptions of the matching local sockets."""
@@ -994,6 +1022,14 @@ def _args(data: Any) -> list:
 
 
 _open_managers: weakref.WeakSet = weakref.WeakSet()
+
+
+def _after_fork() -> None:
+    for mgr in list(_open_managers):
+        mgr._new_process()
+
+
+os.register_at_fork(after_in_child=_after_fork)
 
 
 @atexit.register

@@ -20,7 +20,11 @@ class Runtime:
 
     @property
     def async_mode(self) -> str:
-        return getattr(self.server, 'async_mode', None) or 'threading'
+        # the engine.io server's: python-socketio sets its own attribute
+        # after it has given the server to its manager
+        eio = getattr(self.server, 'eio', None)
+        return getattr(eio, 'async_mode', None) or \
+            getattr(self.server, 'async_mode', None) or 'threading'
 
     def start(self, target: Callable, *args: Any) -> Any:
         if self.server is not None:

@@ -220,6 +220,23 @@ def test_server_count_counts_live_servers(trio):
     wait_until(lambda: nodes[0].mgr.server_count() == 2, 5, 'count 2')
 
 
+def test_a_server_with_handlers_is_in_the_cluster_before_any_client(
+        cluster):
+    """As a Node server, a server that registered a server-side event
+    handler listens at once, not at its first connection: an event sent
+    before any client came reaches it, and it is counted."""
+    got = []
+    cluster[1].mgr.on('job', lambda x: got.append(x) or 'done')
+    assert cluster[0].mgr.server_count() == 1
+    answers = []
+    done = threading.Event()
+    cluster[0].mgr.server_side_emit(
+        'job', 5, callback=lambda err, res: answers.append((err, res)) or
+        done.set())
+    assert done.wait(5)
+    assert answers == [(None, ['done'])] and got == [5]
+
+
 def test_write_only_emitter_runs_socket_management(trio, redis_server):
     nodes, clients = trio
     got = []

@@ -6,6 +6,7 @@ import os
 import pytest
 
 from .asyncmode import ASYNC_MODE
+from .nodes import Node
 
 
 def _closed(fd: int) -> bool:
@@ -37,3 +38,32 @@ def test_close_leaves_no_green_thread_waiting_on_a_closed_socket(
                                hub.listeners[hub.WRITE])
              for fd in bucket if _closed(fd)]
     assert stale == []
+
+
+@pytest.mark.skipif(ASYNC_MODE != 'threading',
+                    reason='forks a threaded test process (threading only)')
+def test_a_forked_worker_is_a_server_of_its_own(redis_server, nodes,
+                                                clients):
+    """gunicorn ``--preload`` forks workers from a process that made the
+    manager, here one already listening: a worker must be a server of its
+    own, or the others take its packets for their own and drop them."""
+    nodes.append(Node(redis_server.url))
+    nodes[0].mgr.on('job', lambda: None)  # listening before the fork
+    ready_r, ready_w = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the worker: emit once the parent has a client
+        try:
+            os.read(ready_r, 1)
+            nodes[0].mgr.emit('from-worker', nodes[0].mgr.uid)
+            nodes[0].mgr.flush(10)
+        finally:
+            os._exit(0)
+    try:
+        clients.append(nodes[0].client())  # after the fork: the parent's
+        os.write(ready_w, b'x')
+        (worker_uid,), = clients[0].wait_for('from-worker', timeout=10)
+        assert worker_uid != nodes[0].mgr.uid
+    finally:
+        os.waitpid(pid, 0)
+        os.close(ready_r)
+        os.close(ready_w)
