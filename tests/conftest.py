@@ -12,6 +12,9 @@ monkey_patch()
 import pytest  # noqa: E402
 
 from .deployments import suite_server  # noqa: E402
+# the Node.js interoperability fixtures, for test_node_interop*.py
+from .interop import (js, js_client, make_js_server, py,  # noqa: E402,F401
+                      py_client)
 from .nodes import Node  # noqa: E402
 
 

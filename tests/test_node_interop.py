@@ -4,6 +4,8 @@ The Node side is Socket.IO 4.8.4 with the official
 ``@socket.io/redis-streams-adapter`` 0.3.1 (``tests/js/server.js``) and the
 official socket.io-client (``tests/js/client.js``), driven through
 ``tests/nodejs.py``. Clients of both kinds sit on servers of both kinds.
+Fixtures and helpers are in ``tests/interop.py`` (shared with
+``test_node_interop_ops.py``).
 
 Negative checks ("this client got nothing") wait for a marker emitted by
 the same server after the packet under test: one server's packets reach
@@ -11,7 +13,6 @@ every client in order, so once the marker is in, the packet would be too.
 """
 from __future__ import annotations
 
-import itertools
 import json
 import shutil
 import socket
@@ -20,142 +21,14 @@ import threading
 import pytest
 import websocket
 
-from .nodejs import NodeClient, NodeServer
-from .nodes import Client, Node, wait_until
+from .interop import (ACK_TIMEOUT_MS, disconnect_reason, emit, got, join,
+                      js_rooms, mark, stream_entries, wait_got)
+from .nodes import wait_until
 
 if shutil.which('node') is None or shutil.which('npm') is None:
     pytest.skip('the Node.js interoperability tests need node (20+) and '
                 'npm on PATH (apt-get install nodejs npm)',
                 allow_module_level=True)
-
-ACK_TIMEOUT_MS = 3000
-_marks = itertools.count(1)
-
-
-# --- fixtures ----------------------------------------------------------------
-
-@pytest.fixture
-def make_js_server(redis_server):
-    """``make_js_server(**adapter_options)`` -> a started NodeServer."""
-    made: list[NodeServer] = []
-
-    def make(**options) -> NodeServer:
-        server = NodeServer(redis_server.url, **options)
-        made.append(server)
-        # Node's reader asks for "$" again after each empty XREAD until it
-        # has seen one entry; an entry of its own fixes its position, so
-        # nothing written later can fall between two of its reads.
-        server.command('emit', event='warm-up')
-        return server
-
-    yield make
-    for server in made:
-        server.stop()
-
-
-@pytest.fixture
-def js_client():
-    """``js_client(url, namespace='/', **options)`` -> a NodeClient."""
-    made: list[NodeClient] = []
-
-    def make(url: str, namespace: str = '/', **options) -> NodeClient:
-        client = NodeClient(url, namespace, **options)
-        client.namespace = namespace  # type: ignore[attr-defined]
-        made.append(client)
-        return client
-
-    yield make
-    for client in made:
-        client.stop()
-
-
-@pytest.fixture
-def py_client(clients):
-    """``py_client(url, namespaces=['/'], **kwargs)`` -> a python Client."""
-    def make(url: str, namespaces: list | None = None, **kwargs) -> Client:
-        client = Client(url, namespaces or ['/'], **kwargs)
-        clients.append(client)
-        return client
-
-    return make
-
-
-@pytest.fixture
-def py(make_node) -> Node:
-    """One Python server."""
-    return make_node()
-
-
-@pytest.fixture
-def js(make_js_server) -> NodeServer:
-    """One Node server on the same Redis."""
-    return make_js_server()
-
-
-# --- helpers -----------------------------------------------------------------
-
-def got(client, event: str, namespace: str = '/') -> list:
-    """The argument lists of each ``event`` a client (Python or Node)
-    received in ``namespace``, in order."""
-    if isinstance(client, NodeClient):
-        assert client.namespace == namespace, 'a NodeClient has one namespace'
-        return [line['args'] for line in client.events(
-            lambda line: line.get('event') == event)]
-    return [list(args) for args in client.events(event, namespace)]
-
-
-def wait_got(client, event: str, namespace: str = '/',
-             timeout: float = 5.0) -> list:
-    """Wait until ``client`` received ``event``; what it received."""
-    return wait_until(lambda: got(client, event, namespace), timeout,
-                      f'{event!r} in {namespace}')
-
-
-def emit(server, event: str, *args, namespace: str = '/', **opts) -> None:
-    """Broadcast from a Python ``Node`` or a ``NodeServer``; ``opts`` are
-    ``to`` and (Python) ``skip_sid`` / (Node) ``except_``."""
-    if isinstance(server, NodeServer):
-        if 'except_' in opts:
-            opts['except'] = opts.pop('except_')
-        server.command('emit', event=event, args=list(args),
-                       namespace=namespace, **opts)
-    else:
-        server.sio.emit(event, tuple(args), namespace=namespace, **opts)
-
-
-def mark(server, receivers: list, namespace: str = '/') -> None:
-    """Emit a marker from ``server``; wait until every receiver has it."""
-    n = next(_marks)
-    emit(server, 'mark', n, namespace=namespace)
-    for client in receivers:
-        wait_until(lambda c=client: [n] in got(c, 'mark', namespace), 5,
-                   f'marker {n} in {namespace}')
-
-
-def join(client, room: str) -> None:
-    """Have a client of a Python server join ``room`` (its 'join' event)."""
-    if isinstance(client, NodeClient):
-        client.command('emit', event='join', args=[room], ack=True)
-    else:
-        client.sio.call('join', room, timeout=5)
-
-
-def js_rooms(server: NodeServer, sid: str, namespace: str = '/') -> set:
-    """The rooms a Node server has for one of its sockets."""
-    for sock in server.command('sockets', namespace=namespace):
-        if sock['id'] == sid:
-            return set(sock['rooms'])
-    raise AssertionError(f'{sid} is not on the Node server')
-
-
-def disconnect_reason(client: NodeClient) -> str:
-    line = client.wait_for(lambda line: line.get('event') == 'disconnect')
-    return line['args'][0]
-
-
-def stream_entries(redis_server, key: str = 'socket.io') -> list:
-    r = redis_server.client(decode_responses=True)
-    return [fields for _id, fields in r.xrange(key)]
 
 
 # --- broadcasts --------------------------------------------------------------

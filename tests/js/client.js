@@ -10,8 +10,8 @@
 // asked for an acknowledgement, which is sent only if set by `answer`.
 //
 // Commands: {"id": 1, "cmd": "emit", "event": "e", "args": [], "ack": true}
-// -> {"id": 1, "result": [ack args]}; close_transport, disconnect, connect,
-// state, answer {event, value}, close.
+// -> {"id": 1, "result": [ack args]}; close_transport {hold}, disconnect,
+// connect {url}, state, answer {event, value}, close.
 "use strict";
 const readline = require("readline");
 const { io } = require("socket.io-client");
@@ -23,6 +23,7 @@ const socket = io(url.replace(/\/$/, "") + namespace, {
   ...JSON.parse(optsJson),
 });
 const answers = {}; // event -> value to ack with
+let held = null; // the reconnection setting while close_transport holds
 
 const report = (event, a, ack = false) => out({
   event, args: toPlain(a), ack, recovered: !!socket.recovered, id: socket.id,
@@ -43,10 +44,24 @@ const commands = {
     return new Promise((resolve, reject) => socket.timeout(c.timeout ?? 5000)
       .emit(c.event, ...a, (err, ...res) => (err ? reject(err) : resolve(res))));
   },
-  // drop the connection without telling the server: recoverable
-  close_transport: () => void socket.io.engine.close(),
+  // drop the connection without telling the server: recoverable; with
+  // "hold": true the client stays away until `connect` (no auto-reconnect)
+  close_transport: (c) => {
+    if (c.hold) {
+      held = socket.io.reconnection();
+      socket.io.reconnection(false);
+    }
+    socket.io.engine.close();
+  },
   disconnect: () => void socket.disconnect(),
-  connect: () => void socket.connect(),
+  // (re)connect, to another server if "url" is given: the pid and offset
+  // the client keeps go along, as after a lost transport
+  connect: (c) => {
+    if (c.url) socket.io.uri = c.url.replace(/\/$/, "") + namespace;
+    if (held !== null) socket.io.reconnection(held);
+    held = null;
+    socket.connect();
+  },
   state: () => ({ id: socket.id ?? null, connected: socket.connected,
     recovered: !!socket.recovered }),
   answer: (c) => { answers[c.event] = c.value; },
