@@ -8,6 +8,7 @@ from one description, so credentials and TLS settings apply everywhere.
 from __future__ import annotations
 
 import os
+import socket
 from dataclasses import dataclass, field
 from typing import Any, Callable
 from urllib.parse import parse_qsl, unquote, urlparse
@@ -93,6 +94,25 @@ def explain(error: Exception, command: str, where: str = '') -> str:
 
 #: seconds to open a connection, unless redis_options say otherwise
 CONNECT_TIMEOUT = 5.0
+#: seconds a command may wait for its reply (not the readers' blocking
+#: XREAD, nor PUB/SUB), unless redis_options say otherwise: a Redis that
+#: stopped answering fails the command instead of hanging its caller
+COMMAND_TIMEOUT = 15.0
+
+
+def _keepalive_options() -> dict:
+    """TCP keepalive probes after 10 s idle, every 5 s, 3 of them: a
+    connection to a host that vanished (a partition: no reset ever comes)
+    fails in about 25 s instead of hours."""
+    wanted = (('TCP_KEEPIDLE', 10), ('TCP_KEEPALIVE', 10),  # macOS
+              ('TCP_KEEPINTVL', 5), ('TCP_KEEPCNT', 3))
+    return {getattr(socket, name): value for name, value in wanted
+            if hasattr(socket, name)}
+
+
+KEEPALIVE = _keepalive_options()
+#: connection options a unix socket connection does not take
+_TCP_ONLY = ('socket_keepalive', 'socket_keepalive_options')
 _STANDALONE = {'redis', 'rediss', 'unix', 'valkey', 'valkeys'}
 _SENTINEL = {'redis+sentinel', 'valkey+sentinel'}
 _CLUSTER = {'redis+cluster', 'valkey+cluster'}
@@ -248,6 +268,16 @@ class Connector:
         hosts = ','.join(f'{h}:{p}' for h, p in self.target.hosts)
         return f'{self.target.kind} {hosts}'
 
+    @property
+    def is_unix(self) -> bool:
+        """Whether the connections go through a unix socket."""
+        if self.target is not None:
+            return self.target.kind == 'standalone' and \
+                self.target.url.startswith('unix:')
+        pool = getattr(self._client, 'connection_pool', None)
+        return 'Unix' in getattr(getattr(pool, 'connection_class', None),
+                                 '__name__', '')
+
     def client(self) -> Any:
         """The shared command client (made once)."""
         if self._client is None:
@@ -260,12 +290,20 @@ class Connector:
             close_client(self._client, log)
 
     def new_client(self, **overrides: Any) -> Any:
-        """A client with its own connections, e.g. for a blocking reader.
+        """A client with its own connections, e.g. for a blocking reader;
+        replies are awaited ``COMMAND_TIMEOUT`` seconds unless
+        redis_options or ``overrides`` give a ``socket_timeout``.
         A cluster client asks a seed for the slot map at once: if none
         answers, that is a ``ConnectionError`` like any other."""
         kwargs = {**self.redis_options, **overrides}
         kwargs.setdefault('decode_responses', False)
         kwargs.setdefault('socket_connect_timeout', CONNECT_TIMEOUT)
+        kwargs.setdefault('socket_timeout', COMMAND_TIMEOUT)
+        kwargs.setdefault('socket_keepalive', True)
+        kwargs.setdefault('socket_keepalive_options', KEEPALIVE)
+        if self.is_unix:
+            for key in _TCP_ONLY:
+                kwargs.pop(key, None)
         try:
             return self._new_client(kwargs)
         except CLUSTER_ERRORS as exc:

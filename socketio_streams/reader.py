@@ -118,8 +118,7 @@ class StreamReader(_Loop):
     def _connect(self) -> Any:
         if self._client is None:
             self._client = self._connector.new_client(
-                socket_timeout=self._options.block_seconds + 10,
-                socket_keepalive=True)
+                socket_timeout=self._options.block_seconds + 10)
         return self._client
 
     def _info(self) -> dict | None:
@@ -277,7 +276,9 @@ class Subscriber(_Loop):
 
     def step(self) -> None:
         if self._pubsub is None:
-            self._client = self._connector.new_client(socket_keepalive=True)
+            # no reply timeout: it waits for messages (keepalive probes
+            # notice a vanished host)
+            self._client = self._connector.new_client(socket_timeout=None)
             # subscribe confirmations are skipped by _deliver: valkey-py's
             # cluster drops every sharded message if told to ignore them
             self._pubsub = self._client.pubsub()

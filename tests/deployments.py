@@ -602,7 +602,7 @@ class Shared:
         pytest.skip(f'stops or addresses one server process: standalone '
                     f'envs only, not SIO_TEST_DEPLOYMENT={DEPLOYMENT}')
 
-    stop = start = restart = kill = _standalone_only
+    stop = start = restart = kill = freeze = thaw = _standalone_only
 
     @property
     def port(self) -> int:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import time
@@ -104,3 +105,11 @@ class RedisProcess:
     def restart(self) -> None:
         self.stop()
         self.start()
+
+    def freeze(self) -> None:
+        """Stop answering without closing anything (SIGSTOP), as a host
+        that vanished behind a partition does."""
+        os.kill(self.proc.pid, signal.SIGSTOP)
+
+    def thaw(self) -> None:
+        os.kill(self.proc.pid, signal.SIGCONT)

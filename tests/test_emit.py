@@ -1,7 +1,8 @@
 """Emits cross servers as with socketio.RedisManager: same call sites."""
 import pytest
 
-from .nodes import settle
+from .nodes import Node, settle
+from .servers import RedisProcess
 
 
 @pytest.fixture
@@ -129,3 +130,25 @@ def test_a_burst_is_batched_into_few_round_trips(redis_server, make_node,
     # 1000 XADDs plus a handful of XREADs; no per-emit round trips beyond
     assert after - before < 1100
     assert node.mgr.stats()['published'] >= 1001
+
+
+@pytest.fixture
+def unix_server(tmp_path):
+    """The ``unix://`` URL of a server listening on a unix socket."""
+    path = str(tmp_path / 'redis.sock')
+    server = RedisProcess(str(tmp_path / 'redis'), args=(
+        '--unixsocket', path, '--unixsocketperm', '700')).start()
+    yield f'unix://{path}'
+    server.stop()
+
+
+def test_a_unix_socket_url_serves_every_connection(unix_server, nodes,
+                                                   clients):
+    """``unix://``: the publisher, the readers and the subscriber all
+    connect through the socket (TCP-only options are left out)."""
+    nodes.extend([Node(unix_server), Node(unix_server)])
+    clients.extend(node.client() for node in nodes)
+    nodes[0].sio.emit('hi', 1)
+    clients[1].wait_for('hi')
+    assert len(nodes[1].mgr.fetch_sockets()) == 2
+    assert all(node.mgr.healthy() for node in nodes)

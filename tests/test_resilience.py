@@ -5,7 +5,7 @@ import time
 
 import pytest
 
-from socketio_streams import BufferFullError, RedisStreamsManager
+from socketio_streams import BufferFullError, RedisStreamsManager, connection
 
 from .nodes import Node, settle, wait_until
 from .servers import RedisProcess
@@ -143,6 +143,30 @@ def test_a_subscriber_killed_by_the_output_buffer_limit_comes_back(
     r.config_set('client-output-buffer-limit', 'pubsub 32mb 8mb 60')
     wait_until(lambda: len(nodes[0].mgr.fetch_sockets(timeout=2)) == 2, 15,
                'answers again')
+
+
+def test_a_frozen_redis_is_noticed_and_loses_nothing(redis_server, nodes,
+                                                     clients, monkeypatch):
+    """Redis stops answering without closing anything (as a host behind a
+    partition): commands time out instead of hanging for good, the server
+    says it is unhealthy, and what was emitted meanwhile arrives, once and
+    in order, when Redis answers again."""
+    monkeypatch.setattr(connection, 'COMMAND_TIMEOUT', 1.0)
+    nodes.extend([Node(redis_server.url), Node(redis_server.url)])
+    clients.append(nodes[1].client())
+    nodes[0].sio.emit('n', 0)
+    clients[0].wait_for('n')
+    redis_server.freeze()
+    try:
+        for i in range(1, 50):
+            nodes[0].sio.emit('n', i)
+        wait_until(lambda: not nodes[0].mgr.healthy(), 10, 'noticed')
+    finally:
+        redis_server.thaw()
+    clients[0].wait_for('n', count=50, timeout=30)
+    settle(nodes[0], clients)
+    assert [args[0] for args in clients[0].events('n')] == list(range(50))
+    wait_until(nodes[0].mgr.healthy, 15, 'healthy again')
 
 
 def test_a_lagging_reader_shows_in_stats_and_health(redis_server, nodes,
