@@ -243,6 +243,7 @@ class RedisStreamsManager(Manager):
     def _known_namespaces(self) -> set[str]:
         server = self.server
         names = {'/'} | set(getattr(server, 'handlers', {}))
+        names |= {namespace for namespace, _ in self._handlers_by_event}
         names |= set(getattr(server, 'namespace_handlers', {}))
         if isinstance(getattr(server, 'namespaces', None), list):
             names |= set(server.namespaces)

@@ -3,9 +3,11 @@ import threading
 import time
 
 import pytest
+import socketio
 
 from socketio_streams import AckTimeoutError, RedisStreamsManager
 
+from .asyncmode import ASYNC_MODE
 from .nodes import settle, wait_until
 
 
@@ -235,6 +237,22 @@ def test_a_server_with_handlers_is_in_the_cluster_before_any_client(
         done.set())
     assert done.wait(5)
     assert answers == [(None, ['done'])] and got == [5]
+
+
+def test_handlers_registered_before_the_server_listen_with_it(
+        redis_server, emitters):
+    """``@mgr.on`` before ``socketio.Server(client_manager=mgr)``, in a
+    namespace the server has no handlers for: it listens there too."""
+    mgr = RedisStreamsManager(redis_server.url)
+    emitters.append(mgr)
+    got = []
+    mgr.on('job', got.append, namespace='/jobs')
+    socketio.Server(client_manager=mgr, async_mode=ASYNC_MODE)
+    sender = RedisStreamsManager(redis_server.url, write_only=True)
+    emitters.append(sender)
+    wait_until(lambda: sender.server_count('/jobs') == 1, 5, 'listening')
+    sender.server_side_emit('job', 7, namespace='/jobs')
+    wait_until(lambda: got == [7], 5, 'the event')
 
 
 def test_write_only_emitter_runs_socket_management(trio, redis_server):
