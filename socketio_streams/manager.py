@@ -139,8 +139,10 @@ class RedisStreamsManager(Manager):
         python-socketio initializes its manager): an event sent before
         any client came must reach it. Not in a process that is not ready
         for background tasks (eventlet or gevent not patched yet, as in a
-        gunicorn ``--preload`` master): the first connection starts it."""
-        if self.server is None or self.write_only or self._listening:
+        gunicorn ``--preload`` master): the first connection starts it.
+        A write_only emitter with handlers listens too (as it does for
+        ``fetch_sockets``)."""
+        if self._listening or (self.server is None and not self.write_only):
             return
         try:
             check_patched(self._runtime.async_mode)

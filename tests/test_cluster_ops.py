@@ -260,8 +260,12 @@ def test_write_only_emitter_runs_socket_management(trio, redis_server):
     got = []
     nodes[1].mgr.on('job', lambda x: got.append(x))
     mgr = RedisStreamsManager(redis_server.url, write_only=True)
-    assert len(mgr.fetch_sockets(timeout=5)) == 3  # it listens on demand
+    heard = []
+    mgr.on('news', heard.append)  # it listens on demand
+    nodes[0].mgr.server_side_emit('news', 1)
+    assert len(mgr.fetch_sockets(timeout=5)) == 3
     assert mgr.server_count() == 3  # but is not a server
+    wait_until(lambda: heard == [1])
     mgr.sockets_join('w', to='r0')
     mgr.server_side_emit('job', 7)
     mgr.sockets_leave('all', to='r1')
