@@ -277,6 +277,10 @@ class _NodeProcess:
 class NodeServer(_NodeProcess):
     """A Node.js Socket.IO server with the official streams adapter.
 
+    ``redis_url`` is any URL of the suite's deployments: ``redis://``,
+    ``rediss://`` (``?ssl_ca_certs=``), ``valkey://``, ``redis+cluster://``
+    (node-redis ``createCluster``) or ``redis+sentinel://`` (node-redis
+    ``createSentinel``); see ``makeClient`` in ``server.js``.
     ``adapter_options`` go to ``createAdapter`` (``stream_name`` or
     ``streamName``, ...); ``recovery_ms`` > 0 turns connection state
     recovery on with that ``maxDisconnectionDuration``. Ready (adapter
@@ -288,10 +292,6 @@ class NodeServer(_NodeProcess):
     def __init__(self, redis_url: str, *, port: int = 0,
                  recovery_ms: int = 0, start_timeout: float = 20.0,
                  **adapter_options: Any):
-        if '+' in redis_url.split('://', 1)[0]:  # sentinel, cluster
-            import pytest
-            pytest.skip(f'the Node.js peers take one server\'s URL, not '
-                        f'{redis_url.split("://", 1)[0]}://')
         options = {_camel(k): v for k, v in adapter_options.items()}
         super().__init__([str(port), redis_url, json.dumps(options),
                           str(recovery_ms)], 'ready', start_timeout)

@@ -4,6 +4,10 @@
 //   node server.js [port] [redis_url] [adapter_options_json] [recovery_ms]
 //
 // (or the env vars PORT, REDIS_URL, ADAPTER_OPTIONS, RECOVERY_MS).
+// redis_url is one of the Python package's URLs: redis://, rediss://
+// (?ssl_ca_certs=), valkey://, redis+cluster://h:p,h:p (node-redis
+// createCluster) or redis+sentinel://h:p,h:p/<db>/<service> (node-redis
+// createSentinel, see sentinelClient).
 // port 0 picks a free port; recovery_ms > 0 turns connection state recovery
 // on with that maxDisconnectionDuration. Prints {"ready": true, "port": N}
 // once the adapter is reading its streams and subscribed to its channels.
@@ -17,7 +21,7 @@
 const fs = require("fs");
 const http = require("http");
 const readline = require("readline");
-const { createClient } = require("redis");
+const { createClient, createCluster, createSentinel } = require("redis");
 const { Server } = require("socket.io");
 const { createAdapter } = require("@socket.io/redis-streams-adapter");
 const { toPlain, fromPlain, out } = require("./util");
@@ -132,34 +136,125 @@ async function handle(line) {
   }
 }
 
+// CLIENT LIST of every server our connections may be on: each master of
+// a cluster (readers block on the master of their stream's slot, the
+// subscriber is on one master: replicas are not used), else the one
+// server (a sentinel client's commands go to the master)
+async function clientLists() {
+  if (!Array.isArray(redis.masters)) return redis.clientList();
+  const lists = await Promise.all(redis.masters.map(
+    async (master) => (await redis.nodeClient(master)).clientList()));
+  return lists.flat();
+}
+
 // wait until CLIENT LIST shows our XREAD readers and the subscriber
 async function adapterReady() {
   const wanted = OPTIONS.streamCount || 1;
   for (let i = 0; i < 500; i++) {
-    const mine = (await redis.clientList())
-      .filter((c) => c.name === CLIENT_NAME);
+    const mine = (await clientLists()).filter((c) => c.name === CLIENT_NAME);
     const readers = mine.filter((c) => c.cmd === "xread").length;
-    const subscribed = mine.some((c) =>
-      Number(c.sub || 0) + Number(c.ssub || 0) >= 2 * NAMESPACES.length);
-    if (readers >= wanted && subscribed) return;
+    // sharded channels may be spread over several connections
+    const subscriptions = mine.reduce(
+      (n, c) => n + Number(c.sub || 0) + Number(c.ssub || 0), 0);
+    if (readers >= wanted && subscriptions >= 2 * NAMESPACES.length) return;
     await sleep(20);
   }
   throw new Error("adapter not ready after 10 s");
 }
 
-// node-redis options for our URLs: valkey:// is redis://, and a CA file
-// given as ?ssl_ca_certs= (the Python form) becomes the TLS socket's CA
-function clientOptions(url) {
+// TLS socket options from ?ssl=true or ?ssl_ca_certs= (the Python forms)
+function tlsSocket(params) {
+  const ca = params.get("ssl_ca_certs");
+  const ssl = /^(1|true|yes|on|y|t)$/i.test(params.get("ssl") || "");
+  if (ca) return { tls: true, ca: fs.readFileSync(ca) };
+  return ssl ? { tls: true } : {};
+}
+
+// redis+cluster:// and redis+sentinel:// carry several hosts, which URL
+// cannot parse: [user:password@]h:p,h:p[/path][?query]
+function multiHostUrl(url) {
+  const rest = url.slice(url.indexOf("://") + 3);
+  const query = rest.includes("?") ? rest.slice(rest.indexOf("?") + 1) : "";
+  let hostPart = rest.slice(0, rest.length - (query ? query.length + 1 : 0));
+  const slash = hostPart.indexOf("/");
+  const path = slash < 0 ? "" : hostPart.slice(slash);
+  if (slash >= 0) hostPart = hostPart.slice(0, slash);
+  const at = hostPart.lastIndexOf("@");
+  const auth = {};
+  if (at >= 0) {
+    const [user, password] = hostPart.slice(0, at).split(":", 2);
+    if (user) auth.username = decodeURIComponent(user);
+    if (password) auth.password = decodeURIComponent(password);
+    hostPart = hostPart.slice(at + 1);
+  }
+  const hosts = hostPart.split(",").map((h) => {
+    const i = h.lastIndexOf(":");
+    return { host: h.slice(0, i).replace(/^\[|\]$/g, ""),
+      port: Number(h.slice(i + 1)) };
+  });
+  const params = new URLSearchParams(query);
+  return { hosts, auth, path: path.split("/").filter(Boolean),
+    socket: tlsSocket(params) };
+}
+
+// node-redis' RedisSentinel lacks what the adapter calls on a node-redis
+// client (dist/util.js): duplicate() (duplicateClient, for the readers and
+// the subscriber), sendCommand(args) (PUBSUB, for serverCount(): the
+// sentinel's takes (isReadonly, args)) and disconnect() (startPolling, on
+// close). This adds them; all else is the RedisSentinel itself, which
+// follows the master across failovers.
+function sentinelClient(options) {
+  const sentinel = createSentinel(options);
+  const added = {
+    duplicate: () => sentinelClient(options),
+    sendCommand: (args, opts) => sentinel.sendCommand(false, args, opts),
+    disconnect: () => sentinel.destroy(),
+  };
+  return new Proxy(sentinel, {
+    get(target, key) {
+      if (Object.hasOwn(added, key)) return added[key];
+      const value = Reflect.get(target, key);
+      return typeof value === "function" ? value.bind(target) : value;
+    },
+  });
+}
+
+// a node-redis client for one of our URLs: valkey:// is redis://, and a CA
+// file given as ?ssl_ca_certs= (the Python form) becomes the TLS socket's
+// CA. Every connection carries CLIENT_NAME.
+function makeClient(url) {
+  const scheme = url.split("://", 1)[0];
+  if (/^(redis|valkey)\+cluster$/.test(scheme)) {
+    const { hosts, auth, socket } = multiHostUrl(url);
+    return createCluster({
+      rootNodes: hosts.map((h) => ({ socket: { ...socket, ...h } })),
+      defaults: { name: CLIENT_NAME, ...auth, socket },
+    });
+  }
+  if (/^(redis|valkey)\+sentinel$/.test(scheme)) {
+    const { hosts, auth, path, socket } = multiHostUrl(url);
+    if (path.length < 1 || path.length > 2) {
+      throw new Error(`sentinel URL must end with /<db>/<service>: ${url}`);
+    }
+    const node = { name: CLIENT_NAME, ...auth, socket };
+    if (path.length === 2) node.database = Number(path[0]);
+    return sentinelClient({
+      name: path[path.length - 1],
+      sentinelRootNodes: hosts,
+      nodeClientOptions: node,
+      sentinelClientOptions: { socket },
+    });
+  }
   const parsed = new URL(url.replace(/^valkey(s?):/, "redis$1:"));
   const ca = parsed.searchParams.get("ssl_ca_certs");
   parsed.searchParams.delete("ssl_ca_certs");
   const opts = { url: parsed.toString(), name: CLIENT_NAME };
   if (ca) opts.socket = { tls: true, ca: fs.readFileSync(ca) };
-  return opts;
+  return createClient(opts);
 }
 
 async function main() {
-  redis = createClient(clientOptions(REDIS_URL));
+  redis = makeClient(REDIS_URL);
   redis.on("error", (e) => console.error("redis:", e.message));
   await redis.connect();
   httpServer = http.createServer();
@@ -196,7 +291,7 @@ async function shutdown() {
   try {
     io.close();
     await sleep(100);
-    await redis.quit();
+    await redis.close();
   } catch (e) {
     console.error("shutdown:", e.message);
   }
