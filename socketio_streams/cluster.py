@@ -181,8 +181,10 @@ class Requests:
         if timeout <= 0:
             raise ValueError(f'timeout must be > 0, got {timeout!r}')
         now = time.monotonic()
-        silent = {uid for uid, until in self._silent.items() if until > now}
-        awaited = self.live_servers(namespace) - silent
+        # servers that left for good are forgotten once their time is up
+        self._silent = {uid: until for uid, until in self._silent.items()
+                        if until > now}
+        awaited = self.live_servers(namespace) - set(self._silent)
         request = kind(awaited, now + timeout + 1, event)
         request_id = new_request_id()
         self._pending.add(request_id, request)

@@ -5,7 +5,7 @@ import time
 import pytest
 import socketio
 
-from socketio_streams import AckTimeoutError, RedisStreamsManager
+from socketio_streams import AckTimeoutError, RedisStreamsManager, cluster
 
 from .asyncmode import ASYNC_MODE
 from .nodes import settle, wait_until
@@ -165,6 +165,23 @@ def test_a_hung_server_costs_one_timeout_not_every_request(trio):
     sockets = nodes[0].mgr.fetch_sockets(timeout=5)
     assert time.monotonic() - started < 4  # not waiting for nodes[2] again
     assert clients[1].sid() in _sids(sockets)
+
+
+def test_a_silent_server_that_left_is_forgotten(trio, monkeypatch):
+    """The list of servers not waited for does not keep those that left
+    for good (every restart is a new server): bookkeeping never grows."""
+    monkeypatch.setattr(cluster, 'SILENT_FOR', 0.5)
+    nodes, _clients = trio
+    nodes[2].mgr.on('hang', lambda: time.sleep(2))
+    nodes[0].mgr.server_side_emit('hang')
+    time.sleep(0.2)
+    with pytest.raises(AckTimeoutError):
+        nodes[0].mgr.fetch_sockets(timeout=1)
+    assert len(nodes[0].mgr._requests._silent) == 1
+    nodes[2].stop()
+    time.sleep(0.6)
+    assert len(nodes[0].mgr.fetch_sockets(timeout=5)) == 2
+    assert nodes[0].mgr._requests._silent == {}
 
 
 def test_a_server_that_leaves_mid_request_is_not_waited_for(trio):
