@@ -1,9 +1,11 @@
 """Deployed with gunicorn: two instances of a Flask-SocketIO app, one async
-worker each, are one Socket.IO cluster through Redis.
+worker each, are one Socket.IO cluster through Redis; so are the workers of
+one ``gunicorn --preload``.
 
 Each worker class is exercised in the tox env of its async mode:
-``-k gevent`` in ``py311-gevent`` (current gunicorn) and ``-k eventlet`` in
-``py311-eventlet`` (gunicorn < 26, which still has the eventlet worker).
+``-k gevent`` in ``py311-gevent`` (current gunicorn), ``-k eventlet`` in
+``py311-eventlet`` (gunicorn < 26, which still has the eventlet worker),
+``-k sync`` under threading.
 """
 from __future__ import annotations
 
@@ -64,7 +66,8 @@ class Gunicorn:
         cmd = [sys.executable, '-m', 'gunicorn', '-k', worker,
                '--graceful-timeout', '5', *_no_control_socket(), *args]
         env = dict(os.environ, REDIS_URL=redis_url, BIND=bind,
-                   SIO_ASYNC_MODE=worker,
+                   SIO_ASYNC_MODE=worker if worker in WORKERS
+                   else 'threading',  # -k sync
                    PYTHONPATH=str(ROOT))  # the socketio_streams under test
         with open(log, 'wb') as out:
             self.proc = subprocess.Popen(cmd, env=env, cwd=ROOT, stdout=out,
@@ -98,6 +101,26 @@ class Gunicorn:
     def stop(self) -> None:
         """Stop our gunicorn: SIGTERM, then SIGKILL after 15 s."""
         stop_process(self.proc, grace=15)
+
+
+@pytest.fixture
+def preloaded(redis_server, tmp_path):
+    """``gunicorn --preload -w 2 -k sync``: the app, and its manager, are
+    made once in the master and forked into both workers. A sync worker
+    serves one connection at a time: a second websocket client goes to the
+    other worker."""
+    if ASYNC_MODE != 'threading':
+        pytest.skip(f'gunicorn -k sync runs under threading, not '
+                    f'{ASYNC_MODE}')
+    pytest.importorskip('gunicorn')
+    instance = Gunicorn('sync', ['--preload', '-w', '2', '--chdir',
+                                 'tests/apps', 'chat_app:app'],
+                        redis_server.url, tmp_path / 'gunicorn.log')
+    try:
+        instance.wait_ready()
+        yield instance
+    finally:
+        instance.stop()
 
 
 @pytest.fixture
@@ -163,3 +186,19 @@ def test_the_readme_gunicorn_command_runs_the_example_chat(gunicorns,
     a.sio.emit('say', 'hello')
     assert b.wait_for('said', timeout=10) == [
         ({'text': 'hello', 'server': first.port},)]
+
+
+def test_preloaded_workers_are_servers_of_their_own(preloaded, clients):
+    """Forked workers of one ``gunicorn --preload`` broadcast to each
+    other: each has its own identity (with the master's, each took the
+    other's packets for its own and dropped them)."""
+    a = Client(preloaded.url, ['/'])
+    clients.append(a)
+    b = Client(preloaded.url, ['/'])
+    clients.append(b)
+    assert a.sio.call('pid', timeout=5) != b.sio.call('pid', timeout=5)
+    a.sio.emit('say', 'hello')
+    b.wait_for('said', timeout=10)
+    a.wait_for('said', timeout=10)
+    b.sio.emit('say', 'back')
+    a.wait_for('said', count=2, timeout=10)

@@ -19,6 +19,12 @@ socketio = SocketIO(app, async_mode=os.environ['SIO_ASYNC_MODE'],
                         os.environ['REDIS_URL']))
 
 
+@socketio.on('pid')
+def pid():
+    """The process serving this client (tests tell workers apart)."""
+    return os.getpid()
+
+
 @socketio.on('say')
 def say(text):
     """Broadcast ``text`` to every client of every instance."""
