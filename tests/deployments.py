@@ -137,7 +137,30 @@ class WholeCluster(redis.cluster.RedisCluster):
         return True
 
 
-class ClusterProcess:
+class _Deployment:
+    """Processes started together: ``start`` launches them and waits until
+    they work together, or stops them all and raises."""
+
+    def start(self) -> Any:
+        try:
+            self._launch()
+            self.wait_healthy()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def _launch(self) -> None:
+        raise NotImplementedError
+
+    def wait_healthy(self, timeout: float = 30.0) -> None:
+        raise NotImplementedError
+
+    def stop(self) -> None:
+        raise NotImplementedError
+
+
+class ClusterProcess(_Deployment):
     """``masters`` masters with ``replicas`` replicas each, made with
     ``redis-cli --cluster create``; failover after ``NODE_TIMEOUT_MS``."""
 
@@ -169,24 +192,18 @@ class ClusterProcess:
     def alive(self) -> list[RedisProcess]:
         return [n for n in self.nodes if n.proc is not None]
 
-    def start(self) -> 'ClusterProcess':
-        try:
-            for node in self.nodes:
-                node.start()
-            cmd = [cli_binary(), '--cluster', 'create',
-                   *(f'{HOST}:{n.port}' for n in self.nodes),
-                   '--cluster-replicas', str(self.replicas_wanted),
-                   '--cluster-yes']
-            done = subprocess.run(cmd, capture_output=True, text=True,
-                                  timeout=60)
-            if done.returncode != 0:
-                raise RuntimeError(f'{" ".join(cmd)} failed:\n'
-                                   f'{done.stdout[-2000:]}{done.stderr}')
-            self.wait_healthy()
-        except BaseException:
-            self.stop()
-            raise
-        return self
+    def _launch(self) -> None:
+        for node in self.nodes:
+            node.start()
+        cmd = [cli_binary(), '--cluster', 'create',
+               *(f'{HOST}:{n.port}' for n in self.nodes),
+               '--cluster-replicas', str(self.replicas_wanted),
+               '--cluster-yes']
+        done = subprocess.run(cmd, capture_output=True, text=True,
+                              timeout=60)
+        if done.returncode != 0:
+            raise RuntimeError(f'{" ".join(cmd)} failed:\n'
+                               f'{done.stdout[-2000:]}{done.stderr}')
 
     def wait_healthy(self, timeout: float = 30.0) -> None:
         """Until every live node says ``cluster_state:ok``, agrees on who
@@ -367,7 +384,7 @@ class SentinelProcess:
         self.proc = None
 
 
-class SentinelSetup:
+class SentinelSetup(_Deployment):
     """A master, ``replicas`` replicas and ``sentinels`` sentinels
     (quorum: a majority) watching service ``mymaster``."""
 
@@ -392,17 +409,11 @@ class SentinelSetup:
         hosts = ','.join(f'{HOST}:{s.port}' for s in self.sentinels)
         return f'redis+sentinel://{hosts}/0/{SERVICE}'
 
-    def start(self) -> 'SentinelSetup':
-        try:
-            for server in self.servers:
-                server.start()
-            for sentinel in self.sentinels:
-                sentinel.start()
-            self.wait_healthy()
-        except BaseException:
-            self.stop()
-            raise
-        return self
+    def _launch(self) -> None:
+        for server in self.servers:
+            server.start()
+        for sentinel in self.sentinels:
+            sentinel.start()
 
     def wait_healthy(self, timeout: float = 30.0) -> None:
         """Until every sentinel agrees on the master, knows the live
