@@ -1,6 +1,8 @@
 """Requests awaiting answers from other servers, and what they return."""
 from __future__ import annotations
 
+import heapq
+import itertools
 import secrets
 import threading
 import time
@@ -9,7 +11,8 @@ from typing import Any, Callable
 from urllib.parse import parse_qsl
 
 from . import protocol
-from .connection import channels, numsub
+from .connection import (CLUSTER_ERRORS, RETRYABLE, channels, close_client,
+                         numsub)
 from .exceptions import AckTimeoutError
 
 #: the name under which a server counts its own clients in a request
@@ -19,6 +22,9 @@ MEMBERSHIP_POLL = 0.25
 #: a server that let a request time out is not waited for again for this
 #: long (unless it answers meanwhile): one hung server costs one timeout
 SILENT_FOR = 60.0
+#: reply timeout of the queries that find the live servers: a frozen Redis
+#: costs a request this much beyond its own timeout, at most
+QUERY_TIMEOUT = 1.0
 
 
 def new_request_id() -> str:
@@ -60,18 +66,22 @@ class Request:
     expires: float
     event: Any
     answers: dict = field(default_factory=dict)
+    #: Redis could not say who is alive: not complete before it can
+    blind: bool = False
 
     @property
     def done(self) -> bool:
-        return self.awaited <= set(self.answers)
+        return not self.blind and self.awaited <= set(self.answers)
 
     def on_answer(self, uid: str, value: Any) -> None:
         self.answers.setdefault(uid, value)
         self._check()
 
-    def forget(self, gone: set) -> None:
-        """Stop waiting for servers that left the cluster."""
-        self.awaited -= gone
+    def live(self, servers: set) -> None:
+        """Wait only for these (the others left the cluster); a blind
+        request learns whom to wait for."""
+        self.awaited = set(servers) if self.blind else self.awaited & servers
+        self.blind = False
         self._check()
 
     def missing(self) -> set:
@@ -91,7 +101,7 @@ class BroadcastAcks(Request):
 
     @property
     def done(self) -> bool:
-        return self.awaited <= set(self.answers) and \
+        return not self.blind and self.awaited <= set(self.answers) and \
             len(self.acks) >= sum(self.answers.values())
 
     def on_count(self, uid: str, count: int) -> bool:
@@ -102,6 +112,32 @@ class BroadcastAcks(Request):
         self.acks.append(ack_value(args))
         self._check()
         return False
+
+
+class AckExpiry:
+    """Ack ids given to local clients for other servers' requests, and
+    when to give up on them: clients that never answer must not leave
+    callbacks behind for good. At most ``limit`` are held (the soonest to
+    expire go first)."""
+
+    def __init__(self, limit: int):
+        self._limit = limit
+        self._heap: list[tuple[float, int, str, int]] = []
+        self._order = itertools.count()
+
+    def __len__(self) -> int:
+        return len(self._heap)
+
+    def add(self, expires: float, sid: str, ack_id: int) -> None:
+        heapq.heappush(self._heap, (expires, next(self._order), sid, ack_id))
+
+    def due(self, now: float) -> list[tuple[str, int]]:
+        """``(sid, ack_id)`` to forget now: expired, or over the limit."""
+        heap, out = self._heap, []
+        while heap and (heap[0][0] <= now or len(heap) > self._limit):
+            _expires, _n, sid, ack_id = heapq.heappop(heap)
+            out.append((sid, ack_id))
+        return out
 
 
 class Pending:
@@ -148,6 +184,19 @@ class Requests:
         self._uid = uid
         self._pending = Pending()
         self._silent: dict[str, float] = {}
+        self._client: Any = None
+
+    def _query(self) -> Any:
+        """The client of the membership queries (short reply timeout)."""
+        if self._client is None:
+            self._client = self._connector.new_client(
+                socket_timeout=QUERY_TIMEOUT)
+        return self._client
+
+    def close(self) -> None:
+        client, self._client = self._client, None
+        if client is not None:
+            close_client(client)
 
     def __len__(self) -> int:
         return len(self._pending)
@@ -161,7 +210,7 @@ class Requests:
     def server_count(self, namespace: str) -> int:
         """Subscribers of the namespace's public channel, as Node counts
         servers (summed over a cluster's nodes)."""
-        return numsub(self._connector.client(), protocol.public_channel(
+        return numsub(self._query(), protocol.public_channel(
             self._options.channel_prefix, namespace),
             self._options.use_sharded_pubsub)
 
@@ -170,7 +219,7 @@ class Requests:
         subscribed to a private channel."""
         prefix = protocol.public_channel(self._options.channel_prefix,
                                          namespace)
-        found = channels(self._connector.client(), _glob_escape(prefix) +
+        found = channels(self._query(), _glob_escape(prefix) +
                          '*#', self._options.use_sharded_pubsub)
         return {c[len(prefix):-1] for c in found} - {self._uid}
 
@@ -184,8 +233,12 @@ class Requests:
         # servers that left for good are forgotten once their time is up
         self._silent = {uid: until for uid, until in self._silent.items()
                         if until > now}
-        awaited = self.live_servers(namespace) - set(self._silent)
-        request = kind(awaited, now + timeout + 1, event)
+        try:
+            awaited, blind = self.live_servers(namespace), False
+        except (*RETRYABLE, *CLUSTER_ERRORS):  # nobody to wait for yet
+            awaited, blind = set(), True
+        request = kind(awaited - set(self._silent), now + timeout + 1, event,
+                       blind=blind)
         request_id = new_request_id()
         self._pending.add(request_id, request)
         return request_id, request
@@ -200,21 +253,33 @@ class Requests:
             while not request.done:
                 left = deadline - time.monotonic()
                 if left <= 0:
-                    missing = request.missing()
-                    until = time.monotonic() + SILENT_FOR
-                    self._silent.update(dict.fromkeys(missing, until))
-                    raise AckTimeoutError(
-                        f'{what}: no complete answer after {timeout} s '
-                        f'(servers not answering: '
-                        f'{", ".join(sorted(missing)) or "none"})',
-                        partial(request))
+                    raise self._timed_out(request, what, timeout, partial)
                 request.event.wait(min(left, MEMBERSHIP_POLL))
-                if not request.done:
-                    live = self.live_servers(namespace)
-                    request.forget(request.awaited - live)
+                # a query may take QUERY_TIMEOUT: not when time is short
+                if not request.done and \
+                        deadline - time.monotonic() > QUERY_TIMEOUT:
+                    try:
+                        request.live(self.live_servers(namespace))
+                    except (*RETRYABLE, *CLUSTER_ERRORS):
+                        pass  # still unreachable: the deadline decides
             return request.answers
         finally:
             self._pending.discard(request_id)
+
+    def _timed_out(self, request: Any, what: str, timeout: float,
+                   partial: Callable[[Any], list]) -> AckTimeoutError:
+        if request.blind:
+            return AckTimeoutError(
+                f'{what}: no complete answer after {timeout} s (Redis '
+                f'{self._connector.describe()} unreachable: the live '
+                f'servers are unknown)', partial(request))
+        missing = request.missing()
+        until = time.monotonic() + SILENT_FOR
+        self._silent.update(dict.fromkeys(missing, until))
+        return AckTimeoutError(
+            f'{what}: no complete answer after {timeout} s (servers not '
+            f'answering: {", ".join(sorted(missing)) or "none"})',
+            partial(request))
 
     def answered(self, message: Any) -> Any:
         """The open request a response answers (None if unknown or

@@ -25,8 +25,12 @@ RESPONSE_ERRORS: tuple = (redis.exceptions.ResponseError,)
 #: not covered during a failover): retried like a lost connection
 CLUSTER_ERRORS: tuple = (redis.exceptions.RedisClusterException,
                          redis.exceptions.ClusterError)
+#: a command the client library refuses before sending it (an argument it
+#: cannot encode): it would be refused again, whatever the connection
+REFUSED_LOCALLY: tuple = (redis.exceptions.DataError, TypeError, ValueError)
 try:  # the valkey client has its own exception tree
     import valkey.exceptions
+    REFUSED_LOCALLY += (valkey.exceptions.DataError,)
     RETRYABLE += (valkey.exceptions.ConnectionError,
                   valkey.exceptions.TimeoutError)
     RESPONSE_ERRORS += (valkey.exceptions.ResponseError,)

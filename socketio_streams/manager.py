@@ -8,7 +8,6 @@ import secrets
 import threading
 import time
 import weakref
-from collections import OrderedDict
 from typing import Any, Callable
 
 from bidict import ValueDuplicationError
@@ -17,17 +16,19 @@ from socketio import Manager
 from socketio import packet as sio_packet
 
 from . import protocol
-from .cluster import (SELF, BroadcastAcks, ClientAcks, RemoteSocket, Request,
-                      Requests, handshake, new_request_id)
-from .connection import RESPONSE_ERRORS, RETRYABLE, Connector
+from .cluster import (SELF, AckExpiry, BroadcastAcks, ClientAcks,
+                      RemoteSocket, Request, Requests, handshake,
+                      new_request_id)
+from .connection import Connector
+from .dedup import Dedup
 from .exceptions import AckTimeoutError
 from .options import Options, default_logger
 from .protocol import Message, MessageType as T, ProtocolError
 from .publisher import Item, Publisher
 from .reader import StreamReader, Subscriber
-from .recovery import Hole, Recovery
+from .recovery import Recovery
 from .runtime import Runtime, check_patched
-from .stats import Stats
+from .stats import Stats, Throttle
 
 #: how long the answer to an ``emit(..., callback=)`` aimed at another
 #: server is awaited (python-socketio's own ``call`` gives up after 60 s)
@@ -36,8 +37,8 @@ CALLBACK_TTL = 120.0
 RECOVERABLE = ('transport close', 'transport error', 'ping timeout')
 #: how long the first connection to a namespace waits for its channels
 SUBSCRIBE_WAIT = 2.0
-#: publishers remembered for duplicate detection (oldest forgotten first)
-MAX_SENDERS = 10_000
+#: most ack ids held for local clients on behalf of other servers' requests
+MAX_REMOTE_ACKS = 10_000
 
 
 class RedisStreamsManager(Manager):
@@ -92,7 +93,9 @@ class RedisStreamsManager(Manager):
         self._connector = Connector(url, client, redis_options)
         self._runtime = Runtime()
         self._new_process()
-        self._last_seq: OrderedDict[tuple, int] = OrderedDict()
+        self._dedup = Dedup()
+        self._skip_log = Throttle()
+        self._remote_acks = AckExpiry(MAX_REMOTE_ACKS)
         self._handlers_by_event: dict[tuple[str, str], Callable] = {}
         self._connections: dict[tuple[str, str], tuple[float, Any]] = {}
         self._auth: dict[tuple[str, str], Any] = {}
@@ -114,6 +117,8 @@ class RedisStreamsManager(Manager):
         uid would take each other's packets for their own and drop them.
         The child starts listening again at its first connection."""
         self.uid = secrets.token_hex(8)
+        #: how python-socketio's Admin UI tells servers apart
+        self.host_id = self.uid
         self._stats = Stats()
         self._requests = Requests(self._connector, self.options, self.uid)
         self._publisher: Publisher | None = None
@@ -297,6 +302,7 @@ class RedisStreamsManager(Manager):
         for task in [*self._readers.values(), self._subscriber]:
             if task is not None:
                 task.stop()
+        self._requests.close()
         self._connector.close(self._log.debug)
 
     def flush(self, timeout: float = 5.0) -> bool:
@@ -318,7 +324,8 @@ class RedisStreamsManager(Manager):
     def healthy(self) -> bool:
         """True while the publisher and readers are connected and keeping
         up: the readers less than ``max_len / 2`` entries behind (further,
-        trimming is about to remove entries they have not read)."""
+        trimming is about to remove entries they have not read), and no
+        stream they were reading has vanished."""
         if self._closed:
             return False
         publisher_ok = self._publisher is None or not self._publisher.failures
@@ -326,6 +333,7 @@ class RedisStreamsManager(Manager):
         if self._subscriber is not None:
             tasks.append(self._subscriber)
         return publisher_ok and all(t.failures == 0 for t in tasks) and \
+            not any(r.trouble for r in list(self._readers.values())) and \
             self._lag() < self.options.max_len / 2
 
     def _lag(self) -> int:
@@ -418,19 +426,23 @@ class RedisStreamsManager(Manager):
         session = self._restoring[(namespace, sid)][0]
         eio_sid = self.eio_sid_from_sid(sid, namespace)
         last, complete, sent = session['offset'], False, 0
-        seen: dict[str, int] = {}
+        seen = Dedup()
         recovery = self._recovery
         try:
             for entry_id, fields in recovery.backlog(  # type: ignore
                     self._stream(namespace), last):
                 last = entry_id
                 event_data = self._missed(fields, namespace, session, seen)
-                if event_data is not None:
+                if event_data is None:
+                    continue
+                try:
                     self._send_event(eio_sid, namespace,
                                      [*event_data, entry_id])
                     sent += 1
+                except ProtocolError as exc:
+                    self._skip(f'backlog entry {entry_id}', exc)
             complete = True
-        except (Hole, *_REDIS_ERRORS) as exc:
+        except Exception as exc:  # Hole, Redis, or a bug: never stranded
             self._log.warning('recovery of %s (%s) incomplete: %s; closing '
                               'its connection so it starts afresh', sid,
                               namespace, exc)
@@ -446,7 +458,7 @@ class RedisStreamsManager(Manager):
             self._runtime.start(self.server.eio.disconnect, eio_sid)
 
     def _missed(self, fields: Any, namespace: str, session: dict,
-                seen: dict) -> list | None:
+                seen: Dedup) -> list | None:
         """``[event, *args]`` of a stream entry the session should get
         again, else None (other namespace, room, volatile, a duplicate)."""
         try:
@@ -454,13 +466,13 @@ class RedisStreamsManager(Manager):
             if message.nsp != namespace or message.type != T.BROADCAST or \
                     protocol.request_id(message.data) is not None:
                 return None
-            if message.seq is not None:
-                if message.seq <= seen.get(message.uid, 0):
-                    return None
-                seen[message.uid] = message.seq
+            if seen.is_copy('', message.uid, message.seq,
+                            protocol.raw_field(fields, 'data')):
+                return None
             event_data = protocol.parse_event(message.data)
             opts = protocol.parse_opts(message.data)
-        except ProtocolError:
+        except ProtocolError as exc:
+            self._skip('an entry of a recovery backlog', exc)
             return None
         if 'volatile' in opts[2] or not protocol.should_include(
                 session['rooms'], opts):
@@ -491,15 +503,11 @@ class RedisStreamsManager(Manager):
         """Emit to clients on every server; same arguments as
         ``socketio.Server.emit``. Never waits for Redis."""
         room = to if to is not None else room
-        namespace = namespace or '/'
+        namespace = _namespace(namespace)
         if kwargs.get('ignore_queue'):
             return super().emit(event, data, namespace, room=room,
                                 skip_sid=skip_sid, callback=callback)
-        if not isinstance(event, str):
-            raise TypeError(f'event must be a str, got {event!r}')
-        if not isinstance(namespace, str) or not namespace.startswith('/'):
-            raise ValueError(f'namespace must be a str starting with "/", '
-                             f'got {namespace!r}')
+        _check_event(event)
         event_data = [event, *_args(data)]
         if callback is not None:
             return self._emit_with_callback(event, data, event_data,
@@ -521,8 +529,7 @@ class RedisStreamsManager(Manager):
 
     def _emit_with_callback(self, event, data, event_data, namespace, room,
                             skip_sid, callback) -> None:
-        if room is None:
-            raise ValueError('Cannot use callback without a room set.')
+        protocol.make_opts(room, skip_sid)  # TypeError before anything
         if isinstance(room, str) and self._is_local(room, namespace):
             return super().emit(event, data, namespace, room=room,
                                 skip_sid=skip_sid, callback=callback)
@@ -537,34 +544,52 @@ class RedisStreamsManager(Manager):
         opts = protocol.make_opts(room, skip_sid)
         self._publish(namespace, T.BROADCAST, protocol.broadcast_data(
             event_data, opts, request_id))
-        if not isinstance(room, str):  # local members of the rooms too
+        if not isinstance(room, str):  # local members too (all if None)
             super().emit(event, data, namespace, room=room,
                          skip_sid=skip_sid, callback=callback)
 
     def enter_room(self, sid, namespace, room, eio_sid=None):
+        namespace = self._room_call(sid, namespace, room)
         if self._is_local(sid, namespace):
             return super().enter_room(sid, namespace, room, eio_sid=eio_sid)
         self._publish(namespace, T.SOCKETS_JOIN,
                       {'opts': protocol.make_opts(sid), 'rooms': [room]})
 
     def leave_room(self, sid, namespace, room):
+        namespace = self._room_call(sid, namespace, room)
         if self._is_local(sid, namespace):
             return super().leave_room(sid, namespace, room)
         self._publish(namespace, T.SOCKETS_LEAVE,
                       {'opts': protocol.make_opts(sid), 'rooms': [room]})
 
     def close_room(self, room, namespace):
-        namespace = namespace or '/'
+        namespace = _namespace(namespace)
+        protocol.room_list(room)
         self._publish(namespace, T.SOCKETS_LEAVE,
                       {'opts': protocol.make_opts(room), 'rooms': [room]})
         return super().close_room(room, namespace)
 
     def can_disconnect(self, sid, namespace):
+        namespace = _namespace(namespace)
         if self._is_local(sid, namespace):
             return super().can_disconnect(sid, namespace)
-        self._publish(namespace or '/', T.DISCONNECT_SOCKETS,
+        self._publish(namespace, T.DISCONNECT_SOCKETS,
                       {'opts': protocol.make_opts(sid), 'close': False})
         return False
+
+    def _room_call(self, sid: Any, namespace: Any, room: Any) -> str:
+        """Check the arguments of enter_room/leave_room as python-socketio
+        would (ValueError for a sid of this server that is not in the
+        namespace), and that the room can cross servers (a str)."""
+        namespace = _namespace(namespace)
+        if not isinstance(sid, str):
+            raise TypeError(f'sid must be a str, got {sid!r}')
+        if not isinstance(room, str):
+            raise TypeError(f'room must be a str, got {room!r}')
+        if not self._is_local(sid, namespace) and any(
+                sid in rooms.get(None, ()) for rooms in self.rooms.values()):
+            raise ValueError('sid is not connected to requested namespace')
+        return namespace
 
     # --- cluster-wide operations ---------------------------------------------
 
@@ -575,6 +600,7 @@ class RedisStreamsManager(Manager):
         all; ``skip_sid``: room(s)/sid(s) to leave out). Raises
         :class:`AckTimeoutError` (``.responses``: the sockets found) if a
         live server did not answer within ``timeout`` seconds."""
+        namespace = _namespace(namespace)
         opts = protocol.make_opts(to, skip_sid)
         found = [RemoteSocket(self, namespace, info) for info in
                  self._local_sockets(namespace, opts)]
@@ -602,8 +628,10 @@ class RedisStreamsManager(Manager):
         self._rooms_op(T.SOCKETS_LEAVE, rooms, to, skip_sid, namespace)
 
     def _rooms_op(self, type_, rooms, to, skip_sid, namespace) -> None:
+        namespace = _namespace(namespace)
         message = Message(type_, {'opts': protocol.make_opts(to, skip_sid),
-                                  'rooms': protocol.as_list(rooms)},
+                                  'rooms': protocol.room_list(rooms,
+                                                              'rooms')},
                           self.uid, namespace)
         self._publish(namespace, type_, message.data)
         self._dispatch(message, 'local room operation')
@@ -612,6 +640,7 @@ class RedisStreamsManager(Manager):
                            close: bool = False, namespace: str = '/') -> None:
         """Disconnect the matching sockets of every server from the
         namespace (``close=True``: close their whole connection)."""
+        namespace = _namespace(namespace)
         message = Message(T.DISCONNECT_SOCKETS, {
             'opts': protocol.make_opts(to, skip_sid), 'close': bool(close)},
             self.uid, namespace)
@@ -626,6 +655,8 @@ class RedisStreamsManager(Manager):
         the answers that came) after ``timeout`` seconds."""
         if self.server is None:
             raise RuntimeError('emit_with_ack needs a server, not write_only')
+        namespace = _namespace(namespace)
+        _check_event(event)
         event_data = [event, *_args(data)]
         opts = protocol.make_opts(to, skip_sid,
                                   {'timeout': int(timeout * 1000)})
@@ -647,6 +678,9 @@ class RedisStreamsManager(Manager):
         servers; its return value answers an emit with a callback. Usable
         as ``mgr.on(event, handler)`` or as a decorator ``@mgr.on(event)``.
         """
+        namespace = _namespace(namespace)
+        _check_event(event)
+
         def register(func: Callable) -> Callable:
             self._handlers_by_event[(namespace, event)] = func
             self._listen_early()
@@ -663,6 +697,8 @@ class RedisStreamsManager(Manager):
         ``err`` is an :class:`AckTimeoutError` if one did not answer in
         ``timeout`` seconds (``responses`` then holds those that did). The
         wait runs in a background task: this call does not block."""
+        namespace = _namespace(namespace)
+        _check_event(event)
         packet = [event, *args]
         if callback is None:
             self._publish(namespace, T.SERVER_SIDE_EMIT, {'packet': packet})
@@ -689,6 +725,7 @@ class RedisStreamsManager(Manager):
         channel, as Node counts them; summed over a cluster's nodes). A
         write_only emitter that made requests listens too, but is not a
         server: it does not count itself."""
+        namespace = _namespace(namespace)
         count = self._requests.server_count(namespace)
         if self.options.write_only and namespace in self._watched:
             count -= 1
@@ -814,7 +851,13 @@ class RedisStreamsManager(Manager):
         """An EVENT as Engine.IO packets (more than one with binary)."""
         pkt = self.server.packet_class(sio_packet.EVENT, namespace=namespace,
                                        data=event_data)
-        encoded = pkt.encode()
+        try:
+            encoded = pkt.encode()
+        except (TypeError, ValueError, RecursionError) as exc:
+            # decodable from Redis, yet not for clients (a map with binary
+            # keys, nesting too deep to encode again)
+            raise ProtocolError(f'event cannot be sent to clients: '
+                                f'{type(exc).__name__}: {exc}') from None
         if not isinstance(encoded, list):
             encoded = [encoded]
         return [eio_packet.Packet(eio_packet.MESSAGE, p) for p in encoded]
@@ -829,10 +872,14 @@ class RedisStreamsManager(Manager):
     def _on_entry(self, key: str, entry_id: str, fields: Any) -> None:
         """A stream entry from a reader."""
         try:
+            if protocol.field_text(fields, 'uid') == self.uid:
+                return  # our own: delivered locally when it was emitted
             message = protocol.decode_entry(fields)
         except ProtocolError as exc:
             return self._skip(f'stream entry {entry_id} of {key!r}', exc)
-        if message.uid == self.uid or self._is_duplicate(key, message):
+        if self._dedup.is_copy(key, message.uid, message.seq,
+                               protocol.raw_field(fields, 'data')):
+            self._stats.incr('duplicates')
             return
         message.offset = entry_id
         self._dispatch(message, f'stream entry {entry_id} of {key!r}')
@@ -847,29 +894,22 @@ class RedisStreamsManager(Manager):
             self._dispatch(message, f'PUB/SUB message on {channel!r}')
 
     def _skip(self, what: str, exc: Exception) -> None:
+        """Count bad input and log it in one line (a flood, in a few)."""
         self._stats.incr('skipped')
-        self._log.warning('skipping %s: %s', what, exc)
-
-    def _is_duplicate(self, key: str, message: Message) -> bool:
-        """True for an entry a publisher wrote twice (a retried batch).
-        Sequence numbers rise per publisher, and so within each stream."""
-        if message.seq is None:
-            return False
-        sender = (key, message.uid)
-        if message.seq <= self._last_seq.get(sender, 0):
-            self._stats.incr('duplicates')
-            return True
-        self._last_seq[sender] = message.seq
-        self._last_seq.move_to_end(sender)
-        if len(self._last_seq) > MAX_SENDERS:
-            self._last_seq.popitem(last=False)
-        return False
+        allowed, held = self._skip_log.allow(time.monotonic())
+        if allowed:
+            self._log.warning('skipping %s: %s%s', what, str(exc)[:300],
+                              f' ({held} more skipped before it, not '
+                              f'logged)' if held else '')
 
     def _dispatch(self, message: Message, what: str) -> None:
         handler = self._handlers.get(message.type)
         if handler is None:
             return self._log.debug('ignoring %s of type %s', what,
                                    message.type)
+        if not isinstance(message.data, dict):  # every handled type's is
+            return self._skip(what, ProtocolError(
+                f'message of type {message.type} has no data map'))
         try:
             handler(self, message)
         except ProtocolError as exc:
@@ -891,17 +931,28 @@ class RedisStreamsManager(Manager):
                       {'requestId': request_id, 'clientCount': len(targets)})
         self._send_with_acks(message.nsp, event_data, targets,
                              functools.partial(self._send_ack, message,
-                                               request_id))
+                                               request_id),
+                             time.monotonic() + _ack_ttl(flags))
 
     def _send_with_acks(self, namespace: str, event_data: list,
-                        targets: list, ack: Callable) -> None:
-        """Send an EVENT with an ack id to each target."""
+                        targets: list, ack: Callable,
+                        expires: float | None = None) -> None:
+        """Send an EVENT with an ack id to each target. ``expires``: the
+        ids are forgotten then (answers for another server's request: if
+        its clients never answer, the table must not grow)."""
+        if targets:
+            self._encode(namespace, event_data)  # ProtocolError if it can't
         for sid, eio_sid in targets:
+            ack_id = self._generate_ack_id(sid, ack)
+            if expires is not None:
+                self._remote_acks.add(expires, sid, ack_id)
             pkt = self.server.packet_class(
                 sio_packet.EVENT, namespace=namespace, data=event_data,
-                id=self._generate_ack_id(sid, ack))
+                id=ack_id)
             self.server._send_packet(eio_sid, pkt)
         self._stats.incr('delivered', len(targets))
+        for sid, ack_id in self._remote_acks.due(time.monotonic()):
+            self.callbacks.get(sid, {}).pop(ack_id, None)
 
     def _send_ack(self, request: Message, request_id: str, *args: Any):
         data: dict = {'requestId': request_id,
@@ -1009,11 +1060,34 @@ class RedisStreamsManager(Manager):
     }
 
 
-_REDIS_ERRORS = (*RETRYABLE, *RESPONSE_ERRORS)
+def _ack_ttl(flags: dict) -> float:
+    """How long a client's answer to another server's request is awaited:
+    the request's own ``timeout`` flag (ms, as Node sends it), at most
+    ``CALLBACK_TTL``."""
+    timeout = flags.get('timeout')
+    if isinstance(timeout, (int, float)) and not isinstance(timeout, bool) \
+            and timeout > 0:
+        return min(timeout / 1000 + 1, CALLBACK_TTL)
+    return CALLBACK_TTL
 
 
 def _text(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def _namespace(namespace: Any) -> str:
+    """A caller's namespace: None is '/', as in python-socketio."""
+    if namespace is None:
+        return '/'
+    if not isinstance(namespace, str) or not namespace.startswith('/'):
+        raise ValueError(f'namespace must be a str starting with "/", '
+                         f'got {namespace!r}')
+    return namespace
+
+
+def _check_event(event: Any) -> None:
+    if not isinstance(event, str):
+        raise TypeError(f'event must be a str, got {event!r}')
 
 
 def _args(data: Any) -> list:

@@ -14,10 +14,11 @@ import base64
 import binascii
 import datetime
 import enum
+import functools
 import json
 import re
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Mapping
+from typing import Any, Callable, Iterable, Mapping, TypeVar
 
 import msgpack
 
@@ -45,11 +46,35 @@ MAY_CONTAIN_BINARY = frozenset({3, 8, 9, 10, 12})
 EVENT = 2
 #: our extra stream field (see above)
 SEQ = 'seq'
-OFFSET_RE = re.compile(r'^[0-9]+-[0-9]+$')
+OFFSET_RE = re.compile(r'^[0-9]{1,20}-[0-9]{1,20}$')
+#: ASCII digits only (``str.isdigit`` takes '²'), bounded (``int`` refuses
+#: more than 4,300 digits, and no real type or seq needs more than this)
+_TYPE_RE = re.compile(r'-?[0-9]{1,9}')
+_SEQ_RE = re.compile(r'[0-9]{1,19}')
 
 
 class ProtocolError(ValueError):
     """A stream entry or PUB/SUB payload that is not a valid message."""
+
+
+_F = TypeVar('_F', bound=Callable[..., Any])
+
+
+def strict(func: _F) -> _F:
+    """Whatever goes wrong decoding input from Redis is a ProtocolError:
+    a deeply nested payload (RecursionError), a number too long for
+    ``int``, a shape nobody foresaw. Callers skip it; nothing else
+    escapes to the reader."""
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except ProtocolError:
+            raise
+        except Exception as exc:
+            raise ProtocolError(
+                f'{type(exc).__name__}: {str(exc)[:200]}') from None
+    return wrapper  # type: ignore[return-value]
 
 
 @dataclass
@@ -116,10 +141,25 @@ def as_list(value: Any) -> list:
     return [v for v in value if v is not None]
 
 
+def room_list(value: Any, what: str = 'room') -> list:
+    """Rooms (or sids) given by a caller as a list of strings: ``None`` ->
+    ``[]``, a str -> ``[str]``, a list, tuple or set of str (None items
+    dropped). TypeError for anything else: rooms cross servers as text, and
+    a room another server cannot read would reach local clients only."""
+    rooms = as_list(value) if isinstance(
+        value, (str, list, tuple, set, frozenset)) or value is None else None
+    if rooms is None or not all(isinstance(r, str) for r in rooms):
+        raise TypeError(f'{what} must be a str or a list of str, '
+                        f'got {value!r}')
+    return rooms
+
+
 def make_opts(rooms: Any = None, except_rooms: Any = None,
               flags: Mapping | None = None) -> dict:
-    """Broadcast options, keys in Node's order."""
-    return {'rooms': as_list(rooms), 'except': as_list(except_rooms),
+    """Broadcast options, keys in Node's order; TypeError for rooms that
+    are not strings (see :func:`room_list`)."""
+    return {'rooms': room_list(rooms, 'to/room'),
+            'except': room_list(except_rooms, 'skip_sid'),
             'flags': dict(flags or {})}
 
 
@@ -194,6 +234,8 @@ def _unpack(raw: bytes) -> Any:
 
 def encode_entry(message: Message, only_plaintext: bool = False) -> dict:
     """The fields of an ``XADD``, in Node's order (``seq`` last, if set)."""
+    if not isinstance(message.nsp, str) or not isinstance(message.uid, str):
+        raise TypeError(f'namespace must be a str, got {message.nsp!r}')
     fields = {'uid': message.uid, 'nsp': message.nsp,
               'type': str(int(message.type))}
     if message.data:
@@ -224,35 +266,57 @@ def _text(fields: Mapping, name: str) -> str | None:
     raise ProtocolError(f'field {name!r} has type {type(value).__name__}')
 
 
-def decode_entry(fields: Mapping) -> Message:
-    """A stream entry's fields -> :class:`Message`; ProtocolError if bad."""
+def raw_field(fields: Mapping, name: str) -> Any:
+    """A field as the client returned it (bytes or str), None if absent."""
+    value = fields.get(name)
+    return fields.get(name.encode()) if value is None else value
+
+
+def field_text(fields: Any, name: str) -> str | None:
+    """One field of a stream entry as text (None if absent), cheaply: to
+    look at ``uid`` before decoding the rest."""
     if not isinstance(fields, Mapping):
         raise ProtocolError('stream entry is not a field map')
-    uid, nsp, type_ = (_text(fields, n) for n in ('uid', 'nsp', 'type'))
+    return _text(fields, name)
+
+
+@strict
+def decode_entry(fields: Mapping) -> Message:
+    """A stream entry's fields -> :class:`Message`; ProtocolError if bad."""
+    uid, nsp, type_ = (field_text(fields, n) for n in ('uid', 'nsp', 'type'))
     if not nsp:
         raise ProtocolError('stream entry has no nsp field')
     if not uid:
         raise ProtocolError('stream entry has no uid field')
-    if type_ is None or not type_.strip().lstrip('-').isdigit():
-        raise ProtocolError(f'stream entry has a bad type field {type_!r}')
-    raw = _text(fields, 'data')
-    data = None
-    if raw:
-        if raw.startswith('{'):
-            try:
-                data = json.loads(raw)
-            except ValueError as exc:
-                raise ProtocolError(f'invalid JSON data: {exc}') from None
-        else:
-            try:
-                blob = base64.b64decode(raw, validate=True)
-            except (binascii.Error, ValueError):
-                raise ProtocolError(
-                    'data is neither JSON nor base64') from None
-            data = _unpack(blob)
+    if type_ is None or not _TYPE_RE.fullmatch(type_):
+        raise ProtocolError(
+            f'stream entry has a bad type field {type_[:20]!r}'
+            if type_ else 'stream entry has no type field')
+    return Message(type=int(type_), data=decode_data(_text(fields, 'data')),
+                   uid=uid, nsp=nsp, seq=entry_seq(fields))
+
+
+def entry_seq(fields: Mapping) -> int | None:
+    """Our ``seq`` field; None if absent or not a plain number."""
     seq = _text(fields, SEQ)
-    return Message(type=int(type_), data=data, uid=uid, nsp=nsp,
-                   seq=int(seq) if seq and seq.isdigit() else None)
+    return int(seq) if seq and _SEQ_RE.fullmatch(seq) else None
+
+
+@strict
+def decode_data(raw: str | None) -> Any:
+    """A stream entry's ``data``: JSON text, or base64 of msgpack."""
+    if not raw:
+        return None
+    if raw.startswith('{'):
+        try:
+            return json.loads(raw)
+        except ValueError as exc:
+            raise ProtocolError(f'invalid JSON data: {exc}') from None
+    try:
+        blob = base64.b64decode(raw, validate=True)
+    except (binascii.Error, ValueError):
+        raise ProtocolError('data is neither JSON nor base64') from None
+    return _unpack(blob)
 
 
 # --- PUB/SUB payloads --------------------------------------------------------
@@ -267,6 +331,7 @@ def encode_pubsub(message: Message) -> bytes:
     return _pack(obj)
 
 
+@strict
 def decode_pubsub(payload: bytes) -> Message:
     """A PUB/SUB payload -> :class:`Message`; ProtocolError if bad."""
     if not isinstance(payload, (bytes, bytearray)):
@@ -291,6 +356,7 @@ def _str_list(value: Any, what: str) -> list:
     return value
 
 
+@strict
 def parse_opts(data: Any) -> tuple[list, list, dict]:
     """``(rooms, except, flags)`` from a message's ``opts``."""
     opts = data.get('opts') if isinstance(data, dict) else None
@@ -304,6 +370,7 @@ def parse_opts(data: Any) -> tuple[list, list, dict]:
             _str_list(opts.get('except', []), 'opts.except'), flags)
 
 
+@strict
 def parse_event(data: Any) -> list:
     """``[event, *args]`` of a BROADCAST's packet."""
     packet = data.get('packet') if isinstance(data, dict) else None
@@ -316,12 +383,14 @@ def parse_event(data: Any) -> list:
     return event_data
 
 
+@strict
 def parse_rooms(data: Any) -> list:
     """The ``rooms`` of SOCKETS_JOIN / SOCKETS_LEAVE."""
     return _str_list(data.get('rooms') if isinstance(data, dict) else None,
                      'rooms')
 
 
+@strict
 def request_id(data: Any) -> str | None:
     """The ``requestId`` of a request or response, None if absent."""
     rid = data.get('requestId') if isinstance(data, dict) else None
@@ -338,6 +407,7 @@ def encode_session(sid: str, pid: str, rooms: list, data: Any) -> str:
                                    'data': data})).decode('ascii')
 
 
+@strict
 def decode_session(value: Any) -> dict:
     """A stored session -> ``{sid, pid, rooms, data}``; ProtocolError if
     it is not one."""

@@ -25,8 +25,9 @@ from typing import Any, Callable
 
 from . import protocol
 from .backoff import Backoff
-from .connection import (CLUSTER_ERRORS, RESPONSE_ERRORS, RETRYABLE,
-                         TRANSIENT, Writer, explain, transient, why)
+from .connection import (CLUSTER_ERRORS, REFUSED_LOCALLY, RESPONSE_ERRORS,
+                         RETRYABLE, TRANSIENT, Writer, explain, transient,
+                         why)
 from .exceptions import BufferFullError
 
 __all__ = ['Item', 'Publisher', 'TRANSIENT', 'transient']
@@ -181,6 +182,12 @@ class Publisher:
             # a command the client needs that the ACL user may not run)
             self._on_failure(exc)
             return
+        except REFUSED_LOCALLY as exc:
+            if self._drop_unsendable(batch, exc):
+                return  # the rest goes with the next batch
+            self._log.exception('publisher: unexpected error: %s', why(exc))
+            self._on_failure(exc)
+            return
         except Exception as exc:  # a bug or an unexpected client error
             self._log.exception('publisher: unexpected error: %s', why(exc))
             self._on_failure(exc)
@@ -200,6 +207,21 @@ class Publisher:
                               self.failures)
             self.failures = 0
         self.connected = True
+
+    def _drop_unsendable(self, batch: list[Item], exc: Exception) -> bool:
+        """Take out of the queue the items no client could send (the
+        library refused them before sending: retrying would jam the queue
+        for good); True if there were any."""
+        bad = {id(item) for item in batch if not _sendable(item)}
+        if not bad:
+            return False
+        with self._lock:
+            self._queue = deque(i for i in self._queue if id(i) not in bad)
+        self._stats.incr('errors', len(bad))
+        self._log.error('publisher: dropped %d command(s) the Redis client '
+                        'refused to send (%s); the rest of the queue goes '
+                        'on', len(bad), why(exc))
+        return True
 
     def _route(self, batch: list[Item]) -> tuple[Any, list[Item]]:
         """The client to send to, and the head of ``batch`` that it serves
@@ -351,3 +373,24 @@ class Publisher:
 
 def _text(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def _sendable(item: Item) -> bool:
+    """Whether a client library can encode every argument of ``item``."""
+    args: list = [item.target]
+    if item.kind == 'xadd':
+        args += [*item.payload, *item.payload.values()]
+    elif item.kind == 'set':
+        args.append(item.payload[0])
+    else:
+        args.append(item.payload)
+    for arg in args:
+        if isinstance(arg, bool) or not isinstance(
+                arg, (str, bytes, bytearray, memoryview, int, float)):
+            return False
+        if isinstance(arg, str):
+            try:
+                arg.encode('utf-8')
+            except UnicodeError:
+                return False
+    return True

@@ -16,6 +16,10 @@ from .connection import (CLUSTER_ERRORS, RESPONSE_ERRORS, RETRYABLE,
                          close_client, explain, transient, why)
 
 
+#: how far ahead of the clock a stream's IDs may be before it is reported
+CLOCK_SLACK = 3600.0
+
+
 def _text(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
@@ -91,6 +95,17 @@ class _Loop:
     def step(self) -> None:
         raise NotImplementedError
 
+    def _hand_over(self, handle: Callable, *args: Any) -> None:
+        """Give what was read to the manager. Whatever goes wrong there is
+        about one entry or message, never about the connection: it is
+        counted and logged, and reading goes on (no reconnection)."""
+        try:
+            handle(*args)
+        except Exception:
+            self._stats.incr('errors')
+            self._log.exception('%s: error handling what was read; '
+                                'skipped', self.what)
+
 
 class StreamReader(_Loop):
     """Tails one stream; hands ``(key, entry_id, fields)`` to ``handle``.
@@ -114,6 +129,10 @@ class StreamReader(_Loop):
         #: (0 once a read comes back short: caught up)
         self.lag = 0
         self._check = False
+        #: set while the stream this reader had read is gone (healthy()
+        #: is false meanwhile); None once it is back
+        self.trouble: str | None = None
+        self._ahead_logged = False
 
     def _connect(self) -> Any:
         if self._client is None:
@@ -176,17 +195,47 @@ class StreamReader(_Loop):
                 count += 1
                 if self.position is not None:
                     self.position += 1
-                self._handle(self.key, entry_id, fields or {})
-        # a full batch means a backlog: make sure trimming is not eating it
-        self._check = count >= batch
-        self.lag = count if self._check else 0
+                self._hand_over(self._handle, self.key, entry_id,
+                                fields or {})
+        # a full batch means a backlog: make sure trimming is not eating
+        # it; an empty one (a BLOCK timeout), that the stream is still the
+        # one being read (deleted, restarted or its IDs far ahead)
+        self._check = count >= batch or count == 0
+        self.lag = count if count >= batch else 0
+
+    def _check_clock(self, last_generated: str) -> None:
+        """Say once that the stream's IDs are far ahead of this host's
+        clock (an entry added with an explicit ID, or a clock set
+        wrong): every later entry gets an ID after it."""
+        ahead = int(last_generated.split('-')[0]) / 1000 - time.time()
+        if ahead > CLOCK_SLACK and not self._ahead_logged:
+            self._ahead_logged = True
+            self._log.warning(
+                '%s: the stream\'s last ID %s is %.0f s ahead of this '
+                'host\'s clock (an entry added with an explicit ID?); '
+                'reading goes on after it', self.what, last_generated, ahead)
+
+    def _trouble(self, text: str) -> None:
+        if self.trouble != text:
+            self._log.warning('%s: %s', self.what, text)
+        self.trouble = text
 
     def _check_position(self) -> None:
         """Notice a restarted (emptied) stream, or entries trimmed unread."""
         info = self._info()
-        if info is None or self.last_id is None:
+        if self.last_id is None:
             return
+        if info is None:
+            if self.last_id != '0-0':
+                self._trouble(f'the stream vanished (deleted, or Redis '
+                              f'restarted or was flushed) after entry '
+                              f'{self.last_id}; reading it from its start '
+                              f'when it is back')
+                self.last_id, self.position = '0-0', 0
+            return
+        self.trouble = None
         last_generated = _text(info['last-generated-id'])
+        self._check_clock(last_generated)
         if protocol.compare_offsets(last_generated, self.last_id) < 0:
             self._log.warning(
                 '%s: the stream restarted (last ID %s, before %s, the last '
@@ -306,4 +355,5 @@ class Subscriber(_Loop):
 
     def _deliver(self, message: Any) -> None:
         if message and message.get('type') in ('message', 'smessage'):
-            self._handle(_text(message['channel']), message['data'])
+            self._hand_over(self._handle, _text(message['channel']),
+                            message['data'])

@@ -76,7 +76,19 @@ def test_call_to_a_local_socket_still_works(pair):
         'answer to x'
 
 
-def test_callback_without_a_room_is_refused(pair):
-    nodes, _client = pair
-    with pytest.raises(ValueError):
-        nodes[0].mgr.emit('ask', 1, callback=lambda *a: None)
+def test_broadcast_with_callback_calls_it_for_every_client_of_the_cluster(
+        cluster, clients):
+    """As python-socketio's in-memory manager: every client gets an ack id,
+    each answer (from any server's clients) calls the callback once."""
+    for i, node in enumerate(cluster):
+        clients.append(node.client(answers={'ask': lambda x, i=i: [x, i]}))
+    got = []
+    cluster[0].sio.emit('ask', 'q', callback=lambda *a: got.append(a))
+    wait_until(lambda: len(got) >= 3, 5, 'three answers')
+    assert sorted(got) == [(['q', 0],), (['q', 1],), (['q', 2],)]
+    settle_ask = []
+    cluster[0].sio.emit('ask', 'r', skip_sid=clients[1].sid(),
+                        callback=lambda *a: settle_ask.append(a))
+    wait_until(lambda: len(settle_ask) >= 2, 5, 'two answers')
+    assert sorted(settle_ask) == [(['r', 0],), (['r', 2],)]
+    assert len(got) == 3  # nothing more came for the first
