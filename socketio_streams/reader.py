@@ -197,6 +197,8 @@ class StreamReader(_Loop):
                     self.position += 1
                 self._hand_over(self._handle, self.key, entry_id,
                                 fields or {})
+        if count:
+            self.trouble = None
         # a full batch means a backlog: make sure trimming is not eating
         # it; an empty one (a BLOCK timeout), that the stream is still the
         # one being read (deleted, restarted or its IDs far ahead)
