@@ -26,6 +26,7 @@ import logging
 import multiprocessing
 import os
 import pstats
+import re
 import statistics
 import tempfile
 import threading
@@ -41,6 +42,7 @@ from .harness import MANAGERS, make_manager
 STREAMS, PUBSUB = 'RedisStreamsManager', 'socketio.RedisManager'
 TICK = os.sysconf('SC_CLK_TCK')
 PAD = 'x' * 100
+BEHIND = re.compile(r'fell behind by (\d+) entries')
 
 
 def cpu_seconds(pid: int) -> float:
@@ -106,9 +108,8 @@ def _profile_threads() -> list:
 
 def worker(conn, kind: str, url: str, profile: str | None) -> None:
     import socketio
-    logging.basicConfig(level=logging.CRITICAL)
     warnings = Warnings()
-    logging.getLogger().addHandler(warnings)
+    logging.getLogger().handlers = [warnings]  # counted, not printed
     for name in ('socketio_streams', 'socketio'):
         logging.getLogger(name).setLevel(logging.WARNING)
     profiles = _profile_threads() if profile else []
@@ -141,6 +142,8 @@ def worker(conn, kind: str, url: str, profile: str | None) -> None:
             conn.send(burst(sio, *args))
         elif cmd == 'steady':  # (rate, seconds, room)
             conn.send(steady(sio, *args))
+        elif cmd == 'rss':
+            conn.send(rss_mb())
         elif cmd == 'warnings':
             conn.send(list(warnings.records))
         elif cmd == 'stop':
@@ -359,6 +362,17 @@ def curve(kind: str, server: RedisProcess, size: int, args) -> list:
     return [(b - a) / count * 1e6 for a, b in zip(before, after)]
 
 
+def settled(cluster: Cluster, quiet: float = 10.0) -> list:
+    """Wait until every server has its packets, or until none got any for
+    ``quiet`` seconds (entries trimmed unread never arrive)."""
+    counts = None
+    while True:
+        done = cluster.all('wait', quiet)
+        if all(t is not None for t, _ in done) or done == counts:
+            return done
+        counts = done
+
+
 def memory(kind: str, server: RedisProcess, emits: int) -> None:
     server.client().flushall()
     cluster = Cluster(kind, server.url, 3)
@@ -368,16 +382,20 @@ def memory(kind: str, server: RedisProcess, emits: int) -> None:
         cluster.all('expect', emits, False)
         _, inside, rss = cluster.call(0, 'burst', emits, None,
                                       max(emits // 10, 1))
-        done = cluster.all('wait', 600)
-        warnings = cluster.all('warnings')
+        done = settled(cluster)
+        warnings, others = cluster.all('warnings'), cluster.all('rss')[1:]
     finally:
         cluster.stop()
     print(f'{kind}: {emits} emits, {inside / emits * 1e6:.1f} us in emit(); '
           'RSS of the emitter (MB): '
           + ', '.join(f'{n}: {mb:.0f}' for n, mb in rss))
-    print(f'  delivered per server: {[c for _, c in done]}')
+    print(f'  delivered per server: {[c for _, c in done]}; RSS of the '
+          f'others (MB): {[round(m) for m in others]}')
     for i, records in enumerate(warnings):
-        print(f'  server {i}: {len(records)} warnings'
+        trimmed = sum(int(m.group(1)) for m in map(BEHIND.search, records)
+                      if m)
+        print(f'  server {i}: {len(records)} warnings, {trimmed} entries '
+              'trimmed unread'
               + ''.join(f'\n    {r}' for r in records[:3]))
 
 
