@@ -93,7 +93,7 @@ class Warnings(logging.Handler):
 
 def _profile_threads() -> list:
     """A cProfile per thread, the main one and every one started later
-    (wall clock: ``print_top`` leaves out where threads wait)."""
+    (wall clock; ``print_top`` leaves out where threads wait)."""
     profiles = []
 
     def start(*_args):
@@ -302,19 +302,20 @@ WAITS = ('recv', 'acquire', 'read', 'sleep', 'wait', 'select', 'poll')
 
 
 def print_top(stats: pstats.Stats, top: int, entries: int) -> None:
-    """Own time per function (waits left out), in us per entry."""
+    """Own time per function, waits left out, as a share of the total
+    (cProfile's overhead makes absolute times meaningless; the CPU per
+    entry is ``--curve``'s), and calls per entry."""
     rows = [(tt, ct, nc, func) for func, (_cc, nc, tt, ct, _) in
             stats.stats.items()  # type: ignore[attr-defined]
             if not (func[0] == '~' and any(w in func[2] for w in WAITS))]
     rows.sort(reverse=True)
     total = sum(r[0] for r in rows)
-    print(f'CPU outside waits {total:.2f} s = {total / entries * 1e6:.0f} '
-          f'us per entry; own us/entry, cumulative us/entry, calls/entry:')
+    print('own %, cumulative %, calls per entry:')
     for tt, ct, nc, (path, line, name) in rows[:top]:
         where = f'{path.split("site-packages/")[-1]}:{line}({name})' \
             if path != '~' else name
-        print(f'{tt / entries * 1e6:8.2f} {ct / entries * 1e6:8.2f} '
-              f'{nc / entries:6.1f}  {where[-90:]}')
+        print(f'{tt / total:6.1%} {ct / total:7.1%} {nc / entries:6.1f}  '
+              f'{where[-90:]}')
 
 
 def raw_redis(url: str, count: int) -> float:
