@@ -69,7 +69,8 @@ class Sink:
         self.reset(0, False)
 
     def reset(self, target: int, record: bool) -> None:
-        self.count, self.target, self.done_at = 0, target, None
+        self.count, self.target = 0, target
+        self.done_at: float | None = None
         self.done = threading.Event()
         self.times: list | None = [] if record else None
 
@@ -152,7 +153,7 @@ def worker(conn, kind: str, url: str, profile: str | None) -> None:
                 for prof in profiles:
                     prof.disable()
                 stats = pstats.Stats(*profiles)
-                stats.dump_stats(profile)
+                stats.dump_stats(str(profile))
             sio.manager.close() if hasattr(sio.manager, 'close') else None
             conn.send(None)
             return
@@ -217,7 +218,7 @@ class Cluster:
         return [self.conns[i].recv() for i in idx]
 
     def cpu(self) -> list[float]:
-        return [cpu_seconds(p.pid) for p in self.procs]
+        return [cpu_seconds(p.pid or 0) for p in self.procs]
 
     def stop(self) -> None:
         try:
@@ -227,6 +228,11 @@ class Cluster:
                 p.join(10)
                 if p.is_alive():
                     p.kill()
+
+
+def redis_pid(server: RedisProcess) -> int:
+    assert server.proc is not None
+    return server.proc.pid
 
 
 def remote(cluster: Cluster) -> range:
@@ -259,7 +265,8 @@ def measure_steady(cluster: Cluster, redis_pid: int, rate: int,
     servers = sum(after[0]) - sum(before[0])
     return {'cpu': servers + after[1] - before[1], 'cpu_servers': servers,
             'p50': lat[len(lat) // 2], 'p99': lat[int(len(lat) * 0.99)],
-            'steady_emit_us': inside / count * 1e6}
+            'steady_emit_us': inside / count * 1e6,
+            'rate': (count - 1) / (sent[-1] - sent[0])}
 
 
 def run_cluster(kind: str, server: RedisProcess, args) -> dict:
@@ -268,9 +275,13 @@ def run_cluster(kind: str, server: RedisProcess, args) -> dict:
     try:
         cluster.all('clients', 1, None)
         time.sleep(0.5)  # RedisManager's listeners subscribe
+        before = sum(cluster.cpu()) + cpu_seconds(redis_pid(server))
+        time.sleep(args.idle)
+        idle = sum(cluster.cpu()) + cpu_seconds(redis_pid(server)) - before
         result = measure_burst(cluster, args.burst, 1)
+        result['idle'] = idle / args.idle * args.seconds
         time.sleep(0.5)
-        result.update(measure_steady(cluster, server.proc.pid, args.rate,
+        result.update(measure_steady(cluster, redis_pid(server), args.rate,
                                      args.seconds))
         cluster.all('clients', 9, None)
         result['burst10'] = measure_burst(cluster, args.burst, 10)['burst']
@@ -288,7 +299,7 @@ def profile_steady(kind: str, server: RedisProcess, args) -> None:
     try:
         cluster.all('clients', 1, None)
         time.sleep(0.5)
-        measure_steady(cluster, server.proc.pid, args.rate, args.seconds)
+        measure_steady(cluster, redis_pid(server), args.rate, args.seconds)
     finally:
         cluster.stop()
     for i, role in ((0, 'publishing (server 0)'), (1, 'receiving (server 1)')):
@@ -333,7 +344,8 @@ def raw_redis(url: str, count: int) -> float:
     pipe.execute()
     got, last = 0, '0'
     while got < count:
-        for _key, entries in client.xread({'raw': last}, count=1000) or ():
+        reply: Any = client.xread({'raw': last}, count=1000)
+        for _key, entries in reply or ():
             got += len(entries)
             last = entries[-1][0]
     rate = count / (time.perf_counter() - start)
@@ -404,8 +416,10 @@ ROWS = [('burst', 'burst 3x1: delivered msg/s per remote client', '{:,.0f}'),
         ('burst10', 'burst 3x10: msg/s per remote client', '{:,.0f}'),
         ('emit_us', 'time inside emit() (burst), us', '{:.1f}'),
         ('steady_emit_us', 'time inside emit() (steady), us', '{:.1f}'),
+        ('rate', 'steady: rate reached, msg/s', '{:,.0f}'),
         ('cpu', 'steady: CPU s, whole cluster', '{:.2f}'),
         ('cpu_servers', 'steady: CPU s, 3 servers only', '{:.2f}'),
+        ('idle', 'idle: CPU s of the cluster, same duration', '{:.2f}'),
         ('p50', 'steady latency p50, ms', '{:.2f}'),
         ('p99', 'steady latency p99, ms', '{:.2f}')]
 
@@ -420,8 +434,9 @@ def table(results: dict, raw: float, args) -> None:
     print(f'| {"-" * 44} | {"-" * 19} | {"-" * 21} | ----- |')
     for key, label, fmt in ROWS:
         a, b = median(STREAMS, key), median(PUBSUB, key)
+        ratio = f'{a / b:4.2f}x' if b else '-'
         print(f'| {label:44} | {fmt.format(a):>19} | {fmt.format(b):>21} '
-              f'| {a / b:4.2f}x |')
+              f'| {ratio:>5} |')
     burst = median(STREAMS, 'burst')
     print(f'| {"raw redis-py: pipelined XADD, then XREAD":44} | '
           f'{raw:>17,.0f}/s | {"":21} | burst = {burst / raw:.0%} |')
@@ -435,6 +450,8 @@ def main() -> None:
     parser.add_argument('--burst', type=int, help='packets per burst')
     parser.add_argument('--rate', type=int, default=2000)
     parser.add_argument('--seconds', type=float)
+    parser.add_argument('--idle', type=float, default=3.0,
+                        help='seconds of idle cluster measured')
     parser.add_argument('--curve', action='store_true',
                         help='CPU per entry for 2, 4 and 8 servers')
     parser.add_argument('--emits', type=int, default=0,
