@@ -277,15 +277,16 @@ def parser() -> argparse.ArgumentParser:
     tail = sub.add_parser('tail', help='follow entries, decoded')
     tail.add_argument('--json', action='store_true',
                       help='one JSON object per line')
-    tail.add_argument('--last', type=int, default=0, metavar='N',
-                      help='first print the newest N entries already in '
-                           'the stream(s)')
+    start = tail.add_mutually_exclusive_group()
+    start.add_argument('--last', type=int, default=0, metavar='N',
+                       help='first print the newest N entries already in '
+                            'the stream(s)')
     tail.add_argument('--count', type=int, default=0, metavar='N',
                       help='stop after printing N entries in all (those of '
                            '--last or --from-start included); default: '
                            'follow until Ctrl-C')
-    tail.add_argument('--from-start', action='store_true',
-                      help='begin with the oldest entry kept')
+    start.add_argument('--from-start', action='store_true',
+                       help='begin with the oldest entry kept')
     sockets = sub.add_parser(
         'sockets', help='every socket of the cluster (fetch_sockets)')
     emit = sub.add_parser(
