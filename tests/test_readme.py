@@ -4,9 +4,10 @@ Every ``.. code-block:: python`` block runs, unless the line before it is
 the comment ``.. readme-test: skip`` (for an illustrative fragment). A
 block that defines ``app`` is a server quickstart: two copies are served
 and the README's client (the block that makes a ``socketio.Client``) talks
-across them; the gunicorn command the README gives for it serves it too.
-The others run as scripts. ``redis://localhost:6379/0`` becomes the
-private server's URL and ``http://127.0.0.1:5000`` the served app's.
+across them; the threaded gunicorn command the README gives for it serves
+it too, and the Flask one runs as a script (Werkzeug). The others run as
+scripts. ``redis://localhost:6379/0`` becomes the private server's URL and
+``http://127.0.0.1:5000`` the served app's.
 """
 from __future__ import annotations
 
@@ -56,9 +57,10 @@ def text() -> str:
         return f.read()
 
 
-def blocks() -> list[Block]:
-    """The ``.. code-block:: python`` blocks of README.rst, dedented."""
-    lines = text().split('\n')
+def blocks(source: str | None = None) -> list[Block]:
+    """The ``.. code-block:: python`` blocks of README.rst (or of
+    ``source``), dedented."""
+    lines = (text() if source is None else source).split('\n')
     found = []
     for i, line in enumerate(lines):
         if line.strip() != '.. code-block:: python':
@@ -106,6 +108,29 @@ def test_the_readme_has_the_quickstarts():
     assert len(runnable('script')) >= 2
     assert all(REDIS_URL in b.code for b in found if b.is_server)
     assert APP_URL in client_block().code
+
+
+def test_blocks_are_parsed_and_skipped_as_marked():
+    found = blocks('''Text::
+
+    not_python()
+
+.. code-block:: python
+
+    import os
+
+    print(os.sep)
+
+text
+
+.. readme-test: skip
+
+.. code-block:: python
+
+    fragment(...)
+''')
+    assert [(b.code, b.skip) for b in found] == [
+        ('import os\n\nprint(os.sep)\n', False), ('fragment(...)\n', True)]
 
 
 @pytest.mark.parametrize('block', runnable('script'))
@@ -201,3 +226,29 @@ def _listening(port: int) -> bool:
         return True
     except OSError:
         return False
+
+
+@pytest.mark.skipif(
+    any(importlib.util.find_spec(m) for m in ('eventlet', 'gevent')),
+    reason='with eventlet or gevent installed, socketio.run serves with '
+           'them, not Werkzeug')
+def test_flask_quickstart_runs_as_a_script(redis_server, tmp_path):
+    """``python flask_app.py``: Werkzeug's server, as the README says."""
+    [block] = [b for b in blocks() if 'socketio.run(app' in b.code]
+    port = free_port()
+    assert 'port=5000' in block.code
+    script = tmp_path / 'flask_app.py'
+    script.write_text(block.with_urls(redis_server.url).replace(
+        'port=5000', f'port={port}'))
+    proc = subprocess.Popen([sys.executable, str(script)], cwd=tmp_path,
+                            stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        wait_until(lambda: proc.poll() is not None or _listening(port), 30,
+                   'the development server')
+        assert proc.poll() is None, proc.communicate()[1]
+        assert run_client(redis_server.url,
+                          f'http://127.0.0.1:{port}') == 'got hello\n'
+    finally:
+        proc.terminate()
+        proc.wait(10)
