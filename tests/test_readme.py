@@ -206,14 +206,19 @@ def test_quickstart_under_the_readmes_gunicorn_command(block, redis_server,
     port = free_port()
     command = gunicorn_threads_command(module)
     command[command.index('-b') + 1] = f'127.0.0.1:{port}'
-    proc = subprocess.Popen(
-        [sys.executable, '-m', 'gunicorn', *command[1:]], cwd=tmp_path,
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    serve_and_talk([sys.executable, '-m', 'gunicorn', *command[1:]], port,
+                   redis_server.url, tmp_path)
+
+
+def serve_and_talk(command: list, port: int, redis_url: str, cwd) -> None:
+    """Start a server with ``command``; the README's client talks to it."""
+    proc = subprocess.Popen(command, cwd=cwd, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True)
     try:
         wait_until(lambda: proc.poll() is not None or _listening(port), 30,
-                   'gunicorn')
+                   f'{command} to listen')
         assert proc.poll() is None, proc.communicate()[1]
-        assert run_client(redis_server.url,
+        assert run_client(redis_url,
                           f'http://127.0.0.1:{port}') == 'got hello\n'
     finally:
         proc.terminate()
@@ -240,15 +245,5 @@ def test_flask_quickstart_runs_as_a_script(redis_server, tmp_path):
     script = tmp_path / 'flask_app.py'
     script.write_text(block.with_urls(redis_server.url).replace(
         'port=5000', f'port={port}'))
-    proc = subprocess.Popen([sys.executable, str(script)], cwd=tmp_path,
-                            stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE, text=True)
-    try:
-        wait_until(lambda: proc.poll() is not None or _listening(port), 30,
-                   'the development server')
-        assert proc.poll() is None, proc.communicate()[1]
-        assert run_client(redis_server.url,
-                          f'http://127.0.0.1:{port}') == 'got hello\n'
-    finally:
-        proc.terminate()
-        proc.wait(10)
+    serve_and_talk([sys.executable, str(script)], port, redis_server.url,
+                   tmp_path)
