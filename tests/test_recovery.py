@@ -214,6 +214,9 @@ def test_session_is_stored_in_the_node_format(csr_nodes, js_clients,
     session = protocol.decode_session(r.get(keys[0]))
     assert session['sid'] == sid
     assert set(session['rooms']) == {sid, 'room1'}
+    # where the stream stood when it connected (before 'warmup')
+    (warmup,) = [e[0].decode() for e in r.xrange('socket.io')]
+    assert protocol.compare_offsets(session['offset'], warmup) < 0
     assert 0 < r.pttl(keys[0]) <= 30_000
 
 
