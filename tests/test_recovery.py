@@ -396,6 +396,19 @@ def test_a_quiet_client_recovers_twice_in_a_row(csr_nodes, js_clients):
     _check_missed(client)
 
 
+def test_a_quiet_client_of_a_stream_that_did_not_exist_yet_recovers(
+        make_node, js_clients):
+    """It connected before the stream existed (its start is ``0-0``)."""
+    a = make_node(**CSR)
+    client = js_clients(a.url)
+    back = _drop_and_return(client)
+    a.sio.emit('missed', 1)
+    assert a.mgr.flush()
+    assert back()['recovered'] is True
+    client.wait_for('missed')
+    assert [args[0] for args in _events(client, 'missed')] == [1]
+
+
 def test_a_quiet_client_of_a_trimmed_stream_gets_a_fresh_session(
         make_node, js_clients):
     a = make_node(max_len=10, **CSR)
@@ -455,3 +468,82 @@ def test_the_replay_starts_exactly_where_live_delivery_started(
     client.wait_for('mark')
     replayed = [args[1] for args in _events(client, 'n')[count:]]
     assert replayed == received
+
+
+def _paused(obj, name):
+    """Make ``obj.name`` (a task's step: real work, on real Redis) wait
+    until the returned event is set: a delay at a chosen point."""
+    import threading
+    release = threading.Event()
+    original = getattr(obj, name)
+
+    def wait_then_call(*args):
+        release.wait(10)
+        return original(*args)
+
+    setattr(obj, name, wait_then_call)
+    return release
+
+
+def _nothing_live(node, client):
+    """What was sent to ``client`` before an acknowledged emit (which
+    carries no offset) reached it: no broadcast."""
+    client.command('answer', event='ask', value='ok')
+    assert node.sio.call('ask', 1, to=client.sid, timeout=5) == 'ok'
+    assert [line['event'] for line in client.lines
+            if 'event' in line] == ['connect', 'ask']
+
+
+def test_a_local_emit_in_the_stream_before_a_client_connected_skips_it(
+        csr_nodes, js_clients, redis_server):
+    """The reader is past a local emit whose XADD reply is still on its
+    way when the client connects: it was before the client, so the
+    client gets it neither live nor replayed."""
+    a, _b = csr_nodes
+    watcher = js_clients(a.url)
+    release = _paused(a.mgr._publisher, '_deliver')
+    a.sio.emit('before', 0)
+    r = redis_server.client()
+    (entry_id,) = wait_until(lambda: r.xrange('socket.io'), 5, 'the XADD')
+    reader = a.mgr._readers['socket.io']
+    wait_until(lambda: reader.last_id == entry_id[0].decode(), 5,
+               'the reader to read it')
+    client = js_clients(a.url)
+    release.set()
+    a.sio.emit('sync', 0, to=watcher.sid)  # after 'before' was delivered
+    watcher.wait_for('sync')
+    _nothing_live(a, client)
+    back = _drop_and_return(client)
+    a.sio.emit('missed', 1)
+    assert a.mgr.flush()
+    assert back()['recovered'] is True
+    client.wait_for('missed')
+    assert _events(client, 'before') == []
+    assert [args[0] for args in _events(client, 'missed')] == [1]
+
+
+def test_broadcasts_decided_before_a_client_connected_skip_it(
+        csr_nodes, js_clients):
+    """The reader waits on a remote entry while a later local emit has
+    been delivered when the client connects: both were before it."""
+    a, b = csr_nodes
+    watcher = js_clients(a.url)
+    reader = a.mgr._readers['socket.io']
+    release = _paused(reader, '_handle')
+    b.sio.emit('before', 'remote')
+    assert b.mgr.flush()
+    wait_until(lambda: reader.last_id != '0-0', 5, 'the reader to read it')
+    a.sio.emit('before', 'local')
+    watcher.wait_for('before')
+    client = js_clients(a.url)
+    release.set()
+    b.sio.emit('sync', 0, to=watcher.sid)  # after 'before' was delivered
+    watcher.wait_for('sync')
+    _nothing_live(a, client)
+    back = _drop_and_return(client)
+    b.sio.emit('missed', 1)
+    assert b.mgr.flush()
+    assert back()['recovered'] is True
+    client.wait_for('missed')
+    assert _events(client, 'before') == []
+    assert [args[0] for args in _events(client, 'missed')] == [1]
