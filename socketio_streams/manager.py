@@ -25,7 +25,7 @@ from .options import Options, default_logger
 from .protocol import Message, MessageType as T, ProtocolError
 from .publisher import Item, Publisher
 from .reader import StreamReader, Subscriber
-from .recovery import BEFORE, Hole, Recovery, offset_key
+from .recovery import Hole, Recovery
 from .runtime import Runtime, check_patched
 from .stats import Stats
 
@@ -405,7 +405,7 @@ class RedisStreamsManager(Manager):
         (set before it handles it) or the last local emit delivered."""
         reader = self._readers.get(self._stream(namespace))
         read = reader.last_id if reader is not None else None
-        known = [offset_key(read)] if read else []
+        known = [protocol.offset_key(read)] if read else []
         if namespace in self._decided:
             known.append(self._decided[namespace])
         return max(known) if known else None
@@ -814,9 +814,9 @@ class RedisStreamsManager(Manager):
         that joined after the entry reached the stream gets nothing."""
         at = None
         if offset is not None and self._recovery is not None:
-            at = offset_key(offset)
+            at = protocol.offset_key(offset)
             with self._decide_lock:
-                if at > self._decided.get(namespace, BEFORE):
+                if at > self._decided.get(namespace, protocol.BEFORE):
                     self._decided[namespace] = at
                 targets = self._targets(namespace, rooms, except_rooms)
             event_data = [*event_data, offset]
@@ -828,7 +828,7 @@ class RedisStreamsManager(Manager):
         sent = 0
         for sid, eio_sid in targets:
             if at is not None and at <= self._starts.get((namespace, sid),
-                                                         BEFORE):
+                                                         protocol.BEFORE):
                 continue
             if self._restoring or self._replayed:
                 if self._held(namespace, sid, offset, eio_pkts):

@@ -98,10 +98,19 @@ def next_offset(offset: str) -> str:
     return f'{ms}-{int(seq) + 1}'
 
 
+#: before every stream ID, as :func:`offset_key` gives them
+BEFORE = (-1, -1)
+
+
+def offset_key(offset: str) -> tuple[int, int]:
+    """A stream ID as a tuple that compares as the ID does."""
+    ms, seq = offset.split('-')
+    return int(ms), int(seq)
+
+
 def compare_offsets(a: str, b: str) -> int:
     """-1, 0 or 1 as stream ID ``a`` is before, equal to or after ``b``."""
-    ka = tuple(int(x) for x in a.split('-'))
-    kb = tuple(int(x) for x in b.split('-'))
+    ka, kb = offset_key(a), offset_key(b)
     return (ka > kb) - (ka < kb)
 
 

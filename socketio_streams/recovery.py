@@ -9,8 +9,6 @@ from .protocol import ProtocolError
 
 #: entries per XRANGE while replaying a backlog
 BATCH = 100
-#: before every stream ID, as :func:`offset_key` gives them
-BEFORE = (-1, -1)
 
 
 class Hole(Exception):
@@ -136,12 +134,6 @@ def _intact(cursor: str, first: Any, info: Any) -> bool:
         return cursor == '0-0'
     return isinstance(info, dict) and \
         info.get('entries-added') == info.get('length')
-
-
-def offset_key(offset: str) -> tuple[int, int]:
-    """A stream ID as a tuple that compares as the ID does."""
-    ms, seq = offset.split('-')
-    return int(ms), int(seq)
 
 
 def _field_map(fields: Any) -> Any:
