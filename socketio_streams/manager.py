@@ -103,7 +103,7 @@ class RedisStreamsManager(Manager):
         self._restoring: dict[tuple[str, str], list] = {}
         self._replayed: dict[tuple[str, str], str] = {}
         self._reasons: dict[tuple[str, str], str] = {}
-        self._starts: dict[tuple[str, str], tuple[int, int]] = {}
+        self._starts: dict[str, dict[str, tuple[int, int]]] = {}
         self._decided: dict[str, tuple[int, int]] = {}
         self._closed = False
         _open_managers.add(self)
@@ -375,8 +375,9 @@ class RedisStreamsManager(Manager):
                 in RECOVERABLE:
             self._persist(sid, namespace)
         for table in (self._connections, self._pids, self._replayed,
-                      self._restoring, self._starts):
+                      self._restoring):
             table.pop(key, None)
+        self._starts.get(namespace, {}).pop(sid, None)
         return super().disconnect(sid, namespace, **kwargs)
 
     def is_recovered(self, sid: str, namespace: str = '/') -> bool:
@@ -396,7 +397,7 @@ class RedisStreamsManager(Manager):
             sid = super().pre_connect(eio_sid, namespace)
             start = self._position(namespace)
             if sid is not None and start is not None:
-                self._starts[(namespace, sid)] = start
+                self._starts.setdefault(namespace, {})[sid] = start
         return sid
 
     def _position(self, namespace: str) -> tuple[int, int] | None:
@@ -501,7 +502,7 @@ class RedisStreamsManager(Manager):
         pid = self._pids.get((namespace, sid))
         if pid is None or self._recovery is None:
             return
-        start = self._starts.get((namespace, sid))
+        start = self._starts.get(namespace, {}).get(sid)
         offset = self._replayed.get((namespace, sid)) or (
             '%d-%d' % start if start else None)
         try:
@@ -826,9 +827,9 @@ class RedisStreamsManager(Manager):
             return 0
         eio_pkts = self._encode(namespace, event_data)
         sent = 0
+        starts = self._starts.get(namespace, {}) if at is not None else {}
         for sid, eio_sid in targets:
-            if at is not None and at <= self._starts.get((namespace, sid),
-                                                         protocol.BEFORE):
+            if at is not None and at <= starts.get(sid, protocol.BEFORE):
                 continue
             if self._restoring or self._replayed:
                 if self._held(namespace, sid, offset, eio_pkts):

@@ -494,6 +494,24 @@ def _nothing_live(node, client):
             if 'event' in line] == ['connect', 'ask']
 
 
+def _connect_then_release(a, sender, watcher, release, js_clients):
+    """A client connects to ``a`` while ``release`` holds 'before';
+    then 'before' goes on: the client gets it neither live nor replayed
+    after a drop, only what ``sender`` emits while it is away."""
+    client = js_clients(a.url)
+    release.set()
+    sender.sio.emit('sync', 0, to=watcher.sid)  # after 'before' went on
+    watcher.wait_for('sync')
+    _nothing_live(a, client)
+    back = _drop_and_return(client)
+    sender.sio.emit('missed', 1)
+    assert sender.mgr.flush()
+    assert back()['recovered'] is True
+    client.wait_for('missed')
+    assert _events(client, 'before') == []
+    assert [args[0] for args in _events(client, 'missed')] == [1]
+
+
 def test_a_local_emit_in_the_stream_before_a_client_connected_skips_it(
         csr_nodes, js_clients, redis_server):
     """The reader is past a local emit whose XADD reply is still on its
@@ -508,18 +526,7 @@ def test_a_local_emit_in_the_stream_before_a_client_connected_skips_it(
     reader = a.mgr._readers['socket.io']
     wait_until(lambda: reader.last_id == entry_id[0].decode(), 5,
                'the reader to read it')
-    client = js_clients(a.url)
-    release.set()
-    a.sio.emit('sync', 0, to=watcher.sid)  # after 'before' was delivered
-    watcher.wait_for('sync')
-    _nothing_live(a, client)
-    back = _drop_and_return(client)
-    a.sio.emit('missed', 1)
-    assert a.mgr.flush()
-    assert back()['recovered'] is True
-    client.wait_for('missed')
-    assert _events(client, 'before') == []
-    assert [args[0] for args in _events(client, 'missed')] == [1]
+    _connect_then_release(a, a, watcher, release, js_clients)
 
 
 def test_broadcasts_decided_before_a_client_connected_skip_it(
@@ -535,15 +542,4 @@ def test_broadcasts_decided_before_a_client_connected_skip_it(
     wait_until(lambda: reader.last_id != '0-0', 5, 'the reader to read it')
     a.sio.emit('before', 'local')
     watcher.wait_for('before')
-    client = js_clients(a.url)
-    release.set()
-    b.sio.emit('sync', 0, to=watcher.sid)  # after 'before' was delivered
-    watcher.wait_for('sync')
-    _nothing_live(a, client)
-    back = _drop_and_return(client)
-    b.sio.emit('missed', 1)
-    assert b.mgr.flush()
-    assert back()['recovered'] is True
-    client.wait_for('missed')
-    assert _events(client, 'before') == []
-    assert [args[0] for args in _events(client, 'missed')] == [1]
+    _connect_then_release(a, b, watcher, release, js_clients)
