@@ -106,6 +106,8 @@ class RedisStreamsManager(Manager):
         self._restoring: dict[tuple[str, str], list] = {}
         self._replayed: dict[tuple[str, str], str] = {}
         self._reasons: dict[tuple[str, str], str] = {}
+        self._starts: dict[str, dict[str, tuple[int, int]]] = {}
+        self._decided: dict[str, tuple[int, int]] = {}
         self._closed = False
         _open_managers.add(self)
 
@@ -127,6 +129,7 @@ class RedisStreamsManager(Manager):
         self._watched: set[str] = set()
         self._listening = False
         self._restore_lock = threading.Lock()
+        self._decide_lock = threading.Lock()
         self._lock = threading.RLock()
 
     # --- life cycle ----------------------------------------------------------
@@ -358,7 +361,7 @@ class RedisStreamsManager(Manager):
         sid = self._pre_restore(eio_sid, namespace, session) \
             if session else None
         if sid is None:
-            sid = super().pre_connect(eio_sid, namespace)
+            sid = self._register(eio_sid, namespace)
         if sid is not None:
             self._connections[(namespace, sid)] = (
                 time.time(), self._auth.get((eio_sid, namespace)))
@@ -382,6 +385,7 @@ class RedisStreamsManager(Manager):
         for table in (self._connections, self._pids, self._replayed,
                       self._restoring):
             table.pop(key, None)
+        self._starts.get(namespace, {}).pop(sid, None)
         return super().disconnect(sid, namespace, **kwargs)
 
     def is_recovered(self, sid: str, namespace: str = '/') -> bool:
@@ -389,6 +393,31 @@ class RedisStreamsManager(Manager):
         return (namespace, sid) in self._replayed
 
     # --- connection state recovery -------------------------------------------
+
+    def _register(self, eio_sid: str, namespace: str) -> str | None:
+        """A new socket. With recovery on, note where the namespace's
+        stream stood when it joined: every broadcast after that reaches
+        it (or is replayed to it), none before; under the lock in which
+        deliveries choose their targets, so none is on both sides."""
+        if self._recovery is None:
+            return super().pre_connect(eio_sid, namespace)
+        with self._decide_lock:
+            sid = super().pre_connect(eio_sid, namespace)
+            start = self._position(namespace)
+            if sid is not None and start is not None:
+                self._starts.setdefault(namespace, {})[sid] = start
+        return sid
+
+    def _position(self, namespace: str) -> tuple[int, int] | None:
+        """The last entry of the namespace's stream whose targets were
+        chosen, or that is on its way to them: the reader's last entry
+        (set before it handles it) or the last local emit delivered."""
+        reader = self._readers.get(self._stream(namespace))
+        read = reader.last_id if reader is not None else None
+        known = [protocol.offset_key(read)] if read else []
+        if namespace in self._decided:
+            known.append(self._decided[namespace])
+        return max(known) if known else None
 
     def _take_session(self, pid: Any, offset: Any,
                       namespace: str) -> dict | None:
@@ -485,10 +514,13 @@ class RedisStreamsManager(Manager):
         pid = self._pids.get((namespace, sid))
         if pid is None or self._recovery is None:
             return
+        start = self._starts.get(namespace, {}).get(sid)
+        offset = self._replayed.get((namespace, sid)) or (
+            '%d-%d' % start if start else None)
         try:
             value = protocol.encode_session(
                 sid, pid, self.get_rooms(sid, namespace),
-                self._session(sid, namespace))
+                self._session(sid, namespace), offset)
         except TypeError as exc:
             self._log.warning('session of %s cannot be stored for recovery: '
                               '%s', sid, exc)
@@ -816,15 +848,26 @@ class RedisStreamsManager(Manager):
         """Send an EVENT to the matching local sockets; returns how many.
         With recovery on, ``offset`` (the stream entry ID) is appended as
         the last argument, as Node does; a socket being restored gets it
-        after its missed packets, one restored gets nothing twice."""
-        targets = self._targets(namespace, rooms, except_rooms)
+        after its missed packets, one restored gets nothing twice, one
+        that joined after the entry reached the stream gets nothing."""
+        at = None
+        if offset is not None and self._recovery is not None:
+            at = protocol.offset_key(offset)
+            with self._decide_lock:
+                if at > self._decided.get(namespace, protocol.BEFORE):
+                    self._decided[namespace] = at
+                targets = self._targets(namespace, rooms, except_rooms)
+            event_data = [*event_data, offset]
+        else:
+            targets = self._targets(namespace, rooms, except_rooms)
         if not targets:
             return 0
-        if offset is not None and self._recovery is not None:
-            event_data = [*event_data, offset]
         eio_pkts = self._encode(namespace, event_data)
         sent = 0
+        starts = self._starts.get(namespace, {}) if at is not None else {}
         for sid, eio_sid in targets:
+            if at is not None and at <= starts.get(sid, protocol.BEFORE):
+                continue
             if self._restoring or self._replayed:
                 if self._held(namespace, sid, offset, eio_pkts):
                     continue

@@ -123,10 +123,19 @@ def next_offset(offset: str) -> str:
     return f'{ms}-{int(seq) + 1}'
 
 
+#: before every stream ID, as :func:`offset_key` gives them
+BEFORE = (-1, -1)
+
+
+def offset_key(offset: str) -> tuple[int, int]:
+    """A stream ID as a tuple that compares as the ID does."""
+    ms, seq = offset.split('-')
+    return int(ms), int(seq)
+
+
 def compare_offsets(a: str, b: str) -> int:
     """-1, 0 or 1 as stream ID ``a`` is before, equal to or after ``b``."""
-    ka = tuple(int(x) for x in a.split('-'))
-    kb = tuple(int(x) for x in b.split('-'))
+    ka, kb = offset_key(a), offset_key(b)
     return (ka > kb) - (ka < kb)
 
 
@@ -401,16 +410,21 @@ def request_id(data: Any) -> str | None:
 
 # --- connection state recovery sessions -------------------------------------
 
-def encode_session(sid: str, pid: str, rooms: list, data: Any) -> str:
-    """base64 of msgpack ``{sid, pid, rooms, data}``, as Node stores it."""
-    return base64.b64encode(_pack({'sid': sid, 'pid': pid, 'rooms': rooms,
-                                   'data': data})).decode('ascii')
+def encode_session(sid: str, pid: str, rooms: list, data: Any,
+                   offset: str | None = None) -> str:
+    """base64 of msgpack ``{sid, pid, rooms, data}``, as Node stores it,
+    with ``offset`` (ours, ignored by Node): the stream ID after which
+    every packet the socket missed lies, for a client that has none."""
+    session = {'sid': sid, 'pid': pid, 'rooms': rooms, 'data': data}
+    if offset is not None:
+        session['offset'] = offset
+    return base64.b64encode(_pack(session)).decode('ascii')
 
 
 @strict
 def decode_session(value: Any) -> dict:
-    """A stored session -> ``{sid, pid, rooms, data}``; ProtocolError if
-    it is not one."""
+    """A stored session -> ``{sid, pid, rooms, data}`` (and ``offset``, if
+    it has a valid one); ProtocolError if it is not one."""
     if isinstance(value, str):
         value = value.encode('ascii', 'replace')
     if not isinstance(value, (bytes, bytearray)):
@@ -425,6 +439,9 @@ def decode_session(value: Any) -> dict:
             session.get('pid'), str):
         raise ProtocolError('session has no sid or pid')
     session['rooms'] = _str_list(session.get('rooms', []), 'session rooms')
+    offset = session.pop('offset', None)
+    if isinstance(offset, str) and OFFSET_RE.match(offset):
+        session['offset'] = offset
     return session
 
 

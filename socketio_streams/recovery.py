@@ -33,15 +33,47 @@ class Recovery:
 
     def take(self, pid: Any, offset: Any, stream: str) -> dict | None:
         """The session of ``pid`` if it can be restored from ``offset``
-        (still in the stream), consumed; otherwise None."""
-        if not isinstance(pid, str) or not pid or not isinstance(
-                offset, str) or not protocol.OFFSET_RE.match(offset):
+        (still in the stream) or, for a client that has none (None), from
+        the offset stored with the session; consumed; otherwise None."""
+        if not isinstance(pid, str) or not pid:
+            return None
+        if offset is None:
+            return self._take_stored(pid, stream)
+        if not isinstance(offset, str) or not protocol.OFFSET_RE.match(
+                offset):
             return None
         client = self._connector.client()
         if not client.xrange(stream, offset, offset, count=1):
             self._log.info('recovery of %s refused: offset %s is no longer '
                            'in %r', pid, offset, stream)
             return None
+        session = self._pop(client, pid)
+        if session is not None:
+            session['offset'] = offset
+        return session
+
+    def _take_stored(self, pid: str, stream: str) -> dict | None:
+        """For a client that received no offset: from the one stored at
+        its disconnection (where the stream stood when it connected)."""
+        client = self._connector.client()
+        session = self._pop(client, pid)
+        if session is None:
+            return None
+        if 'offset' not in session:  # stored by a Node server
+            self._log.info('recovery of %s refused: no offset from the '
+                           'client, none stored with its session', pid)
+            return None
+        pipe = client.pipeline(transaction=False)
+        _check_head(pipe, stream)
+        if not _intact(session['offset'], *pipe.execute(
+                raise_on_error=False)):
+            self._log.info('recovery of %s refused: %r was trimmed past %s',
+                           pid, stream, session['offset'])
+            return None
+        return session
+
+    def _pop(self, client: Any, pid: str) -> dict | None:
+        """GET and DEL the stored session of ``pid``, decoded."""
         # a cluster client may have no MULTI (valkey-py): one key, one node,
         # one round trip all the same
         pipe = client.pipeline(transaction=not hasattr(client, 'get_nodes'))
@@ -51,12 +83,10 @@ class Recovery:
         if value is None:
             return None
         try:
-            session = protocol.decode_session(value)
+            return protocol.decode_session(value)
         except ProtocolError as exc:
             self._log.warning('ignoring stored session %s: %s', pid, exc)
             return None
-        session['offset'] = offset
-        return session
 
     def backlog(self, stream: str, offset: str) -> Iterator[tuple[str, Any]]:
         """``(entry_id, fields)`` after ``offset``, in order, in batches;
@@ -70,16 +100,40 @@ class Recovery:
             # means nothing after the cursor was trimmed before it
             pipe = client.pipeline(transaction=False)
             pipe.xrange(stream, protocol.next_offset(cursor), count=BATCH)
-            pipe.xrange(stream, count=1)
-            entries, first = pipe.execute()
-            if not first or protocol.compare_offsets(
-                    _text(first[0][0]), cursor) > 0:
+            _check_head(pipe, stream)
+            entries, *head = pipe.execute(raise_on_error=False)
+            if isinstance(entries, Exception):
+                raise entries
+            if not _intact(cursor, *head):
                 raise Hole(f'{stream!r} was trimmed past {cursor}')
             for entry_id, fields in entries:
                 cursor = _text(entry_id)
                 yield cursor, _field_map(fields)
             if len(entries) < BATCH:
                 return
+
+
+def _check_head(pipe: Any, stream: str) -> None:
+    """Queue what :func:`_intact` needs: the first entry, XINFO STREAM."""
+    pipe.xrange(stream, count=1)
+    pipe.xinfo_stream(stream)
+
+
+def _intact(cursor: str, first: Any, info: Any) -> bool:
+    """True if nothing after ``cursor`` was removed from the stream: its
+    first entry is at or before it, or it never lost an entry (Redis >= 7
+    counts them: ``cursor`` need not be an entry, e.g. one recorded at a
+    connection), or it does not exist and ``cursor`` is its beginning."""
+    if isinstance(first, Exception):
+        raise first
+    if first and protocol.compare_offsets(_text(first[0][0]), cursor) <= 0:
+        return True
+    if isinstance(info, Exception):
+        if 'no such key' not in str(info).lower():
+            raise info
+        return cursor == '0-0'
+    return isinstance(info, dict) and \
+        info.get('entries-added') == info.get('length')
 
 
 def _field_map(fields: Any) -> Any:

@@ -570,3 +570,25 @@ def test_recovery_from_a_python_server_to_a_node_server(
     assert sock['data'] == session
     emit(py, 'live', 5, to='red')
     assert wait_got(client, 'live')[0][0] == 5
+
+
+@pytest.mark.parametrize('first', ['node', 'python'])
+def test_a_quiet_client_across_kinds_gets_a_fresh_session(
+        make_node, make_js_server, js_client, redis_server, first):
+    """A client that received no broadcast comes back with ``{pid}`` and
+    no offset. A session a Node server stored has no ``offset`` of ours
+    (a Python server cannot tell what the client missed), and a Node
+    server restores only from a client's offset: a fresh session either
+    way, as before (between Python servers it recovers)."""
+    js = make_js_server(recovery_ms=30_000)
+    py = make_node(**CSR)
+    origin, other = (js, py) if first == 'node' else (py, js)
+    client = js_client(origin.url)
+    sid = client.sid
+    drop(client, redis_server)
+    emit(origin, 'missed', 1)
+    in_stream(redis_server, '"missed",1]')
+    line = come_back(client, other.url)
+    assert line['recovered'] is False and line['id'] != sid
+    mark(other, [client])
+    assert got(client, 'missed') == []

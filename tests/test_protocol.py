@@ -70,6 +70,25 @@ def test_node_session_sample_decodes():
     sample = _jsonl('session.jsonl')[0]
     raw = base64.b64decode(sample['value_utf8'])
     assert msgpack.unpackb(raw, raw=False) == sample['decoded']
+    session = protocol.decode_session(sample['value_utf8'])
+    assert 'offset' not in session  # Node stores none: no quiet recovery
+
+
+def test_a_session_carries_its_offset_as_one_more_key():
+    value = protocol.encode_session('s', 'p', ['s', 'r'], {'a': 1}, '5-1')
+    assert msgpack.unpackb(base64.b64decode(value), raw=False) == {
+        'sid': 's', 'pid': 'p', 'rooms': ['s', 'r'], 'data': {'a': 1},
+        'offset': '5-1'}
+    assert protocol.decode_session(value)['offset'] == '5-1'
+    assert 'offset' not in protocol.decode_session(
+        protocol.encode_session('s', 'p', [], None))
+
+
+@pytest.mark.parametrize('offset', ['5', 5, None, '5-1-2', b'5-1'])
+def test_a_session_with_a_bad_offset_has_none(offset):
+    value = base64.b64encode(msgpack.packb({
+        'sid': 's', 'pid': 'p', 'rooms': [], 'offset': offset}))
+    assert 'offset' not in protocol.decode_session(value)
 
 
 def test_binary_broadcast_is_base64_msgpack_with_bin():

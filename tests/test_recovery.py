@@ -4,6 +4,7 @@ import pytest
 from socketio_streams import protocol
 
 from .nodejs import NodeClient, NodeUnavailable, npm_ready
+from .nodes import wait_until
 
 try:
     npm_ready()
@@ -213,6 +214,9 @@ def test_session_is_stored_in_the_node_format(csr_nodes, js_clients,
     session = protocol.decode_session(r.get(keys[0]))
     assert session['sid'] == sid
     assert set(session['rooms']) == {sid, 'room1'}
+    # where the stream stood when it connected (before 'warmup')
+    (warmup,) = [e[0].decode() for e in r.xrange('socket.io')]
+    assert protocol.compare_offsets(session['offset'], warmup) < 0
     assert 0 < r.pttl(keys[0]) <= 30_000
 
 
@@ -284,3 +288,258 @@ def test_flask_socketio_recovers_with_the_manager_option_alone(
     finally:
         http.stop()
         socketio.server.manager.close()
+
+
+# --- a client that had received nothing yet (no offset) ----------------------
+
+def _away(client, redis_server):
+    """Close the transport and keep the client away; wait until its server
+    stored the session."""
+    client.command('close_transport', hold=True)
+    client.wait_for('disconnect')
+    r = redis_server.client()
+    wait_until(lambda: list(r.scan_iter('sio:session:*')), 5,
+               'the session to be stored')
+
+
+def _back(client, url):
+    """Reconnect a held client to ``url``; its new ``connect`` line."""
+    before = len(client.events('connect'))
+    client.command('connect', url=url)
+    client.wait_for(lambda line: line.get('event') == 'connect' and
+                    len(client.events('connect')) > before, 10)
+    return client.events('connect')[-1]
+
+
+def _quiet_client(a, b, js_clients):
+    """A client of ``a`` in room1 that got no broadcast, connected after
+    broadcasts from both servers reached ``a``'s clients."""
+    watcher = js_clients(a.url)
+    a.sio.emit('before', 0)
+    b.sio.emit('before', 1)
+    watcher.wait_for(lambda _: len(watcher.events('before')) == 2)
+    client = js_clients(a.url)
+    client.command('emit', event='join', args=['room1'], ack=True)
+    return client
+
+
+def _missed_while_away(a, b, sid):
+    """Each in the stream before the next is sent: in this order."""
+    for node, event, n, opts in [
+            (a, 'missed', 1, {}), (b, 'missed', 2, {'to': 'room1'}),
+            (a, 'not-for-me', 1, {'to': 'room2'}),
+            (b, 'not-for-me', 2, {'skip_sid': 'room1'}),
+            (a, 'not-for-me', 3, {'namespace': '/chat'}),
+            (b, 'missed', 3, {'to': sid})]:
+        node.sio.emit(event, n, **opts)
+        assert node.mgr.flush()
+
+
+def _check_missed(client):
+    client.wait_for(lambda ln: ln.get('event') == 'missed' and
+                    ln['args'][0] == 3)
+    missed = _events(client, 'missed')
+    assert [args[0] for args in missed] == [1, 2, 3]
+    offsets = [tuple(map(int, args[1].split('-'))) for args in missed]
+    assert offsets == sorted(offsets) and len(set(offsets)) == 3
+    assert _events(client, 'not-for-me') == _events(client, 'before') == []
+
+
+def test_a_quiet_client_recovers_on_the_same_server(csr_nodes, js_clients):
+    """No offset received: it reconnects with ``{pid}`` alone and gets
+    what it missed, none of what was sent before it connected."""
+    a, b = csr_nodes
+    client = _quiet_client(a, b, js_clients)
+    sid = client.sid
+    back = _drop_and_return(client)
+    _missed_while_away(a, b, sid)
+    line = back()
+    assert line['recovered'] is True and line['id'] == sid
+    wait_until(lambda: a.mgr.is_recovered(sid), 5, 'the replay')
+    _check_missed(client)
+    b.sio.emit('live', 4, to='room1')
+    client.wait_for('live')
+    a.sio.emit('live', 5)
+    client.wait_for(lambda ln: ln.get('event') == 'live' and
+                    ln['args'][0] == 5)
+    assert [args[0] for args in _events(client, 'live')] == [4, 5]
+    assert [args[0] for args in _events(client, 'missed')] == [1, 2, 3]
+
+
+def test_a_quiet_client_recovers_on_another_server(csr_nodes, js_clients,
+                                                   redis_server):
+    a, b = csr_nodes
+    client = _quiet_client(a, b, js_clients)
+    sid = client.sid
+    a.sio.save_session(sid, {'user': 'ann'})
+    _away(client, redis_server)
+    _missed_while_away(a, b, sid)
+    line = _back(client, b.url)
+    assert line['recovered'] is True and line['id'] == sid
+    wait_until(lambda: b.mgr.is_recovered(sid), 5, 'the replay')
+    assert set(b.sio.rooms(sid)) == {sid, 'room1'}
+    assert b.sio.get_session(sid) == {'user': 'ann'}
+    _check_missed(client)
+    a.sio.emit('live', 4, to='room1')
+    client.wait_for('live')
+
+
+def test_a_quiet_client_recovers_twice_in_a_row(csr_nodes, js_clients):
+    a, b = csr_nodes
+    client = _quiet_client(a, b, js_clients)
+    sid = client.sid
+    assert _drop_and_return(client)()['recovered'] is True
+    back = _drop_and_return(client)
+    _missed_while_away(a, b, sid)
+    line = back()
+    assert line['recovered'] is True and line['id'] == sid
+    _check_missed(client)
+
+
+def test_a_quiet_client_of_a_stream_that_did_not_exist_yet_recovers(
+        make_node, js_clients):
+    """It connected before the stream existed (its start is ``0-0``)."""
+    a = make_node(**CSR)
+    client = js_clients(a.url)
+    back = _drop_and_return(client)
+    a.sio.emit('missed', 1)
+    assert a.mgr.flush()
+    assert back()['recovered'] is True
+    client.wait_for('missed')
+    assert [args[0] for args in _events(client, 'missed')] == [1]
+
+
+def test_a_quiet_client_of_a_trimmed_stream_gets_a_fresh_session(
+        make_node, js_clients):
+    a = make_node(max_len=10, **CSR)
+    client = js_clients(a.url)
+    back = _drop_and_return(client)
+    for i in range(500):
+        a.sio.emit('flood', i)
+    assert a.mgr.flush()
+    assert back()['recovered'] is False
+
+
+def test_the_replay_starts_exactly_where_live_delivery_started(
+        csr_nodes, js_clients, redis_server):
+    """Both servers broadcast while the client connects (local emits are
+    delivered by the publisher, remote ones by the reader). A client that
+    then forgets its offset is replayed exactly what reached it live: no
+    packet from before it connected, none it was sent missing."""
+    import threading
+    a, b = csr_nodes
+    stop = threading.Event()
+
+    def pump():
+        i = 0
+        while not stop.is_set():
+            (a if i % 2 else b).sio.emit('n', i)
+            i += 1
+            stop.wait(0.003)
+
+    thread = threading.Thread(target=pump)
+    thread.start()
+    try:
+        client = js_clients(a.url)
+        client.wait_for(lambda _: len(client.events('n')) >= 5)
+    finally:
+        stop.set()
+        thread.join()
+    assert a.mgr.flush() and b.mgr.flush()
+    r = redis_server.client(decode_responses=True)
+    stream = [entry_id for entry_id, _ in r.xrange('socket.io')]
+
+    def key(offset):
+        return tuple(map(int, offset.split('-')))
+
+    def live():
+        return sorted((args[1] for args in _events(client, 'n')), key=key)
+
+    wait_until(lambda: live() == [e for e in stream
+                                  if key(e) >= key(live()[0])],
+               5, 'every broadcast after the first to reach the client')
+    assert stream[0] != live()[0]  # some were sent before it connected
+    received = live()
+    client.command('forget_offset')
+    _away(client, redis_server)
+    count = len(client.events('n'))
+    assert _back(client, b.url)['recovered'] is True
+    b.sio.emit('mark', 0)  # after the replayed packets
+    client.wait_for('mark')
+    replayed = [args[1] for args in _events(client, 'n')[count:]]
+    assert replayed == received
+
+
+def _paused(obj, name):
+    """Make ``obj.name`` (a task's step: real work, on real Redis) wait
+    until the returned event is set: a delay at a chosen point."""
+    import threading
+    release = threading.Event()
+    original = getattr(obj, name)
+
+    def wait_then_call(*args):
+        release.wait(10)
+        return original(*args)
+
+    setattr(obj, name, wait_then_call)
+    return release
+
+
+def _nothing_live(node, client):
+    """What was sent to ``client`` before an acknowledged emit (which
+    carries no offset) reached it: no broadcast."""
+    client.command('answer', event='ask', value='ok')
+    assert node.sio.call('ask', 1, to=client.sid, timeout=5) == 'ok'
+    assert [line['event'] for line in client.lines
+            if 'event' in line] == ['connect', 'ask']
+
+
+def _connect_then_release(a, sender, watcher, release, js_clients):
+    """A client connects to ``a`` while ``release`` holds 'before';
+    then 'before' goes on: the client gets it neither live nor replayed
+    after a drop, only what ``sender`` emits while it is away."""
+    client = js_clients(a.url)
+    release.set()
+    sender.sio.emit('sync', 0, to=watcher.sid)  # after 'before' went on
+    watcher.wait_for('sync')
+    _nothing_live(a, client)
+    back = _drop_and_return(client)
+    sender.sio.emit('missed', 1)
+    assert sender.mgr.flush()
+    assert back()['recovered'] is True
+    client.wait_for('missed')
+    assert _events(client, 'before') == []
+    assert [args[0] for args in _events(client, 'missed')] == [1]
+
+
+def test_a_local_emit_in_the_stream_before_a_client_connected_skips_it(
+        csr_nodes, js_clients, redis_server):
+    """The reader is past a local emit whose XADD reply is still on its
+    way when the client connects: it was before the client, so the
+    client gets it neither live nor replayed."""
+    a, _b = csr_nodes
+    watcher = js_clients(a.url)
+    release = _paused(a.mgr._publisher, '_deliver')
+    a.sio.emit('before', 0)
+    r = redis_server.client()
+    (entry_id,) = wait_until(lambda: r.xrange('socket.io'), 5, 'the XADD')
+    reader = a.mgr._readers['socket.io']
+    wait_until(lambda: reader.last_id == entry_id[0].decode(), 5,
+               'the reader to read it')
+    _connect_then_release(a, a, watcher, release, js_clients)
+
+
+def test_broadcasts_decided_before_a_client_connected_skip_it(
+        csr_nodes, js_clients):
+    """The reader waits on a remote entry while a later local emit has
+    been delivered when the client connects: both were before it."""
+    a, b = csr_nodes
+    watcher = js_clients(a.url)
+    reader = a.mgr._readers['socket.io']
+    release = _paused(reader, '_handle')
+    b.sio.emit('before', 'remote')
+    assert b.mgr.flush()
+    wait_until(lambda: reader.last_id != '0-0', 5, 'the reader to read it')
+    a.sio.emit('before', 'local')
+    watcher.wait_for('before')
+    _connect_then_release(a, b, watcher, release, js_clients)

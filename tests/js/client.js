@@ -11,7 +11,7 @@
 //
 // Commands: {"id": 1, "cmd": "emit", "event": "e", "args": [], "ack": true}
 // -> {"id": 1, "result": [ack args]}; close_transport {hold}, disconnect,
-// connect {url}, state, answer {event, value}, close.
+// connect {url}, forget_offset, state, answer {event, value}, close.
 "use strict";
 const readline = require("readline");
 const { io } = require("socket.io-client");
@@ -62,6 +62,9 @@ const commands = {
     held = null;
     socket.connect();
   },
+  // forget the last offset received (a private field of socket.io-client
+  // 4.8): it reconnects as one that received nothing, with {pid} alone
+  forget_offset: () => { socket._lastOffset = undefined; },
   state: () => ({ id: socket.id ?? null, connected: socket.connected,
     recovered: !!socket.recovered }),
   answer: (c) => { answers[c.event] = c.value; },
