@@ -73,14 +73,21 @@ def wait(check, what: str, timeout: float = 15.0):
         time.sleep(0.05)
 
 
-def start_server(url: str, port: int) -> subprocess.Popen:
-    proc = subprocess.Popen(
+def start_servers(url: str, ports: list[int]) -> list[subprocess.Popen]:
+    """A chat server on each port, started together."""
+    procs = [subprocess.Popen(
         [sys.executable, os.path.join(HERE, 'chat.py'), str(port)],
         env={**os.environ, 'REDIS_URL': url}, stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL)
-    wait(lambda: socket.create_connection(('127.0.0.1', port), 0.2),
-         f'server on {port}')
-    return proc
+        stderr=subprocess.DEVNULL) for port in ports]
+    try:
+        for port in ports:
+            wait(lambda: socket.create_connection(('127.0.0.1', port), 0.2),
+                 f'server on {port}')
+    except BaseException:
+        for proc in procs:
+            proc.terminate()
+        raise
+    return procs
 
 
 class Watcher:
@@ -116,7 +123,7 @@ def bar(done: int, total: int, note: str = '') -> None:
 
 def tour(url: str) -> int:
     ports = [free_port() for _ in range(3)]
-    servers = [start_server(url, port) for port in ports]
+    servers = start_servers(url, ports)
     watchers = []
     try:
         watchers = [Watcher(port) for port in ports]
@@ -178,16 +185,19 @@ def tour(url: str) -> int:
               f'{lost} packets lost.')
         return 0 if lost == 0 and duplicated == 0 else 1
     finally:
-        for w in watchers:
-            w.sio.disconnect()
+        # servers first: each client's disconnect would otherwise wait 3 s
+        # for the server to answer its websocket close; once the server is
+        # gone it returns at once
         for proc in servers:
             proc.terminate()
             proc.wait(10)
+        for w in watchers:
+            w.sio.disconnect()
 
 
 def serve(url: str) -> int:
     ports = [5000, 5001]
-    servers = [start_server(url, port) for port in ports]
+    servers = start_servers(url, ports)
     print('chat servers: ' + '  '.join(f'http://127.0.0.1:{p}/'
                                        for p in ports))
     print('open both in a browser; Ctrl-C to stop')
