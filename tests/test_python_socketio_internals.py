@@ -51,6 +51,7 @@ ATTRIBUTES = [
     (socketio.Server, 'eio'),
     (socketio.Manager, 'pending_connect'),
     (socketio.Manager, 'rooms'),
+    (socketio.Manager, 'callbacks'),
 ]
 
 RELEASES = (f"python-socketio {version('python-socketio')}, "
