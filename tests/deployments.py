@@ -41,13 +41,13 @@ SERVICE = 'mymaster'
 
 
 def only_in(deployment: str) -> Any:
-    """A mark for a ``test_deploy_*`` module: it runs in its own tox env
+    """Marks for a ``test_deploy_*`` module: it runs in its own tox env
     (``SIO_TEST_DEPLOYMENT=<deployment>``), where the suite runs against
     the same deployment, and is skipped elsewhere."""
-    return pytest.mark.skipif(
+    return [pytest.mark.deployment, pytest.mark.skipif(
         DEPLOYMENT != deployment,
         reason=f'runs with SIO_TEST_DEPLOYMENT={deployment} '
-               f'(tox -e py311-{deployment})')
+               f'(tox -e py311-{deployment})')]
 
 
 def cli_binary() -> str:

@@ -11,6 +11,7 @@ Only processes started here are ever stopped, through their own ``Popen``.
 """
 from __future__ import annotations
 
+import fcntl
 import itertools
 import json
 import shutil
@@ -54,10 +55,12 @@ def npm_ready() -> bool:
     """True once ``tests/js/node_modules`` is installed (``npm ci``, once).
 
     Raises ``NodeUnavailable`` if node or npm is missing or the install
-    failed; a failure is remembered, not retried by every test.
+    failed; a failure is remembered, not retried by every test. A file
+    lock keeps test runs side by side (``tox p``) from installing at once.
     """
     global _install_error
-    with _install_lock:
+    with _install_lock, open(JS_DIR / 'node_modules.lock', 'w') as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
         if _installed():
             return True
         if _install_error is not None:

@@ -223,11 +223,13 @@ def test_emit_with_ack_to_an_empty_room_returns_at_once(trio):
 
 def test_emit_with_ack_times_out_with_partial_answers(trio):
     nodes, clients = trio
-    mute = nodes[1].client(answers={  # answers too late
-        'ask': lambda x: time.sleep(2) or 'late'})
+    late = threading.Event()
+    mute = nodes[1].client(answers={  # answers once the request timed out
+        'ask': lambda x: late.wait(10) and 'late'})
     clients.append(mute)
     with pytest.raises(AckTimeoutError) as failed:
         nodes[0].mgr.emit_with_ack('ask', 'q', timeout=1)
+    late.set()
     assert sorted(failed.value.responses) == ['q@0', 'q@1', 'q@2']
     assert nodes[0].mgr.stats()['pending_requests'] == 0
 

@@ -148,6 +148,7 @@ def gunicorns(request, tmp_path):
         instance.stop()
 
 
+@pytest.mark.deployment  # gunicorns() asks for redis_server
 @pytest.mark.parametrize('worker', WORKERS)
 def test_two_gunicorn_instances_share_broadcasts(gunicorns, clients, worker):
     """A client of each instance sees what the other instance's client
@@ -172,6 +173,7 @@ def test_two_gunicorn_instances_share_broadcasts(gunicorns, clients, worker):
     assert b.events('said') == expected
 
 
+@pytest.mark.deployment  # gunicorns() asks for redis_server
 @pytest.mark.parametrize('worker', WORKERS)
 def test_the_readme_gunicorn_command_runs_the_example_chat(gunicorns,
                                                            clients, worker):

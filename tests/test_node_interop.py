@@ -23,7 +23,7 @@ import websocket
 
 from .interop import (ACK_TIMEOUT_MS, disconnect_reason, emit, got, join,
                       js_rooms, mark, stream_entries, wait_got)
-from .nodes import wait_until
+from .nodes import NAMESPACES, wait_until
 
 if shutil.which('node') is None or shutil.which('npm') is None:
     pytest.skip('the Node.js interoperability tests need node (20+) and '
@@ -454,30 +454,31 @@ def test_python_disconnect_of_a_socket_on_a_node_server(
 
 # --- Python acknowledgements from sockets on a Node server -------------------
 
-@pytest.mark.parametrize('namespace', ['/', '/chat'])
 def test_python_call_to_a_node_client_on_a_node_server(
-        py, js, py_client, js_client, namespace):
+        py, js, py_client, js_client):
     """``sio.call`` and ``emit(callback=)`` to a socket on a Node server
-    return its answer; other sockets get nothing."""
-    target = js_client(js.url, namespace)
-    other = js_client(js.url, namespace)
-    target.command('answer', event='ask', value={'ok': 'js'})
-    assert py.sio.call('ask', 7, to=target.sid, namespace=namespace,
-                       timeout=5) == {'ok': 'js'}
-    answers: list = []
-    done = threading.Event()
+    return its answer; other sockets get nothing.
+    In each namespace, on the same servers."""
+    for namespace in NAMESPACES:
+        target = js_client(js.url, namespace)
+        other = js_client(js.url, namespace)
+        target.command('answer', event='ask', value={'ok': 'js'})
+        assert py.sio.call('ask', 7, to=target.sid, namespace=namespace,
+                           timeout=5) == {'ok': 'js'}
+        answers: list = []
+        done = threading.Event()
 
-    def callback(*args):
-        answers.append(args)
-        done.set()
+        def callback(*args):
+            answers.append(args)
+            done.set()
 
-    py.sio.emit('ask', 8, to=target.sid, namespace=namespace,
-                callback=callback)
-    assert done.wait(5)
-    assert answers == [({'ok': 'js'},)]
-    mark(py, [target, other], namespace)
-    assert got(target, 'ask', namespace) == [[7], [8]]
-    assert got(other, 'ask', namespace) == []
+        py.sio.emit('ask', 8, to=target.sid, namespace=namespace,
+                    callback=callback)
+        assert done.wait(5)
+        assert answers == [({'ok': 'js'},)]
+        mark(py, [target, other], namespace)
+        assert got(target, 'ask', namespace) == [[7], [8]]
+        assert got(other, 'ask', namespace) == []
 
 
 def test_python_call_with_binary_to_a_python_client_on_a_node_server(
@@ -491,26 +492,27 @@ def test_python_call_with_binary_to_a_python_client_on_a_node_server(
 
 # --- Node emitWithAck to clients of Python servers ---------------------------
 
-@pytest.mark.parametrize('namespace', ['/', '/chat'])
 def test_node_emit_with_ack_collects_answers_from_python_servers(
-        make_node, js, py_client, js_client, namespace):
+        make_node, js, py_client, js_client):
     """``io.timeout(ms).emitWithAck`` from Node reaches the clients of every
     Python server and gets every answer, before the timeout, even with a
-    Python server that has no client."""
+    Python server that has no client.
+    In each namespace, on the same servers."""
     a, b, empty = make_node(), make_node(), make_node()
-    nss = [namespace]
-    py_client(a.url, nss, answers={'ask': lambda x: f'a1-{x}'})
-    py_client(a.url, nss, answers={'ask': lambda x: f'a2-{x}'})
-    py_client(b.url, nss, answers={'ask': lambda x: f'b1-{x}'})
-    for url, value in ((b.url, 'b-js'), (js.url, 'js')):
-        client = js_client(url, namespace)
-        client.command('answer', event='ask', value=value)
-    # initialize the empty server, so Node counts it (PUBSUB NUMSUB)
-    py_client(empty.url, nss).disconnect()
-    assert js.command('serverCount', namespace=namespace) == 4
-    result = js.command('emitWithAck', event='ask', args=[5],
-                        namespace=namespace, timeout=ACK_TIMEOUT_MS)
-    assert sorted(result) == ['a1-5', 'a2-5', 'b-js', 'b1-5', 'js']
+    for namespace in NAMESPACES:
+        nss = [namespace]
+        py_client(a.url, nss, answers={'ask': lambda x: f'a1-{x}'})
+        py_client(a.url, nss, answers={'ask': lambda x: f'a2-{x}'})
+        py_client(b.url, nss, answers={'ask': lambda x: f'b1-{x}'})
+        for url, value in ((b.url, 'b-js'), (js.url, 'js')):
+            client = js_client(url, namespace)
+            client.command('answer', event='ask', value=value)
+        # initialize the empty server, so Node counts it (PUBSUB NUMSUB)
+        py_client(empty.url, nss).disconnect()
+        assert js.command('serverCount', namespace=namespace) == 4
+        result = js.command('emitWithAck', event='ask', args=[5],
+                            namespace=namespace, timeout=ACK_TIMEOUT_MS)
+        assert sorted(result) == ['a1-5', 'a2-5', 'b-js', 'b1-5', 'js']
 
 
 def test_node_emit_with_ack_to_a_room_gets_only_members_answers(

@@ -19,7 +19,7 @@ from socketio_streams import AckTimeoutError
 
 from .interop import (disconnect_reason, emit, got, join, js_rooms, js_socket,
                       mark, wait_got)
-from .nodes import wait_until
+from .nodes import NAMESPACES, wait_until
 
 if shutil.which('node') is None or shutil.which('npm') is None:
     pytest.skip('the Node.js interoperability tests need node (20+) and '
@@ -67,35 +67,37 @@ def check_handshake(handshake: dict, like: dict, port: int,
 
 # --- Node fetchSockets() of Python servers' sockets --------------------------
 
-@pytest.mark.parametrize('namespace', ['/', '/chat'])
 def test_node_fetch_sockets_returns_python_server_sockets(
-        py, js, py_client, js_client, namespace):
+        py, js, py_client, js_client):
     """``io.fetchSockets()`` from Node lists the sockets of a Python server
     with their id, rooms (own id included), ``data`` (the python-socketio
-    session) and a handshake shaped as Node's."""
-    port = int(py.url.rsplit(':', 1)[1])
-    on_py = py_client(py.url, [namespace], auth={'user': 'ann'})
-    on_py_js = js_client(py.url, namespace, auth={'token': 't'})
-    on_js = js_client(js.url, namespace, auth={'data': {'who': 'node'}})
-    py_sid, js_sid = on_py.sid(namespace), on_py_js.sid
-    # (the test servers' 'join' event handler joins in '/' only)
-    for sid, room in ((py_sid, 'red'), (js_sid, 'red'), (js_sid, 'blue')):
-        py.sio.enter_room(sid, room, namespace=namespace)
-    session = {'user': 'ann', 'n': 1, 'raw': b'\x01\xff'}
-    py.sio.save_session(py_sid, session, namespace=namespace)
-    found = by_id(js.command('fetchSockets', namespace=namespace))
-    assert set(found) == {py_sid, js_sid, on_js.sid}
-    node_handshake = found[on_js.sid]['handshake']
-    assert found[py_sid]['data'] == session
-    assert found[js_sid]['data'] == {}  # as a fresh Node socket's
-    assert found[on_js.sid]['data'] == {'who': 'node'}
-    assert sorted(found[py_sid]['rooms']) == sorted([py_sid, 'red'])
-    assert found[py_sid]['rooms'][0] == py_sid
-    assert sorted(found[js_sid]['rooms']) == sorted([js_sid, 'red', 'blue'])
-    check_handshake(found[py_sid]['handshake'], node_handshake, port,
-                    {'user': 'ann'})
-    check_handshake(found[js_sid]['handshake'], node_handshake, port,
-                    {'token': 't'})
+    session) and a handshake shaped as Node's.
+    In each namespace, on the same servers."""
+    for namespace in NAMESPACES:
+        port = int(py.url.rsplit(':', 1)[1])
+        on_py = py_client(py.url, [namespace], auth={'user': 'ann'})
+        on_py_js = js_client(py.url, namespace, auth={'token': 't'})
+        on_js = js_client(js.url, namespace, auth={'data': {'who': 'node'}})
+        py_sid, js_sid = on_py.sid(namespace), on_py_js.sid
+        # (the test servers' 'join' event handler joins in '/' only)
+        for sid, room in ((py_sid, 'red'), (js_sid, 'red'), (js_sid, 'blue')):
+            py.sio.enter_room(sid, room, namespace=namespace)
+        session = {'user': 'ann', 'n': 1, 'raw': b'\x01\xff'}
+        py.sio.save_session(py_sid, session, namespace=namespace)
+        found = by_id(js.command('fetchSockets', namespace=namespace))
+        assert set(found) == {py_sid, js_sid, on_js.sid}
+        node_handshake = found[on_js.sid]['handshake']
+        assert found[py_sid]['data'] == session
+        assert found[js_sid]['data'] == {}  # as a fresh Node socket's
+        assert found[on_js.sid]['data'] == {'who': 'node'}
+        assert sorted(found[py_sid]['rooms']) == sorted([py_sid, 'red'])
+        assert found[py_sid]['rooms'][0] == py_sid
+        assert sorted(found[js_sid]['rooms']) == sorted(
+            [js_sid, 'red', 'blue'])
+        check_handshake(found[py_sid]['handshake'], node_handshake, port,
+                        {'user': 'ann'})
+        check_handshake(found[js_sid]['handshake'], node_handshake, port,
+                        {'token': 't'})
 
 
 def test_node_fetch_sockets_to_a_room_and_except_on_python_servers(
@@ -127,31 +129,32 @@ def test_node_fetch_sockets_to_a_room_and_except_on_python_servers(
 
 # --- Python fetch_sockets() of Node servers' sockets -------------------------
 
-@pytest.mark.parametrize('namespace', ['/', '/chat'])
 def test_python_fetch_sockets_returns_node_server_sockets(
-        py, js, ready, py_client, js_client, namespace):
+        py, js, ready, py_client, js_client):
     """``mgr.fetch_sockets()`` lists the sockets of a Node server with
-    their sid, rooms, ``data`` (``socket.data``) and handshake."""
-    ready(py, [namespace])
-    auth = {'rooms': ['red'], 'data': {'user': 'bob', 'n': 1}}
-    on_js = js_client(js.url, namespace, auth=auth)
-    on_js_py = py_client(js.url, [namespace], auth={'rooms': ['red', 'b']})
-    found = by_id(py.mgr.fetch_sockets(namespace=namespace), 'sid')
-    local = set(py.mgr.get_participants(namespace, None))
-    on_js_py_sid = on_js_py.sid(namespace)
-    assert set(found) == {on_js.sid, on_js_py_sid} | {s for s, _ in local}
-    remote = found[on_js.sid]
-    assert remote.namespace == namespace
-    assert remote.rooms == {on_js.sid, 'red'}
-    assert remote.data == {'user': 'bob', 'n': 1}
-    assert found[on_js_py_sid].rooms == {on_js_py_sid, 'red', 'b'}
-    assert found[on_js_py_sid].data == {}
-    for sock in (remote, found[on_js_py_sid]):
-        assert set(sock.handshake) == HANDSHAKE_KEYS
-        assert sock.handshake['headers']['host'] == f'127.0.0.1:{js.port}'
-        assert sock.handshake['query']['EIO'] == '4'
-    assert remote.handshake['auth'] == auth
-    assert found[on_js_py_sid].handshake['auth'] == {'rooms': ['red', 'b']}
+    their sid, rooms, ``data`` (``socket.data``) and handshake.
+    In each namespace, on the same servers."""
+    for namespace in NAMESPACES:
+        ready(py, [namespace])
+        auth = {'rooms': ['red'], 'data': {'user': 'bob', 'n': 1}}
+        on_js = js_client(js.url, namespace, auth=auth)
+        on_js_py = py_client(js.url, [namespace], auth={'rooms': ['red', 'b']})
+        found = by_id(py.mgr.fetch_sockets(namespace=namespace), 'sid')
+        local = set(py.mgr.get_participants(namespace, None))
+        on_js_py_sid = on_js_py.sid(namespace)
+        assert set(found) == {on_js.sid, on_js_py_sid} | {s for s, _ in local}
+        remote = found[on_js.sid]
+        assert remote.namespace == namespace
+        assert remote.rooms == {on_js.sid, 'red'}
+        assert remote.data == {'user': 'bob', 'n': 1}
+        assert found[on_js_py_sid].rooms == {on_js_py_sid, 'red', 'b'}
+        assert found[on_js_py_sid].data == {}
+        for sock in (remote, found[on_js_py_sid]):
+            assert set(sock.handshake) == HANDSHAKE_KEYS
+            assert sock.handshake['headers']['host'] == f'127.0.0.1:{js.port}'
+            assert sock.handshake['query']['EIO'] == '4'
+        assert remote.handshake['auth'] == auth
+        assert found[on_js_py_sid].handshake['auth'] == {'rooms': ['red', 'b']}
 
 
 def test_python_fetch_sockets_to_a_room_and_skip_sid_on_node_servers(
@@ -353,27 +356,28 @@ def test_python_server_side_emit_callback_times_out_on_a_silent_node(
 
 # --- Python emit_with_ack() to clients of Node servers -----------------------
 
-@pytest.mark.parametrize('namespace', ['/', '/chat'])
 def test_python_emit_with_ack_collects_answers_from_node_server_clients(
-        make_node, make_js_server, py_client, js_client, namespace):
+        make_node, make_js_server, py_client, js_client):
     """``mgr.emit_with_ack`` gets the answer of every client of every Node
     server (Node and Python clients) and of Python servers, and returns as
-    soon as all are in, even with a Node server that has no client."""
+    soon as all are in, even with a Node server that has no client.
+    In each namespace, on the same servers."""
     sender, b = make_node(), make_node()
     js, empty_js = make_js_server(), make_js_server()
-    nss = [namespace]
-    py_client(sender.url, nss, answers={'ask': lambda x: f'local-{x}'})
-    py_client(js.url, nss, answers={'ask': lambda x: f'js-py-{x}'})
-    py_client(b.url, nss, answers={'ask': lambda x: f'b-py-{x}'})
-    for url, value in ((js.url, 'js-js'), (js.url, 'js-js2'),
-                       (b.url, 'b-js')):
-        js_client(url, namespace).command('answer', event='ask',
-                                          value=value)
-    assert empty_js.command('serverCount', namespace=namespace) == 4
-    answers = sender.mgr.emit_with_ack('ask', 5, namespace=namespace,
-                                       timeout=10)
-    assert sorted(answers) == ['b-js', 'b-py-5', 'js-js', 'js-js2',
-                               'js-py-5', 'local-5']
+    for namespace in NAMESPACES:
+        nss = [namespace]
+        py_client(sender.url, nss, answers={'ask': lambda x: f'local-{x}'})
+        py_client(js.url, nss, answers={'ask': lambda x: f'js-py-{x}'})
+        py_client(b.url, nss, answers={'ask': lambda x: f'b-py-{x}'})
+        for url, value in ((js.url, 'js-js'), (js.url, 'js-js2'),
+                           (b.url, 'b-js')):
+            js_client(url, namespace).command('answer', event='ask',
+                                              value=value)
+        assert empty_js.command('serverCount', namespace=namespace) == 4
+        answers = sender.mgr.emit_with_ack('ask', 5, namespace=namespace,
+                                           timeout=10)
+        assert sorted(answers) == ['b-js', 'b-py-5', 'js-js', 'js-js2',
+                                   'js-py-5', 'local-5']
 
 
 def test_python_emit_with_ack_to_a_room_and_skip_sid_on_a_node_server(

@@ -1,0 +1,102 @@
+"""The python-socketio and python-engineio internals the manager relies on.
+
+``RedisStreamsManager`` wraps private methods of ``socketio.Server``
+(``_handle_connect``, ``_send_packet``, ``_handle_disconnect``), calls
+others (``_send_eio_packet``, ``Manager._generate_ack_id``) and overrides
+manager hooks that only recent releases call (``pre_connect``, added with
+``is_pre_connected`` in python-socketio 5.18.0). A release that renames or
+reshapes one of them fails here, naming it, instead of misbehaving.
+"""
+import inspect
+from importlib.metadata import version
+
+import engineio
+import pytest
+import socketio
+
+from .asyncmode import ASYNC_MODE
+
+#: (owner, attribute, its parameters after self, as the manager calls it)
+METHODS = [
+    (socketio.Server, '_handle_connect', ['eio_sid', 'namespace', 'data']),
+    (socketio.Server, '_send_packet', ['eio_sid', 'pkt']),
+    (socketio.Server, '_handle_disconnect',
+     ['eio_sid', 'namespace', 'reason']),
+    (socketio.Server, '_send_eio_packet', ['eio_sid', 'eio_pkt']),
+    (socketio.Server, 'disconnect', ['sid', 'namespace', 'ignore_queue']),
+    (socketio.Server, 'get_session', ['sid', 'namespace']),
+    (socketio.Manager, 'pre_connect', ['eio_sid', 'namespace']),
+    (socketio.Manager, 'is_pre_connected', ['sid', 'namespace']),
+    (socketio.Manager, 'connect', ['sid', 'namespace']),
+    (socketio.Manager, 'basic_enter_room',
+     ['sid', 'namespace', 'room', 'eio_sid']),
+    (socketio.Manager, '_generate_ack_id', ['sid', 'callback']),
+    (socketio.Manager, 'eio_sid_from_sid', ['sid', 'namespace']),
+    (socketio.Manager, 'get_participants', ['namespace', 'room']),
+    (socketio.Manager, 'is_connected', ['sid', 'namespace']),
+    (socketio.Manager, 'enter_room', ['sid', 'namespace', 'room',
+                                      'eio_sid']),
+    (socketio.Manager, 'leave_room', ['sid', 'namespace', 'room']),
+    (socketio.Manager, 'close_room', ['room', 'namespace']),
+    (socketio.Manager, 'can_disconnect', ['sid', 'namespace']),
+    (engineio.Server, 'generate_id', []),
+    (engineio.Server, 'get_session', ['sid']),
+    (engineio.Server, 'disconnect', ['sid']),
+]
+
+#: instance attributes the manager reads or fills: (owner, attribute)
+ATTRIBUTES = [
+    (socketio.Server, 'packet_class'),
+    (socketio.Server, 'environ'),
+    (socketio.Server, 'eio'),
+    (socketio.Manager, 'pending_connect'),
+    (socketio.Manager, 'rooms'),
+    (socketio.Manager, 'callbacks'),
+]
+
+RELEASES = (f"python-socketio {version('python-socketio')}, "
+            f"python-engineio {version('python-engineio')}")
+
+
+def _name(owner: type, attribute: str) -> str:
+    return f'{owner.__module__.split(".")[0]}.{owner.__name__}.{attribute}'
+
+
+@pytest.mark.parametrize('owner, attribute, params', METHODS,
+                         ids=[_name(o, a) for o, a, _ in METHODS])
+def test_a_method_the_manager_uses_is_there_as_it_expects(owner, attribute,
+                                                          params):
+    method = getattr(owner, attribute, None)
+    assert callable(method), \
+        f'{_name(owner, attribute)} is gone in {RELEASES}'
+    found = list(inspect.signature(method).parameters)[1:]
+    assert found == params, (
+        f'{_name(owner, attribute)} takes ({", ".join(found)}) in '
+        f'{RELEASES}, the manager calls it with ({", ".join(params)})')
+
+
+@pytest.mark.parametrize('owner, attribute', ATTRIBUTES,
+                         ids=[_name(o, a) for o, a in ATTRIBUTES])
+def test_an_attribute_the_manager_uses_is_there(owner, attribute):
+    made = socketio.Server(async_mode=ASYNC_MODE) \
+        if owner is socketio.Server else owner()
+    assert hasattr(made, attribute), \
+        f'{_name(owner, attribute)} is gone in {RELEASES}'
+
+
+def test_the_server_calls_the_managers_pre_connect():
+    """python-socketio before 5.18.0 never called ``pre_connect``: a
+    namespace first seen at a connection went unwatched."""
+    calls = []
+
+    class Recording(socketio.Manager):
+        def pre_connect(self, eio_sid, namespace):
+            calls.append((eio_sid, namespace))
+            return super().pre_connect(eio_sid, namespace)
+
+    server = socketio.Server(client_manager=Recording(),
+                             async_mode=ASYNC_MODE)
+    server._handle_eio_connect('eio-sid', {})
+    server._handle_connect('eio-sid', '/', None)
+    assert calls == [('eio-sid', '/')], \
+        f'socketio.Server does not call Manager.pre_connect in {RELEASES}'
