@@ -299,10 +299,12 @@ class RedisStreamsManager(Manager):
         client was accepted reaches it; and the SUBSCRIBE sent, so that
         their requests (``fetch_sockets``, acks) made after it see it. Each
         wait is bounded (``PIN_TIMEOUT``, ``SUBSCRIBE_WAIT``) and skipped
-        while Redis is failing: a frozen Redis holds a connection < 1 s."""
+        while Redis is failing: a frozen Redis holds a connection 1.5 s
+        at most, and only the first."""
         subscriber = self._subscriber
         with self._lock:
-            if namespace in self._watched or subscriber is None:
+            if namespace in self._watched or subscriber is None or \
+                    self._closed:
                 return
             self._watched.add(namespace)
             opts = self.options
