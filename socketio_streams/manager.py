@@ -35,8 +35,17 @@ from .stats import Stats, Throttle
 CALLBACK_TTL = 120.0
 #: disconnection reasons after which a session is kept for recovery
 RECOVERABLE = ('transport close', 'transport error', 'ping timeout')
-#: how long the first connection to a namespace waits for its channels
-SUBSCRIBE_WAIT = 2.0
+#: how long after new channels were added connections wait for their
+#: SUBSCRIBE to be sent (a few ms while Redis answers)
+SUBSCRIBE_WAIT = 1.0
+#: how long the first connection to a namespace waits for ``XINFO`` (to pin
+#: its stream's reader); a Redis that does not answer within it is not asked
+#: again for ``PIN_RETRY_AFTER`` seconds: the reader pins by the clock
+PIN_TIMEOUT = 0.5
+PIN_RETRY_AFTER = 5.0
+#: how long the interpreter's exit waits, for all managers together, to
+#: flush what they queued
+EXIT_WAIT = 2.0
 #: most ack ids held for local clients on behalf of other servers' requests
 MAX_REMOTE_ACKS = 10_000
 
@@ -109,6 +118,7 @@ class RedisStreamsManager(Manager):
         self._starts: dict[str, dict[str, tuple[int, int]]] = {}
         self._decided: dict[str, tuple[int, int]] = {}
         self._closed = False
+        self._pin_failed_at = -PIN_RETRY_AFTER
         _open_managers.add(self)
 
     def _new_process(self) -> None:
@@ -138,6 +148,7 @@ class RedisStreamsManager(Manager):
         super().set_server(server)
         self._runtime = Runtime(server)
         self._hook_connect(server)
+        self._hook_shutdown(server)
         if self._handlers_by_event:
             self._listen_early()
 
@@ -157,6 +168,20 @@ class RedisStreamsManager(Manager):
         except RuntimeError:
             return
         self._listen()
+
+    def _hook_shutdown(self, server: Any) -> None:
+        """``server.shutdown()`` closes the manager too (python-socketio
+        gives its manager no hook): its tasks do not outlive the server."""
+        original = server.shutdown
+
+        @functools.wraps(original)
+        def shutdown(*args, **kwargs):
+            try:
+                return original(*args, **kwargs)
+            finally:
+                self.close()
+
+        server.shutdown = shutdown
 
     def _hook_connect(self, server: Any) -> None:
         """See the CONNECT packet's auth, which python-socketio does not
@@ -227,28 +252,37 @@ class RedisStreamsManager(Manager):
                        self._connector.describe())
 
     def _start_publisher(self) -> Publisher:
+        """The publisher, started at first use; once closed, one that
+        drops what it is given (see ``close``)."""
         with self._lock:
-            if self._closed:
-                raise RuntimeError('the manager is closed')
             if self._publisher is None:
                 self._publisher = Publisher(self._connector, self._runtime,
                                             self.options, self._stats,
                                             self._log)
-                self._publisher.start()
+                if self._closed:
+                    self._publisher.closed = True
+                else:
+                    self._publisher.start()
             return self._publisher
 
     def _listen(self) -> None:
-        """Start the subscriber and a reader per namespace's stream."""
+        """Start the subscriber and a reader per namespace's stream;
+        every caller waits (bounded) for the subscriptions, since its
+        request's answers come on them."""
         with self._lock:
-            if self._listening or self._closed:
+            if self._closed:
                 return
-            self._listening = True
-            self._subscriber = Subscriber(self._connector, self._runtime,
-                                          self.options, self._stats,
-                                          self._log, self._on_pubsub)
-            self._subscriber.start()
-            for namespace in self._known_namespaces():
-                self._watch(namespace)
+            if not self._listening:
+                self._listening = True
+                self._subscriber = Subscriber(
+                    self._connector, self._runtime, self.options,
+                    self._stats, self._log, self._on_pubsub)
+                self._subscriber.start()
+                for namespace in self._known_namespaces():
+                    self._watch(namespace, wait=False)
+            subscriber = self._subscriber
+        if subscriber is not None:
+            subscriber.wait_subscribed(SUBSCRIBE_WAIT)
 
     def _known_namespaces(self) -> set[str]:
         server = self.server
@@ -259,11 +293,21 @@ class RedisStreamsManager(Manager):
             names |= set(server.namespaces)
         return {n for n in names if isinstance(n, str) and n != '*'}
 
-    def _watch(self, namespace: str) -> None:
-        """Subscribe to the namespace's channels and tail its stream."""
+    def _watch(self, namespace: str, wait: bool = True) -> None:
+        """Subscribe to the namespace's channels and tail its stream.
+
+        The first connection to a namespace waits here, before python-
+        socketio accepts it, for what correctness needs: the reader's start
+        fixed (``_pin``), so that what other servers broadcast after the
+        client was accepted reaches it; and the SUBSCRIBE sent, so that
+        their requests (``fetch_sockets``, acks) made after it see it. Each
+        wait is bounded (``PIN_TIMEOUT``, ``SUBSCRIBE_WAIT``) and skipped
+        while Redis is failing: a frozen Redis holds a connection 1.5 s
+        at most, and only the first."""
         subscriber = self._subscriber
         with self._lock:
-            if namespace in self._watched or subscriber is None:
+            if namespace in self._watched or subscriber is None or \
+                    self._closed:
                 return
             self._watched.add(namespace)
             opts = self.options
@@ -279,37 +323,62 @@ class RedisStreamsManager(Manager):
                 self._readers[key] = reader
                 self._pin(reader)
                 reader.start()
-        subscriber.wait_subscribed(SUBSCRIBE_WAIT)
+        if wait:
+            subscriber.wait_subscribed(SUBSCRIBE_WAIT)
 
     def _pin(self, reader: StreamReader) -> None:
         """Fix the reader's start at the stream's end now, so that what is
         written after this server accepted a client reaches it (Node keeps
         reading from ``$`` until a first entry arrives and may miss some).
-        If Redis is down, the reader pins itself once it connects."""
+        If Redis does not answer within ``PIN_TIMEOUT`` (or did not, less
+        than ``PIN_RETRY_AFTER`` s ago), the reader starts at entries
+        written from now on by this host's clock."""
+        if time.monotonic() - self._pin_failed_at < PIN_RETRY_AFTER:
+            reader.last_id = f'{int(time.time() * 1000)}-0'
+            return
         try:
-            reader.pin()
+            reader.pin(PIN_TIMEOUT)
         except Exception as exc:
-            self._log.warning('cannot reach Redis %s yet (%s: %s); will '
-                              'keep trying', self._connector.describe(),
+            self._pin_failed_at = time.monotonic()
+            self._log.warning('cannot reach Redis %s yet (%s: %s); reading '
+                              'from now on by the clock, will keep trying',
+                              self._connector.describe(),
                               type(exc).__name__, exc)
 
     def close(self, timeout: float = 5.0) -> None:
-        """Flush the queue (up to ``timeout`` s), stop tasks, disconnect."""
+        """Flush the queue, stop the tasks and disconnect, within about
+        ``timeout`` seconds; what could not be written is logged, with
+        why. ``server.shutdown()`` calls it.
+
+        Afterwards the manager is local: ``emit`` still reaches this
+        server's clients (with recovery on too, without an offset) and
+        room operations on them work, but nothing more goes to Redis
+        (one warning, then debug lines): a server's own background tasks
+        (the Admin UI's stats) do not fail. Requests that wait for other
+        servers (``fetch_sockets``, ``emit_with_ack``, ``server_side_emit``
+        with a callback) raise ``RuntimeError``."""
         with self._lock:
             if self._closed:
                 return
             self._closed = True
         _open_managers.discard(self)
+        deadline = time.monotonic() + timeout
+        tasks = [t for t in [*self._readers.values(), self._subscriber]
+                 if t is not None]
         if self._publisher is not None:
             self._publisher.close(timeout)
-        for task in [*self._readers.values(), self._subscriber]:
-            if task is not None:
-                task.stop()
+        for task in tasks:
+            task.stop()
         self._requests.close()
+        for task in tasks:
+            task.join(max(deadline - time.monotonic(), 0.1))
         self._connector.close(self._log.debug)
 
     def flush(self, timeout: float = 5.0) -> bool:
-        """Wait until everything queued is in Redis; False on timeout."""
+        """Wait until everything queued is in Redis, and handled (with
+        recovery on, delivered to this server's clients); False on
+        timeout. The way for a test to wait before looking at what its
+        clients received (Flask-SocketIO's ``test_client``)."""
         return self._publisher is None or self._publisher.flush(timeout)
 
     def stats(self) -> dict:
@@ -533,7 +602,14 @@ class RedisStreamsManager(Manager):
              callback: Callable | None = None, to: Any = None,
              **kwargs: Any) -> None:
         """Emit to clients on every server; same arguments as
-        ``socketio.Server.emit``. Never waits for Redis."""
+        ``socketio.Server.emit``. Queues the packet and returns: it never
+        waits for Redis (unless the buffer is full, see ``buffer_size``).
+
+        This server's own clients get it at once; with connection state
+        recovery on, they get it with its stream offset, so only once
+        Redis has stored it (one round trip; during an outage, when Redis
+        is back, in order, as the other servers' clients do):
+        ``flush()`` waits for that. After ``close()``, local only."""
         room = to if to is not None else room
         namespace = _namespace(namespace)
         if kwargs.get('ignore_queue'):
@@ -548,7 +624,8 @@ class RedisStreamsManager(Manager):
         opts = protocol.make_opts(room, skip_sid)
         deliver = functools.partial(self._deliver, namespace, event_data,
                                     opts['rooms'], opts['except'])
-        if self._recovery is not None and self.server is not None:
+        if self._recovery is not None and self.server is not None and \
+                not self._closed:
             # every client gets the stream offset: wait for the XADD reply
             self._publish(namespace, T.BROADCAST,
                           protocol.broadcast_data(event_data, opts),
@@ -767,6 +844,8 @@ class RedisStreamsManager(Manager):
                  timeout: float) -> tuple[str, Any]:
         """Listen (the answers come on our private channel), then open a
         request."""
+        if self._closed:
+            raise RuntimeError('the manager is closed')
         self._listen()
         self._watch(namespace)
         return self._requests.open(namespace, kind, timeout,
@@ -1153,7 +1232,13 @@ os.register_at_fork(after_in_child=_after_fork)
 
 
 @atexit.register
-def _close_all() -> None:
-    """Flush what is still queued when the interpreter exits."""
-    for mgr in list(_open_managers):
-        mgr.close(timeout=2.0)
+def _close_all(timeout: float = EXIT_WAIT) -> None:
+    """Flush what is still queued when the interpreter exits: one wait
+    of up to ``timeout`` s for all managers together, then each closes
+    (logging what it could not write, and why)."""
+    managers = list(_open_managers)
+    deadline = time.monotonic() + timeout
+    for mgr in managers:
+        mgr.flush(max(deadline - time.monotonic(), 0))
+    for mgr in managers:
+        mgr.close(timeout=max(deadline - time.monotonic(), 0))

@@ -85,6 +85,10 @@ class Publisher:
         self._wakeup = None
         self._done = None
         self._stopping = False
+        #: ``put`` drops from ``close()`` on (a warning the first time)
+        self.closed = False
+        self._dropped = 0
+        self._last_error = ''
         self._writer = Writer(connector)
         self._recent: deque[_Written] = deque()
         self._check_recent = False
@@ -100,6 +104,11 @@ class Publisher:
         self._done = self._runtime.event()
         self._runtime.start(self._run)
 
+    @property
+    def running(self) -> bool:
+        """True from ``start()`` until the task has ended."""
+        return self._done is not None and not self._done.is_set()
+
     def put(self, item: Item) -> None:
         """Queue an item. A full buffer while Redis is reachable (a burst
         faster than the pipeline) makes the caller wait for room, up to
@@ -107,9 +116,16 @@ class Publisher:
         ``BufferFullError``: never a silent drop. A stream entry gets its
         ``seq`` here, under the lock, so that sequence numbers rise in
         queue order even with many emitting threads (readers drop an entry
-        whose ``seq`` is not above the last they saw from its sender)."""
-        if self._stopping:
-            raise RuntimeError('the manager is closed')
+        whose ``seq`` is not above the last they saw from its sender).
+        Once ``close()`` began, the item is dropped: a warning the first
+        time, then debug lines."""
+        if self.closed:
+            log = self._log.debug if self._dropped else self._log.warning
+            self._dropped += 1
+            log('publisher: closed; %s to %r not sent to Redis %s (nothing '
+                'is, after close())', item.kind.upper(), item.target,
+                self._connector.describe())
+            return
         deadline = time.monotonic() + self.FULL_WAIT
         while True:
             with self._lock:
@@ -130,24 +146,38 @@ class Publisher:
         self._wakeup.set()
 
     def flush(self, timeout: float) -> bool:
-        """Wait until the queue is empty; False if ``timeout`` passed."""
+        """Wait until everything queued is written and its ``on_written``
+        has run (an item leaves the queue after that); False if
+        ``timeout`` passed first."""
         deadline = time.monotonic() + timeout
         while self._queue and time.monotonic() < deadline:
             self._runtime.sleep(0.01)
         return not self._queue
 
     def close(self, timeout: float) -> None:
-        """Flush for up to ``timeout`` seconds, then stop the task."""
+        """Take no more items; flush, then stop the task, all within
+        ``timeout`` seconds (at least a moment to end it). What is left
+        is logged with the reason: Redis unreachable, or still sending."""
+        self.closed = True
         if self._wakeup is None:
             return
-        if not self.flush(timeout) and self._queue:
+        deadline = time.monotonic() + timeout
+        if not self.flush(timeout):
             self._log.error('closing with %d packets not written to Redis '
-                            '(%s unreachable)', len(self._queue),
-                            self._connector.describe())
+                            '%s: %s', len(self._queue),
+                            self._connector.describe(), self._unsent_reason())
         self._stopping = True
         self._wakeup.set()
-        self._done.wait(timeout=1.0)
+        self._done.wait(timeout=max(deadline - time.monotonic(), 0.1))
         self._writer.reset()
+
+    def _unsent_reason(self) -> str:
+        if self.failures:
+            return f'unreachable ({self._last_error}), {self.failures} ' \
+                f'failed attempts'
+        if not self.connected:
+            return 'not connected yet (the first attempt had not finished)'
+        return 'Redis answers, but the time ran out while still sending'
 
     def _take(self) -> list[Item]:
         with self._lock:
@@ -194,10 +224,12 @@ class Publisher:
             return
         done = next((i for i, r in enumerate(replies) if transient(r)),
                     len(batch))
+        # delivered before leaving the queue: once flush() sees it empty,
+        # every on_written has run (recovery's local delivery, for tests)
+        self._deliver(batch[:done], replies[:done])
         with self._lock:
             for _ in range(done):
                 self._queue.popleft()
-        self._deliver(batch[:done], replies[:done])
         if done < len(batch):  # the rest waits: Redis is busy, not wrong
             self._on_failure(replies[done])
             return
@@ -341,6 +373,7 @@ class Publisher:
     def _on_failure(self, exc: Exception) -> None:
         self.connected = False
         self.failures += 1
+        self._last_error = why(exc)
         # the server may have changed (a failover, a resharding) or lost
         # what it acknowledged: ask again where keys live, and what it has
         self._writer.reset()

@@ -38,15 +38,27 @@ class _Loop:
         self._backoff = Backoff()
         self._client: Any = None
         self._stopped = False
+        self._done: Any = None
         self.failures = 0
         self.connected = False
 
     def start(self) -> None:
+        self._done = self._runtime.event()
         self._runtime.start(self._run)
 
+    @property
+    def running(self) -> bool:
+        """True from ``start()`` until the task has ended."""
+        return self._done is not None and not self._done.is_set()
+
     def stop(self) -> None:
+        """Tell the task to end (a blocked command is cut short)."""
         self._stopped = True
         self._disconnect()
+
+    def join(self, timeout: float) -> bool:
+        """Wait up to ``timeout`` s for the task to end; False if not."""
+        return not self.running or bool(self._done.wait(timeout=timeout))
 
     def _disconnect(self) -> None:
         client, self._client = self._client, None
@@ -54,6 +66,13 @@ class _Loop:
             close_client(client, self._log.debug)
 
     def _run(self) -> None:
+        try:
+            self._loop()
+        finally:
+            self._disconnect()
+            self._done.set()
+
+    def _loop(self) -> None:
         while not self._stopped:
             try:
                 self.step()
@@ -68,7 +87,6 @@ class _Loop:
                                   self._connector.describe(), self.failures)
                 self.failures = 0
             self.connected = True
-        self._disconnect()
 
     def _on_failure(self, exc: Exception) -> None:
         self.connected = False
@@ -140,24 +158,32 @@ class StreamReader(_Loop):
                 socket_timeout=self._options.block_seconds + 10)
         return self._client
 
-    def _info(self) -> dict | None:
+    def _info(self, client: Any = None) -> dict | None:
         """``XINFO STREAM``, or None when the stream does not exist."""
         try:
-            return self._connect().xinfo_stream(self.key)
+            return (client or self._connect()).xinfo_stream(self.key)
         except RESPONSE_ERRORS as exc:
             if 'no such key' in str(exc).lower():
                 return None
             raise
 
-    def pin(self) -> str:
+    def pin(self, timeout: float | None = None) -> str:
         """Start at the current end of the stream (a concrete ID). If
         Redis cannot tell, start at entries written from now on (by this
-        host's clock), so that nothing is missed while it is unreachable."""
+        host's clock), so that nothing is missed while it is unreachable.
+        With ``timeout``, ask on a connection of its own that gives up
+        after that many seconds (a frozen Redis holds no caller longer)."""
+        client = None if timeout is None else self._connector.new_client(
+            socket_timeout=timeout, socket_connect_timeout=timeout,
+            retry=None)
         try:
-            info = self._info()
+            info = self._info(client)
         except Exception:
             self.last_id = f'{int(time.time() * 1000)}-0'
             raise
+        finally:
+            if client is not None:
+                close_client(client, self._log.debug)
         if info is None:
             self.last_id, self.position = '0-0', 0
         else:
@@ -292,17 +318,24 @@ class Subscriber(_Loop):
         self._pubsub: Any = None
         self.channels: set[str] = set()
         self._subscribed: set[str] = set()
+        self._pending_since = 0.0
 
     def add(self, *channels: str) -> None:
         """Subscribe to more channels (applied by the loop)."""
+        if self.channels <= self._subscribed:
+            self._pending_since = time.monotonic()
         self.channels.update(channels)
 
     def wait_subscribed(self, timeout: float) -> bool:
-        """Wait until every added channel was subscribed (or timeout)."""
-        deadline = time.monotonic() + timeout
+        """Wait until every added channel was subscribed (sent: not
+        confirmed), up to ``timeout`` s after the first of them was
+        added: callers do not each wait that long for a Redis that does
+        not answer. False at once while the connection is failing, or if
+        the task is not running."""
+        deadline = min(time.monotonic(), self._pending_since) + timeout
         while not self.channels <= self._subscribed:
             if time.monotonic() >= deadline or self._stopped \
-                    or self.failures:
+                    or not self.running or self.failures:
                 return False
             self._runtime.sleep(0.01)
         return True
