@@ -545,7 +545,8 @@ class RedisStreamsManager(Manager):
                               'its connection so it starts afresh', sid,
                               namespace, exc)
         with self._restore_lock:
-            buffered = self._restoring.pop((namespace, sid))[1:]
+            # gone if the socket disconnected during the replay
+            buffered = self._restoring.pop((namespace, sid), [None])[1:]
             self._replayed[(namespace, sid)] = last
         for offset, eio_pkts in buffered:
             if offset is None or protocol.compare_offsets(offset, last) > 0:
