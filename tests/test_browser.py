@@ -85,7 +85,12 @@ def join_as(browser, url, name):
     browser.find_element(By.ID, 'name-ok').click()
     wait_until(lambda: browser.execute_script('return socket.connected'),
                15, f'{name} connected')
-    wait_text(browser, 'state', 'connected')
+    wait_until(lambda: connected(browser), 15, f'{name}\'s badge')
+
+
+def connected(browser):
+    """True once the page's badge says connected (not disconnected)."""
+    return text_of(browser, 'state').startswith('connected')
 
 
 def send(browser, text):
@@ -166,6 +171,14 @@ def test_chat_across_servers_in_real_browsers(chat_servers):
         os.makedirs(SCREENSHOTS, exist_ok=True)
         alice.save_screenshot(os.path.join(SCREENSHOTS, 'chat-alice.png'))
         bob.save_screenshot(os.path.join(SCREENSHOTS, 'chat-bob.png'))
+
+        # the page's own button: drop, reconnect by itself, recover
+        bob.find_element(By.ID, 'drop').click()
+        wait_until(lambda: bob.find_element(
+            By.ID, 'recovered').is_displayed(), 15, 'Bob recovered')
+        wait_until(lambda: connected(bob), 15, 'Bob\'s badge')
+        wait_text(bob, 'messages', 'Disconnected (forced close)',
+                  'Reconnected: session recovered')
     finally:
         alice.quit()
         bob.quit()

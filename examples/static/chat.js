@@ -5,15 +5,25 @@ const $ = (id) => document.getElementById(id);
 const here = document.body.dataset.server;
 let myName = localStorage.getItem('chat-name') || '';
 
-// one colour per server label, the same on every page (FNV-1a, spread
-// round the colour wheel by the golden angle)
+// one colour per server: by its place among the servers seen, sorted, so
+// that pages which saw the same servers agree, and no two look alike
+const palette = [212, 142, 24, 280, 350, 185, 48, 320];
+const servers = new Set([here]);
+
 function hue(label) {
-  let h = 0x811c9dc5;
-  for (const c of String(label)) h = Math.imul(h ^ c.charCodeAt(0), 0x01000193);
-  return Math.round(((h >>> 0) * 137.508) % 360);
+  return palette[[...servers].sort().indexOf(label) % palette.length];
+}
+
+function know(label) {
+  if (servers.has(label)) return;
+  servers.add(label);
+  for (const tag of document.querySelectorAll('.server')) {
+    tag.style.setProperty('--hue', hue(tag.textContent));
+  }
 }
 
 function serverTag(label) {
+  know(label);
   const tag = document.createElement('span');
   tag.className = 'server';
   tag.textContent = label;
@@ -143,6 +153,10 @@ const commands = {
     const answer = await socket.timeout(10000).emitWithAck('ping-servers');
     const lines = answer.servers.map((s) => [
       'pong from ', serverTag(s.server), ` (${s.one_way_ms} ms one way)`]);
+    if (!answer.servers.length && !answer.timed_out) {
+      notice(`/ping from ${answer.from}: no other server to ask`);
+      return;
+    }
     notice(`/ping from ${answer.from}: ${answer.servers.length} other ` +
            `server(s) answered, round trip ${answer.round_trip_ms} ms` +
            (answer.timed_out ? ' (some did not answer)' : ''), lines);
