@@ -17,8 +17,9 @@ import enum
 import functools
 import json
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable, Mapping, TypeVar
+from typing import Any, Callable, Iterable, TypeVar
 
 import msgpack
 
@@ -337,7 +338,8 @@ def decode_entry(fields: Mapping) -> Message:
     """A stream entry's fields -> :class:`Message`; ProtocolError if bad."""
     if not isinstance(fields, Mapping):
         raise ProtocolError('stream entry is not a field map')
-    uid, nsp, type_ = (_text(fields, n) for n in ('uid', 'nsp', 'type'))
+    uid, nsp = _text(fields, 'uid'), _text(fields, 'nsp')
+    type_ = _text(fields, 'type')
     if not nsp:
         raise ProtocolError('stream entry has no nsp field')
     if not uid:
