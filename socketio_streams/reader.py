@@ -134,7 +134,8 @@ class StreamReader(_Loop):
     it read them.
     """
 
-    #: at most one ``XINFO`` per this many seconds while reading a backlog
+    #: while reading a backlog, one ``XINFO`` per this many seconds, or
+    #: per ``max_len / 2`` entries read if that comes first
     CHECK_INTERVAL = 0.5
 
     def __init__(self, key: str, connector, runtime, options, stats, log,
@@ -150,7 +151,8 @@ class StreamReader(_Loop):
         #: (0 once a read comes back short: caught up)
         self.lag = 0
         self._check = False
-        self._checked = -self.CHECK_INTERVAL  # monotonic time, last check
+        #: when the last check was (monotonic), entries read since
+        self._checked, self._unchecked = -self.CHECK_INTERVAL, 0
         #: set while the stream this reader had read is gone (healthy()
         #: is false meanwhile); None once it is back
         self.trouble: str | None = None
@@ -230,12 +232,14 @@ class StreamReader(_Loop):
         if count:
             self.trouble = None
         # a full batch means a backlog: make sure trimming is not eating
-        # it (every CHECK_INTERVAL during a burst, and once caught up); an
-        # empty one (a BLOCK timeout), that the stream is still the one
-        # being read (deleted, restarted or its IDs far ahead)
+        # it (see CHECK_INTERVAL; and once caught up, when the count of
+        # entries trimmed unread is exact); an empty one (a BLOCK
+        # timeout), that the stream is still the one being read (deleted,
+        # restarted or its IDs far ahead)
+        self._unchecked += count
         if count >= batch:
-            self._check = time.monotonic() >= self._checked + \
-                self.CHECK_INTERVAL
+            self._check = self._unchecked >= self._options.max_len // 2 or \
+                time.monotonic() >= self._checked + self.CHECK_INTERVAL
             self.lag = max(self.lag - count, count)
         else:
             self._check = count == 0 or self.lag > 0
@@ -261,7 +265,7 @@ class StreamReader(_Loop):
     def _check_position(self) -> None:
         """Notice a restarted (emptied) stream, or entries trimmed unread."""
         info = self._info()
-        self._checked = time.monotonic()
+        self._checked, self._unchecked = time.monotonic(), 0
         if self.last_id is None:
             return
         if info is None:
