@@ -19,7 +19,7 @@ class Options:
     channel_prefix: str = 'socket.io'
     use_sharded_pubsub: bool = False
     max_len: int = 10_000
-    read_count: int = 100
+    read_count: int = 1000
     block_time_ms: int = 5_000
     session_key_prefix: str = 'sio:session:'
     only_plaintext: bool = False
