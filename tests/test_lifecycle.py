@@ -17,7 +17,8 @@ from .servers import RedisProcess, free_port
 
 
 def _tasks(mgr) -> list:
-    return [mgr._publisher, mgr._subscriber, *mgr._readers.values()]
+    links = mgr._links
+    return [links.publisher, links.subscriber, *links.readers.values()]
 
 
 def _task_threads(mgr) -> list:
@@ -144,7 +145,7 @@ def test_first_connection_does_not_hang_on_a_frozen_redis(frozen_redis,
         client.connect(node.url, namespaces=['/', '/chat'],
                        transports=['websocket'], wait_timeout=bound + 2)
         assert connected.is_set()
-        reader = next(iter(node.mgr._readers.values()))
+        reader = next(iter(node.mgr._links.readers.values()))
         assert reader.last_id is not None  # pinned by the clock
     finally:
         client.disconnect()
