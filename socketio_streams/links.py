@@ -39,7 +39,8 @@ class Links:
         self.watched: set[str] = set()
         self.listening = False
         self.pin_failed_at = pin_failed_at
-        self._lock = threading.RLock()
+        #: held while tasks start and stop
+        self.lock = threading.RLock()
 
     def _parts(self) -> tuple[Any, Any, Any, Any, Any]:
         mgr = self._mgr
@@ -49,7 +50,7 @@ class Links:
     def start_publisher(self) -> Publisher:
         """The publisher, started at first use; once closed, one that
         drops what it is given (see ``RedisStreamsManager.close``)."""
-        with self._lock:
+        with self.lock:
             if self.publisher is None:
                 self.publisher = Publisher(*self._parts())
                 if self._mgr._closed:
@@ -62,7 +63,7 @@ class Links:
         """Start the subscriber and a reader per namespace's stream;
         every caller waits (bounded) for the subscriptions, since its
         request's answers come on them."""
-        with self._lock:
+        with self.lock:
             if self._mgr._closed:
                 return
             if not self.listening:
@@ -88,7 +89,7 @@ class Links:
         while Redis is failing: a frozen Redis holds a connection 1.5 s
         at most, and only the first."""
         subscriber = self.subscriber
-        with self._lock:
+        with self.lock:
             if namespace in self.watched or subscriber is None or \
                     self._mgr._closed:
                 return

@@ -179,7 +179,7 @@ class RedisStreamsManager(ClusterOps, Restoring, Manager):
         (the Admin UI's stats) do not fail. Requests that wait for other
         servers (``fetch_sockets``, ``emit_with_ack``, ``server_side_emit``
         with a callback) raise ``RuntimeError``."""
-        with self._links._lock:
+        with self._links.lock:
             if self._closed:
                 return
             self._closed = True

@@ -42,9 +42,18 @@ def missed(fields: Any, namespace: str, rooms: list,
 class Restoring(Manager):
     """The recovery steps of ``RedisStreamsManager`` (a mixin of it)."""
 
+    # what the manager provides
     _recovery: Any
     sockets: Any
     _delivery: Any
+    _links: Any
+    _inbound: Any
+    _runtime: Any
+    _stats: Any
+    _log: Any
+    _stream: Any
+    _session: Any
+    _send_eio: Any
 
     def _register(self, eio_sid: str, namespace: str) -> str | None:
         """A new socket. With recovery on, note where the namespace's
