@@ -23,8 +23,8 @@ from .cluster import AckExpiry, Requests
 from .cluster_ops import MAX_REMOTE_ACKS, ClusterOps
 from .connection import Connector
 from .delivery import Delivery, targets
-from .handlers import CALLBACK_TTL, Inbound
-from .links import PIN_RETRY_AFTER, PIN_TIMEOUT, SUBSCRIBE_WAIT, Links
+from .handlers import Inbound
+from .links import Links
 from .options import Options, default_logger
 from .protocol import Message, MessageType as T
 from .recovery import Recovery
@@ -32,10 +32,6 @@ from .restore import RECOVERABLE, Restoring
 from .runtime import Runtime, check_patched
 from .sockets import LocalSockets
 from .stats import Stats
-
-__all__ = ['RedisStreamsManager', 'CALLBACK_TTL', 'RECOVERABLE',
-           'SUBSCRIBE_WAIT', 'PIN_TIMEOUT', 'PIN_RETRY_AFTER', 'EXIT_WAIT',
-           'MAX_REMOTE_ACKS']
 
 #: how long the interpreter's exit waits, for all managers together, to
 #: flush what they queued
