@@ -126,11 +126,15 @@ class Watcher:
         self.said: list = []
         self.seq: list = []
         self.sio = socketio.Client()
-        self.sio.on('said', lambda msg: self.said.append(msg))
-        self.sio.on('seq', lambda n: self.seq.append(n))
-        self.sio.on('ping', lambda port: f'pong from client of {self.port}')
+        # the chat runs with connection state recovery: each broadcast
+        # ends with its stream offset, which a browser's client keeps
+        self.sio.on('said', lambda msg, *offset: self.said.append(msg))
+        self.sio.on('seq', lambda n, *offset: self.seq.append(n))
+        self.sio.on('ping', lambda server, *offset:
+                    f'pong from client of {self.port}')
         self.sio.connect(f'http://127.0.0.1:{port}',
                          transports=['websocket'])
+        self.sio.call('hello', f'demo client of :{port}')
 
 
 def step(title: str) -> None:
@@ -161,7 +165,7 @@ def tour(url: str) -> int:
         wait(lambda: all(w.said for w in watchers), 'the broadcast')
         for w in watchers:
             print(f'   client of :{w.port} got {w.said[-1]["text"]!r} '
-                  f'(sent via :{w.said[-1]["server"]})')
+                  f'(sent via {w.said[-1]["server"]})')
 
         step('2. a room spanning servers')
         for w in (watchers[0], watchers[2]):
@@ -183,7 +187,8 @@ def tour(url: str) -> int:
         step('4. fetch every socket of the cluster')
         sockets = watchers[2].sio.call('who', timeout=10)
         for s in sockets:
-            print(f'   {s["sid"]} rooms={s["rooms"]}')
+            print(f'   {s["name"]} on {s["server"]}: {s["sid"]} '
+                  f'rooms={s["rooms"]}')
 
         step('5. cut Redis connections in the middle of a broadcast')
         emitter = RedisStreamsManager(url, write_only=True)
