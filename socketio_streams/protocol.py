@@ -17,8 +17,9 @@ import enum
 import functools
 import json
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable, Mapping, TypeVar
+from typing import Any, Callable, Iterable, TypeVar
 
 import msgpack
 
@@ -201,9 +202,28 @@ def _buffer_json(obj: Any) -> Any:
         f'Object of type {type(obj).__name__} is not JSON serializable')
 
 
-def _dumps(obj: Any) -> str:
-    return json.dumps(obj, separators=(',', ':'), ensure_ascii=False,
-                      allow_nan=False, default=_buffer_json)
+def _encoder(default: Callable[[Any], Any]) -> Callable[[Any], str]:
+    """``json.dumps`` as Node's ``JSON.stringify`` writes, made once."""
+    return json.JSONEncoder(separators=(',', ':'), ensure_ascii=False,
+                            allow_nan=False, default=default).encode
+
+
+_dumps = _encoder(_buffer_json)
+
+
+class _Binary(Exception):
+    """Bytes met while encoding JSON: the data goes as msgpack."""
+
+
+def _no_bytes(obj: Any) -> Any:
+    if isinstance(obj, (bytes, bytearray, memoryview)):
+        raise _Binary
+    raise TypeError(
+        f'Object of type {type(obj).__name__} is not JSON serializable')
+
+
+#: JSON text of data that holds no bytes; raises otherwise
+_dumps_plain = _encoder(_no_bytes)
 
 
 def _pack(obj: Any) -> bytes:
@@ -248,23 +268,47 @@ def encode_entry(message: Message, only_plaintext: bool = False) -> dict:
     fields = {'uid': message.uid, 'nsp': message.nsp,
               'type': str(int(message.type))}
     if message.data:
-        if (not only_plaintext and message.type in MAY_CONTAIN_BINARY
-                and has_binary(message.data)):
-            fields['data'] = base64.b64encode(
-                _pack(message.data)).decode('ascii')
-        else:
-            fields['data'] = _dumps(message.data)
+        fields['data'] = _encode_data(
+            message.data, not only_plaintext
+            and message.type in MAY_CONTAIN_BINARY)
     if message.seq is not None:
         fields[SEQ] = str(message.seq)
     return fields
 
 
+def _encode_data(data: Any, may_be_binary: bool) -> str:
+    """``data`` as JSON text, or (``may_be_binary`` and bytes anywhere in
+    it) base64 of msgpack. JSON is tried first: most data holds no bytes,
+    and the encoder finds them without a walk of its own. On any failure
+    the data goes the long way, as it always did."""
+    if may_be_binary:
+        try:
+            return _dumps_plain(data)
+        except _Binary:
+            binary = True
+        except Exception:  # what _dumps raises, or bytes beyond it
+            binary = has_binary(data)
+        if binary:
+            return base64.b64encode(_pack(data)).decode('ascii')
+    return _dumps(data)
+
+
+#: the field names as redis-py returns them by default (bytes)
+_KEYS = {name: name.encode() for name in ('uid', 'nsp', 'type', 'data',
+                                          SEQ)}
+
+
 def _text(fields: Mapping, name: str) -> str | None:
-    value = fields.get(name)
+    value = fields.get(_KEYS.get(name) or name.encode())
     if value is None:
-        value = fields.get(name.encode())
-    if value is None:
-        return None
+        value = fields.get(name)  # a client with decode_responses
+        if value is None:
+            return None
+    if type(value) is bytes:
+        try:
+            return value.decode()
+        except UnicodeDecodeError:
+            raise ProtocolError(f'field {name!r} is not UTF-8') from None
     if isinstance(value, (bytes, bytearray)):
         try:
             return bytes(value).decode('utf-8')
@@ -277,8 +321,8 @@ def _text(fields: Mapping, name: str) -> str | None:
 
 def raw_field(fields: Mapping, name: str) -> Any:
     """A field as the client returned it (bytes or str), None if absent."""
-    value = fields.get(name)
-    return fields.get(name.encode()) if value is None else value
+    value = fields.get(_KEYS.get(name) or name.encode())
+    return fields.get(name) if value is None else value
 
 
 def field_text(fields: Any, name: str) -> str | None:
@@ -292,7 +336,10 @@ def field_text(fields: Any, name: str) -> str | None:
 @strict
 def decode_entry(fields: Mapping) -> Message:
     """A stream entry's fields -> :class:`Message`; ProtocolError if bad."""
-    uid, nsp, type_ = (field_text(fields, n) for n in ('uid', 'nsp', 'type'))
+    if not isinstance(fields, Mapping):
+        raise ProtocolError('stream entry is not a field map')
+    uid, nsp = _text(fields, 'uid'), _text(fields, 'nsp')
+    type_ = _text(fields, 'type')
     if not nsp:
         raise ProtocolError('stream entry has no nsp field')
     if not uid:

@@ -134,6 +134,10 @@ class StreamReader(_Loop):
     it read them.
     """
 
+    #: while reading a backlog, one ``XINFO`` per this many seconds, or
+    #: per ``max_len / 2`` entries read if that comes first
+    CHECK_INTERVAL = 0.5
+
     def __init__(self, key: str, connector, runtime, options, stats, log,
                  handle: Callable[[str, str, Any], None]):
         super().__init__(connector, runtime, stats, log)
@@ -147,6 +151,8 @@ class StreamReader(_Loop):
         #: (0 once a read comes back short: caught up)
         self.lag = 0
         self._check = False
+        #: when the last check was (monotonic), entries read since
+        self._checked, self._unchecked = -self.CHECK_INTERVAL, 0
         #: set while the stream this reader had read is gone (healthy()
         #: is false meanwhile); None once it is back
         self.trouble: str | None = None
@@ -226,10 +232,18 @@ class StreamReader(_Loop):
         if count:
             self.trouble = None
         # a full batch means a backlog: make sure trimming is not eating
-        # it; an empty one (a BLOCK timeout), that the stream is still the
-        # one being read (deleted, restarted or its IDs far ahead)
-        self._check = count >= batch or count == 0
-        self.lag = count if count >= batch else 0
+        # it (see CHECK_INTERVAL; and once caught up, when the count of
+        # entries trimmed unread is exact); an empty one (a BLOCK
+        # timeout), that the stream is still the one being read (deleted,
+        # restarted or its IDs far ahead)
+        self._unchecked += count
+        if count >= batch:
+            self._check = self._unchecked >= self._options.max_len // 2 or \
+                time.monotonic() >= self._checked + self.CHECK_INTERVAL
+            self.lag = max(self.lag - count, count)
+        else:
+            self._check = count == 0 or self.lag > 0
+            self.lag = 0
 
     def _check_clock(self, last_generated: str) -> None:
         """Say once that the stream's IDs are far ahead of this host's
@@ -251,6 +265,7 @@ class StreamReader(_Loop):
     def _check_position(self) -> None:
         """Notice a restarted (emptied) stream, or entries trimmed unread."""
         info = self._info()
+        self._checked, self._unchecked = time.monotonic(), 0
         if self.last_id is None:
             return
         if info is None:
@@ -280,17 +295,23 @@ class StreamReader(_Loop):
             self.position = added - length
             return
         self.lag = max(0, added - self.position)
-        missed = added - length - self.position
         first_id = _text(first[0])
-        if missed > 0 and protocol.compare_offsets(first_id,
-                                                   self.last_id) > 0:
+        if protocol.compare_offsets(first_id, self.last_id) > 0:
+            missed = added - length - self.position  # those before first
+            where = f'after {self.last_id} ({_when(self.last_id)}) up to ' \
+                f'{first_id} ({_when(first_id)}) were'
+        elif last_generated == self.last_id:  # all read, or trimmed unread
+            missed = added - self.position
+            where = f'before {self.last_id} ({_when(self.last_id)}) had ' \
+                'been'
+        else:
+            return  # not known yet: a later check counts them
+        if missed > 0:
             self._stats.incr('gaps', missed)
             self._log.error(
-                '%s: fell behind by %d entries: entries after %s (%s) up to '
-                '%s (%s) were trimmed (max_len=%d) before this server read '
-                'them; carrying on from %s', self.what, missed, self.last_id,
-                _when(self.last_id), first_id, _when(first_id),
-                self._options.max_len, first_id)
+                '%s: fell behind by %d entries: entries %s trimmed '
+                '(max_len=%d) before this server read them; carrying on',
+                self.what, missed, where, self._options.max_len)
             self.position += missed
             self.lag -= missed
 

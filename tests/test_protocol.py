@@ -253,3 +253,65 @@ def test_decoding_garbage_payloads_raises_only_protocol_error(payload):
         protocol.decode_pubsub(payload)
     except ProtocolError:
         pass
+
+
+def _encode_data_as_before(data, may_be_binary):
+    """The ``data`` field as encode_entry wrote it before it tried JSON
+    first: a walk for bytes, then msgpack or JSON."""
+    if may_be_binary and protocol.has_binary(data):
+        return base64.b64encode(protocol._pack(data)).decode('ascii')
+    return json.dumps(data, separators=(',', ':'), ensure_ascii=False,
+                      allow_nan=False, default=protocol._buffer_json)
+
+
+def _outcome(func, *args):
+    try:
+        return func(*args)
+    except Exception as exc:
+        return type(exc), str(exc)
+
+
+any_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() |
+    st.text(max_size=12) | st.binary(max_size=12) |
+    st.binary(max_size=4).map(bytearray) | st.just(set()),
+    lambda inner: st.lists(inner, max_size=4) |
+    st.lists(inner, max_size=3).map(tuple) |
+    st.dictionaries(st.text(max_size=6) | st.integers() |
+                    st.binary(max_size=3) | st.none(), inner, max_size=4),
+    max_leaves=25)
+
+
+@given(data=any_values, type_=st.sampled_from(list(T)),
+       only_plaintext=st.booleans())
+@settings(max_examples=1500, deadline=None)
+def test_data_is_encoded_as_before_for_every_input(data, type_,
+                                                   only_plaintext):
+    """Byte for byte (or the same error): binary, nested, unicode, NaN,
+    huge ints, keys JSON or msgpack refuse, things neither encodes."""
+    may_be_binary = not only_plaintext and type_ in protocol.MAY_CONTAIN_BINARY
+    message = Message(type_, data, 'u', '/')
+    fields = _outcome(protocol.encode_entry, message, only_plaintext)
+    before = _outcome(_encode_data_as_before, data, may_be_binary) \
+        if data else None
+    assert (fields.get('data') if isinstance(fields, dict) else fields) \
+        == before
+
+
+@pytest.mark.parametrize('data', [
+    {'packet': {'type': 2, 'data': ['ev', 'é✓🙂', {'a': [1, None]}]}},
+    {'packet': {'type': 2, 'data': ['ev', 1.5, [b'\x00', {'b': b'\xff'}]]}},
+    {'nan': [1, float('nan'), b'x']},
+    {'big': [2**64, b'x']},
+    {b'key': 1, 'v': b'x'},
+    {'lone': '\ud800', 'b': b'x'},
+])
+def test_chosen_data_is_encoded_as_before(data):
+    for type_ in (T.BROADCAST, T.SOCKETS_JOIN):
+        for only_plaintext in (False, True):
+            may = not only_plaintext and type_ in protocol.MAY_CONTAIN_BINARY
+            fields = _outcome(protocol.encode_entry, Message(type_, data),
+                              only_plaintext)
+            assert (fields.get('data') if isinstance(fields, dict)
+                    else fields) == _outcome(_encode_data_as_before, data,
+                                             may)
