@@ -6,7 +6,7 @@ the cluster figures on a shared machine.
 Prints CPU microseconds per entry (``time.process_time``) for: reading
 the entries with redis-py (``XREAD`` of 100 at a time, reply parsing
 included; hiredis if installed), then RedisStreamsManager handling each
-entry (``_on_entry``) when it is delivered to one local socket, when its
+entry (``Inbound.on_entry``) when it is delivered to one local socket, when its
 room has no local socket, and when it is the server's own entry; and
 ``socketio.RedisManager`` decoding and handling the same message (its
 PUB/SUB JSON, without the read).
@@ -75,16 +75,14 @@ def main() -> None:
         entries = read_all(client, 'socket.io', 2 * count)
         read = (time.process_time() - start) / len(entries) * 1e6
         delivered, elsewhere = entries[:count], entries[count:]
-        receiver = server(RedisStreamsManager(url))
+        receiver = server(RedisStreamsManager(url))._inbound.on_entry
         costs = {
-            'delivered to 1 local socket': per_entry(receiver._on_entry,
-                                                     delivered),
-            'room without local socket': per_entry(receiver._on_entry,
-                                                   elsewhere)}
+            'delivered to 1 local socket': per_entry(receiver, delivered),
+            'room without local socket': per_entry(receiver, elsewhere)}
         own = server(RedisStreamsManager(url))
         own.uid = writer.uid
-        costs['own entry (skipped by uid)'] = per_entry(own._on_entry,
-                                                        delivered)
+        costs['own entry (skipped by uid)'] = per_entry(
+            own._inbound.on_entry, delivered)
         pubsub = server(socketio.RedisManager(url))
         message = json.dumps({
             'method': 'emit', 'event': 'n', 'data': [{'seq': 1, 'pad': PAD}],

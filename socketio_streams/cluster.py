@@ -11,8 +11,8 @@ from typing import Any, Callable
 from urllib.parse import parse_qsl
 
 from . import protocol
-from .connection import (CLUSTER_ERRORS, RETRYABLE, channels, close_client,
-                         numsub)
+from .connection import channels, close_client, numsub
+from .errors import CLUSTER_ERRORS, RETRYABLE
 from .exceptions import AckTimeoutError
 
 #: the name under which a server counts its own clients in a request

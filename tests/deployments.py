@@ -823,10 +823,11 @@ def client_libraries(mgr: Any) -> set[str]:
     """The packages (``redis``, ``valkey``) of every client a manager has
     made: shared, publisher, readers, subscriber."""
     made = [mgr._connector.client()]
-    writer = mgr._publisher._writer if mgr._publisher else None
+    publisher = mgr._links.publisher
+    writer = publisher._writer if publisher else None
     if writer is not None:
         made += [*writer._clients.values(), writer._router]
-    made += [r._client for r in mgr._readers.values()]
-    if mgr._subscriber is not None:
-        made.append(mgr._subscriber._client)
+    made += [r._client for r in mgr._links.readers.values()]
+    if mgr._links.subscriber is not None:
+        made.append(mgr._links.subscriber._client)
     return {type(c).__module__.split('.')[0] for c in made if c is not None}

@@ -8,7 +8,7 @@ import logging
 import pytest
 
 from socketio_streams import RedisStreamsManager
-from socketio_streams.connection import RESPONSE_ERRORS
+from socketio_streams.errors import RESPONSE_ERRORS
 
 from .nodes import Node, wait_until
 from .servers import RedisProcess

@@ -9,7 +9,7 @@ import threading
 import pytest
 import socketio
 
-from socketio_streams import manager as manager_module
+from socketio_streams import links, manager as manager_module
 
 from .asyncmode import ASYNC_MODE
 from .nodes import Node
@@ -17,7 +17,8 @@ from .servers import RedisProcess, free_port
 
 
 def _tasks(mgr) -> list:
-    return [mgr._publisher, mgr._subscriber, *mgr._readers.values()]
+    shell = mgr._links
+    return [shell.publisher, shell.subscriber, *shell.readers.values()]
 
 
 def _task_threads(mgr) -> list:
@@ -136,7 +137,7 @@ def test_first_connection_does_not_hang_on_a_frozen_redis(frozen_redis,
     (15 s) it would otherwise wait for."""
     node = Node(frozen_redis.url)
     nodes.append(node)
-    bound = manager_module.PIN_TIMEOUT + manager_module.SUBSCRIBE_WAIT
+    bound = links.PIN_TIMEOUT + links.SUBSCRIBE_WAIT
     connected = threading.Event()
     client = socketio.Client(reconnection=False)
     client.on('connect', connected.set, namespace='/chat')
@@ -144,7 +145,7 @@ def test_first_connection_does_not_hang_on_a_frozen_redis(frozen_redis,
         client.connect(node.url, namespaces=['/', '/chat'],
                        transports=['websocket'], wait_timeout=bound + 2)
         assert connected.is_set()
-        reader = next(iter(node.mgr._readers.values()))
+        reader = next(iter(node.mgr._links.readers.values()))
         assert reader.last_id is not None  # pinned by the clock
     finally:
         client.disconnect()

@@ -1,7 +1,8 @@
 """The python-socketio and python-engineio internals the manager relies on.
 
 ``RedisStreamsManager`` wraps private methods of ``socketio.Server``
-(``_handle_connect``, ``_send_packet``, ``_handle_disconnect``), calls
+(``socketio_streams.server_hooks.PATCHED``: ``_handle_connect``,
+``_send_packet``, ``_handle_disconnect``, ``shutdown``), calls
 others (``_send_eio_packet``, ``Manager._generate_ack_id``) and overrides
 manager hooks that only recent releases call (``pre_connect``, added with
 ``is_pre_connected`` in python-socketio 5.18.0). A release that renames or
@@ -14,14 +15,14 @@ import engineio
 import pytest
 import socketio
 
+from socketio_streams import server_hooks
+
 from .asyncmode import ASYNC_MODE
 
 #: (owner, attribute, its parameters after self, as the manager calls it)
 METHODS = [
-    (socketio.Server, '_handle_connect', ['eio_sid', 'namespace', 'data']),
-    (socketio.Server, '_send_packet', ['eio_sid', 'pkt']),
-    (socketio.Server, '_handle_disconnect',
-     ['eio_sid', 'namespace', 'reason']),
+    *((socketio.Server, name, params)
+      for name, params in server_hooks.PATCHED),
     (socketio.Server, '_send_eio_packet', ['eio_sid', 'eio_pkt']),
     (socketio.Server, 'disconnect', ['sid', 'namespace', 'ignore_queue']),
     (socketio.Server, 'get_session', ['sid', 'namespace']),
@@ -100,3 +101,18 @@ def test_the_server_calls_the_managers_pre_connect():
     server._handle_connect('eio-sid', '/', None)
     assert calls == [('eio-sid', '/')], \
         f'socketio.Server does not call Manager.pre_connect in {RELEASES}'
+
+
+def test_the_hooks_patch_only_what_they_list():
+    """``server_hooks.PATCHED`` is the whole list: what this test file
+    checks is all the manager replaces on a server."""
+    from socketio_streams import RedisStreamsManager
+    mgr = RedisStreamsManager('redis://127.0.0.1:1/0',
+                              connection_state_recovery=True)
+    server = socketio.Server(client_manager=mgr, async_mode=ASYNC_MODE)
+    try:
+        replaced = {name for name, value in vars(server).items()
+                    if callable(value) and hasattr(socketio.Server, name)}
+        assert replaced == {name for name, _ in server_hooks.PATCHED}
+    finally:
+        mgr.close()

@@ -114,8 +114,7 @@ def test_recovery_works_on_another_server(csr_nodes, js_clients):
     # the same pid and offset, presented to server b by a new client
     state = client.events('warmup')[0]
     offset = state['args'][-1]
-    pid = a.mgr._pids.get(('/', sid))  # gone: a stored it in Redis
-    assert pid is None
+    assert a.mgr.sockets.get('/', sid) is None  # a stored it in Redis
     stored = list(b.mgr._connector.client().scan_iter(
         'sio:session:*'))  # every node of a cluster
     assert len(stored) == 1
@@ -519,11 +518,11 @@ def test_a_local_emit_in_the_stream_before_a_client_connected_skips_it(
     client gets it neither live nor replayed."""
     a, _b = csr_nodes
     watcher = js_clients(a.url)
-    release = _paused(a.mgr._publisher, '_deliver')
+    release = _paused(a.mgr._links.publisher, '_deliver')
     a.sio.emit('before', 0)
     r = redis_server.client()
     (entry_id,) = wait_until(lambda: r.xrange('socket.io'), 5, 'the XADD')
-    reader = a.mgr._readers['socket.io']
+    reader = a.mgr._links.readers['socket.io']
     wait_until(lambda: reader.last_id == entry_id[0].decode(), 5,
                'the reader to read it')
     _connect_then_release(a, a, watcher, release, js_clients)
@@ -535,7 +534,7 @@ def test_broadcasts_decided_before_a_client_connected_skip_it(
     been delivered when the client connects: both were before it."""
     a, b = csr_nodes
     watcher = js_clients(a.url)
-    reader = a.mgr._readers['socket.io']
+    reader = a.mgr._links.readers['socket.io']
     release = _paused(reader, '_handle')
     b.sio.emit('before', 'remote')
     assert b.mgr.flush()

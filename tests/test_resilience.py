@@ -180,7 +180,7 @@ def test_a_lagging_reader_shows_in_stats_and_health(redis_server, nodes,
     up."""
     nodes.append(Node(redis_server.url, read_count=10, max_len=100))
     clients.append(nodes[0].client())
-    reader = nodes[0].mgr._readers['socket.io']
+    reader = nodes[0].mgr._links.readers['socket.io']
     handle, seen = reader._handle, []
     gates = {1: threading.Event(), 15: threading.Event()}
 

@@ -5,7 +5,8 @@ import re
 
 import pytest
 
-from socketio_streams.connection import RESPONSE_ERRORS, Connector
+from socketio_streams.connection import Connector
+from socketio_streams.errors import RESPONSE_ERRORS
 
 from .deployments import DEPLOYMENT, on_every_node, with_credentials
 from .nodes import Node, wait_until

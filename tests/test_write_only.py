@@ -23,7 +23,7 @@ def test_emitter_reaches_room_members_on_the_servers(cluster, clients,
     settle(cluster[0], clients)
     assert [c.events('job') for c in clients] == [[], [], [({'id': 1},)]]
     assert all(c.events('all') == [('x',)] for c in clients)
-    assert mgr._readers == {} and mgr._subscriber is None
+    assert mgr._links.readers == {} and mgr._links.subscriber is None
 
 
 def test_emitter_room_operations(cluster, clients, redis_server):

@@ -1,0 +1,251 @@
+"""What each inbound message does: a stream entry or a PUB/SUB message is
+decoded, de-duplicated, and handed to its type's handler. The handlers
+decide; what they do goes through a :class:`Context` (the manager), whose
+narrow interface a manager of another I/O world implements too."""
+from __future__ import annotations
+
+import functools
+import time
+from typing import Any, Callable, Protocol
+
+from . import protocol
+from .dedup import Dedup
+from .protocol import Message, MessageType as T, ProtocolError
+from .stats import Throttle
+
+#: how long the answer to an ``emit(..., callback=)`` aimed at another
+#: server is awaited (python-socketio's own ``call`` gives up after 60 s)
+CALLBACK_TTL = 120.0
+
+
+class Context(Protocol):
+    """What the handlers need of their manager."""
+    uid: str
+    _requests: Any  # cluster.Requests: the requests awaiting answers
+    _stats: Any
+    _log: Any
+
+    def _targets(self, namespace: str, rooms: list,
+                 except_rooms: list) -> list[tuple[str, str]]: ...
+
+    def _deliver(self, namespace: str, event_data: list, rooms: list,
+                 except_rooms: list, offset: str | None = None) -> int: ...
+
+    def _respond(self, request: Message, type_: int, data: dict) -> None:
+        ...
+
+    def _send_with_acks(self, namespace: str, event_data: list,
+                        targets: list, ack: Callable,
+                        expires: float | None = None) -> None: ...
+
+    def _local_sockets(self, namespace: str, opts: dict) -> list[dict]: ...
+
+    def _event_handler(self, namespace: str,
+                       event: str) -> Callable | None: ...
+
+    def _apply_room(self, sid: str, namespace: str, room: str,
+                    join: bool) -> None: ...
+
+    def _disconnect_local(self, sid: str, eio_sid: str, namespace: str,
+                          close: bool) -> None: ...
+
+
+class Inbound:
+    """Decodes, de-duplicates and dispatches what the readers and the
+    subscriber receive; counts and logs bad input."""
+
+    def __init__(self, ctx: Context):
+        self._ctx = ctx
+        self._dedup = Dedup()
+        self._skip_log = Throttle()
+
+    def on_entry(self, key: str, entry_id: str, fields: Any) -> None:
+        """A stream entry from a reader."""
+        try:
+            if protocol.field_text(fields, 'uid') == self._ctx.uid:
+                return  # our own: delivered locally when it was emitted
+            message = protocol.decode_entry(fields)
+        except ProtocolError as exc:
+            return self.skip(f'stream entry {entry_id} of {key!r}', exc)
+        if self._dedup.is_copy(key, message.uid, message.seq,
+                               protocol.raw_field(fields, 'data')):
+            self._ctx._stats.incr('duplicates')
+            return
+        message.offset = entry_id
+        self.dispatch(message, f'stream entry {entry_id} of {key!r}')
+
+    def on_pubsub(self, channel: str, payload: Any) -> None:
+        """A PUB/SUB message from the subscriber."""
+        try:
+            message = protocol.decode_pubsub(payload)
+        except ProtocolError as exc:
+            return self.skip(f'PUB/SUB message on {channel!r}', exc)
+        if message.uid != self._ctx.uid:
+            self.dispatch(message, f'PUB/SUB message on {channel!r}')
+
+    def skip(self, what: str, exc: Exception) -> None:
+        """Count bad input and log it in one line (a flood, in a few)."""
+        self._ctx._stats.incr('skipped')
+        allowed, held = self._skip_log.allow(time.monotonic())
+        if allowed:
+            self._ctx._log.warning(
+                'skipping %s: %s%s', what, str(exc)[:300],
+                f' ({held} more skipped before it, not logged)'
+                if held else '')
+
+    def dispatch(self, message: Message, what: str) -> None:
+        handler = HANDLERS.get(message.type)
+        if handler is None:
+            return self._ctx._log.debug('ignoring %s of type %s', what,
+                                        message.type)
+        if not isinstance(message.data, dict):  # every handled type's is
+            return self.skip(what, ProtocolError(
+                f'message of type {message.type} has no data map'))
+        try:
+            handler(self._ctx, message)
+        except ProtocolError as exc:
+            self.skip(what, exc)
+        except Exception:
+            self._ctx._stats.incr('errors')
+            self._ctx._log.exception('error handling %s', what)
+
+
+def on_broadcast(ctx: Context, message: Message) -> None:
+    event_data = protocol.parse_event(message.data)
+    rooms, except_rooms, flags = protocol.parse_opts(message.data)
+    request_id = protocol.request_id(message.data)
+    if request_id is None:
+        ctx._deliver(message.nsp, event_data, rooms, except_rooms,
+                     None if 'volatile' in flags else message.offset)
+        return
+    targets = ctx._targets(message.nsp, rooms, except_rooms)
+    ctx._respond(message, T.BROADCAST_CLIENT_COUNT,
+                 {'requestId': request_id, 'clientCount': len(targets)})
+    ctx._send_with_acks(message.nsp, event_data, targets,
+                        functools.partial(send_ack, ctx, message,
+                                          request_id),
+                        time.monotonic() + ack_ttl(flags))
+
+
+def send_ack(ctx: Context, request: Message, request_id: str,
+             *args: Any) -> None:
+    """Pass a local client's answer on to the server that asked."""
+    data: dict = {'requestId': request_id,
+                  'packet': args[0] if args else None}
+    if len(args) != 1:  # Node keeps the first argument only
+        data['args'] = list(args)
+    ctx._respond(request, T.BROADCAST_ACK, data)
+
+
+def ack_ttl(flags: dict) -> float:
+    """How long a client's answer to another server's request is awaited:
+    the request's own ``timeout`` flag (ms, as Node sends it), at most
+    ``CALLBACK_TTL``."""
+    timeout = flags.get('timeout')
+    if isinstance(timeout, (int, float)) and not isinstance(timeout, bool) \
+            and timeout > 0:
+        return min(timeout / 1000 + 1, CALLBACK_TTL)
+    return CALLBACK_TTL
+
+
+def on_broadcast_ack(ctx: Context, message: Message) -> None:
+    request = ctx._requests.answered(message)
+    if request is None:
+        return
+    args = message.data.get('args')
+    if not isinstance(args, list):
+        args = [message.data.get('packet')]
+    if request.on_ack(message.uid, args):
+        ctx._requests.discard(message.data['requestId'])
+
+
+def on_client_count(ctx: Context, message: Message) -> None:
+    request = ctx._requests.answered(message)
+    count = message.data.get('clientCount')
+    if request is not None and isinstance(count, int):
+        if request.on_count(message.uid, count):
+            ctx._requests.discard(message.data['requestId'])
+
+
+def on_fetch_sockets(ctx: Context, message: Message) -> None:
+    request_id = protocol.request_id(message.data)
+    rooms, except_rooms, flags = protocol.parse_opts(message.data)
+    sockets = ctx._local_sockets(message.nsp, {
+        'rooms': rooms, 'except': except_rooms})
+    ctx._respond(message, T.FETCH_SOCKETS_RESPONSE,
+                 {'requestId': request_id, 'sockets': sockets})
+
+
+def on_fetch_response(ctx: Context, message: Message) -> None:
+    request = ctx._requests.answered(message)
+    sockets = message.data.get('sockets')
+    if request is not None and isinstance(sockets, list):
+        request.on_answer(message.uid, [
+            s for s in sockets if isinstance(s, dict)
+            and isinstance(s.get('id'), str)])
+
+
+def on_server_side_emit(ctx: Context, message: Message) -> None:
+    packet = message.data.get('packet') \
+        if isinstance(message.data, dict) else None
+    if not isinstance(packet, list) or not packet or \
+            not isinstance(packet[0], str):
+        raise ProtocolError('server-side emit packet is not [event, ...]')
+    request_id = protocol.request_id(message.data)
+    handler = ctx._event_handler(message.nsp, packet[0])
+    if handler is None:
+        if request_id is not None:  # Node's callers wait for every server
+            ctx._respond(message, T.SERVER_SIDE_EMIT_RESPONSE,
+                         {'requestId': request_id, 'packet': None})
+        return
+    result = handler(*packet[1:])
+    if request_id is not None:
+        ctx._respond(message, T.SERVER_SIDE_EMIT_RESPONSE,
+                     {'requestId': request_id, 'packet': result})
+
+
+def on_server_side_response(ctx: Context, message: Message) -> None:
+    request = ctx._requests.answered(message)
+    if request is not None:
+        request.on_answer(message.uid, message.data.get('packet'))
+
+
+def on_sockets_join(ctx: Context, message: Message) -> None:
+    apply_rooms(ctx, message, join=True)
+
+
+def on_sockets_leave(ctx: Context, message: Message) -> None:
+    apply_rooms(ctx, message, join=False)
+
+
+def apply_rooms(ctx: Context, message: Message, join: bool) -> None:
+    rooms, except_rooms, _flags = protocol.parse_opts(message.data)
+    new_rooms = protocol.parse_rooms(message.data)
+    for sid, _eio_sid in ctx._targets(message.nsp, rooms, except_rooms):
+        for room in new_rooms:
+            try:
+                ctx._apply_room(sid, message.nsp, room, join)
+            except ValueError as exc:  # e.g. joining another sid's room
+                ctx._log.warning('cannot apply room %r to %s: %s',
+                                 room, sid, exc)
+
+
+def on_disconnect_sockets(ctx: Context, message: Message) -> None:
+    rooms, except_rooms, _flags = protocol.parse_opts(message.data)
+    close = bool(message.data.get('close'))
+    for sid, eio_sid in ctx._targets(message.nsp, rooms, except_rooms):
+        ctx._disconnect_local(sid, eio_sid, message.nsp, close)
+
+
+HANDLERS: dict[int, Callable[[Any, Message], None]] = {
+    T.BROADCAST: on_broadcast,
+    T.SOCKETS_JOIN: on_sockets_join,
+    T.SOCKETS_LEAVE: on_sockets_leave,
+    T.DISCONNECT_SOCKETS: on_disconnect_sockets,
+    T.BROADCAST_CLIENT_COUNT: on_client_count,
+    T.BROADCAST_ACK: on_broadcast_ack,
+    T.FETCH_SOCKETS: on_fetch_sockets,
+    T.FETCH_SOCKETS_RESPONSE: on_fetch_response,
+    T.SERVER_SIDE_EMIT: on_server_side_emit,
+    T.SERVER_SIDE_EMIT_RESPONSE: on_server_side_response,
+}

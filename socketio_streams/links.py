@@ -1,0 +1,186 @@
+"""The manager's links to Redis, over redis-py's sync clients: the
+publisher, a stream reader per stream in use and the PUB/SUB subscriber,
+started as the server's own background tasks (threading, eventlet,
+gevent), and what is queued to them."""
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any, Callable
+
+from . import protocol
+from .protocol import Message, MessageType as T
+from .publisher import Item, Publisher
+from .reader import StreamReader, Subscriber
+
+#: how long after new channels were added connections wait for their
+#: SUBSCRIBE to be sent (a few ms while Redis answers)
+SUBSCRIBE_WAIT = 1.0
+#: how long the first connection to a namespace waits for ``XINFO`` (to pin
+#: its stream's reader); a Redis that does not answer within it is not asked
+#: again for ``PIN_RETRY_AFTER`` seconds: the reader pins by the clock
+PIN_TIMEOUT = 0.5
+PIN_RETRY_AFTER = 5.0
+
+
+class Links:
+    """Publisher, readers and subscriber of one manager, in one process.
+
+    ``mgr`` gives what may change over its life (read at each use):
+    ``uid``, ``options``, ``_connector``, ``_runtime``, ``_stats``,
+    ``_log``, ``_closed``, ``_inbound`` (where what is read goes) and
+    ``_known_namespaces()``."""
+
+    def __init__(self, mgr: Any, pin_failed_at: float = -PIN_RETRY_AFTER):
+        self._mgr = mgr
+        self.publisher: Publisher | None = None
+        self.readers: dict[str, StreamReader] = {}
+        self.subscriber: Subscriber | None = None
+        self.watched: set[str] = set()
+        self.listening = False
+        self.pin_failed_at = pin_failed_at
+        #: held while tasks start and stop
+        self.lock = threading.RLock()
+
+    def _parts(self) -> tuple[Any, Any, Any, Any, Any]:
+        mgr = self._mgr
+        return mgr._connector, mgr._runtime, mgr.options, mgr._stats, \
+            mgr._log
+
+    def start_publisher(self) -> Publisher:
+        """The publisher, started at first use; once closed, one that
+        drops what it is given (see ``RedisStreamsManager.close``)."""
+        with self.lock:
+            if self.publisher is None:
+                self.publisher = Publisher(*self._parts())
+                if self._mgr._closed:
+                    self.publisher.closed = True
+                else:
+                    self.publisher.start()
+            return self.publisher
+
+    def listen(self) -> None:
+        """Start the subscriber and a reader per namespace's stream;
+        every caller waits (bounded) for the subscriptions, since its
+        request's answers come on them."""
+        with self.lock:
+            if self._mgr._closed:
+                return
+            if not self.listening:
+                self.listening = True
+                self.subscriber = Subscriber(
+                    *self._parts(), self._mgr._inbound.on_pubsub)
+                self.subscriber.start()
+                for namespace in self._mgr._known_namespaces():
+                    self.watch(namespace, wait=False)
+            subscriber = self.subscriber
+        if subscriber is not None:
+            subscriber.wait_subscribed(SUBSCRIBE_WAIT)
+
+    def watch(self, namespace: str, wait: bool = True) -> None:
+        """Subscribe to the namespace's channels and tail its stream.
+
+        The first connection to a namespace waits here, before python-
+        socketio accepts it, for what correctness needs: the reader's start
+        fixed (``_pin``), so that what other servers broadcast after the
+        client was accepted reaches it; and the SUBSCRIBE sent, so that
+        their requests (``fetch_sockets``, acks) made after it see it. Each
+        wait is bounded (``PIN_TIMEOUT``, ``SUBSCRIBE_WAIT``) and skipped
+        while Redis is failing: a frozen Redis holds a connection 1.5 s
+        at most, and only the first."""
+        subscriber = self.subscriber
+        with self.lock:
+            if namespace in self.watched or subscriber is None or \
+                    self._mgr._closed:
+                return
+            self.watched.add(namespace)
+            opts = self._mgr.options
+            subscriber.add(
+                protocol.public_channel(opts.channel_prefix, namespace),
+                protocol.private_channel(opts.channel_prefix, namespace,
+                                         self._mgr.uid))
+            key = self.stream(namespace)
+            if key not in self.readers:
+                reader = StreamReader(key, *self._parts(),
+                                      self._mgr._inbound.on_entry)
+                self.readers[key] = reader
+                self._pin(reader)
+                reader.start()
+        if wait:
+            subscriber.wait_subscribed(SUBSCRIBE_WAIT)
+
+    def _pin(self, reader: StreamReader) -> None:
+        """Fix the reader's start at the stream's end now, so that what is
+        written after this server accepted a client reaches it (Node keeps
+        reading from ``$`` until a first entry arrives and may miss some).
+        If Redis does not answer within ``PIN_TIMEOUT`` (or did not, less
+        than ``PIN_RETRY_AFTER`` s ago), the reader starts at entries
+        written from now on by this host's clock."""
+        if time.monotonic() - self.pin_failed_at < PIN_RETRY_AFTER:
+            reader.last_id = f'{int(time.time() * 1000)}-0'
+            return
+        try:
+            reader.pin(PIN_TIMEOUT)
+        except Exception as exc:
+            self.pin_failed_at = time.monotonic()
+            self._mgr._log.warning(
+                'cannot reach Redis %s yet (%s: %s); reading from now on '
+                'by the clock, will keep trying',
+                self._mgr._connector.describe(), type(exc).__name__, exc)
+
+    def stream(self, namespace: str) -> str:
+        opts = self._mgr.options
+        return protocol.stream_key(opts.stream_name, opts.stream_count,
+                                   namespace)
+
+    def publish(self, namespace: str, type_: int, data: Any,
+                on_written: Callable | None = None) -> None:
+        """Queue a message: stream-borne types to the namespace's stream,
+        requests (BROADCAST with ack, FETCH_SOCKETS, SERVER_SIDE_EMIT) to
+        its public channel, as Node's ``isEphemeral`` decides."""
+        publisher = self.start_publisher()
+        message = Message(type=type_, data=data, uid=self._mgr.uid,
+                          nsp=namespace)
+        ephemeral = type_ in (T.FETCH_SOCKETS, T.SERVER_SIDE_EMIT) or (
+            type_ == T.BROADCAST and 'requestId' in data)
+        opts = self._mgr.options
+        if ephemeral:
+            self.send_pubsub(protocol.public_channel(
+                opts.channel_prefix, namespace), message)
+            return
+        fields = protocol.encode_entry(message, opts.only_plaintext)
+        publisher.put(Item('xadd', self.stream(namespace), fields,
+                           on_written))
+
+    def send_pubsub(self, channel: str, message: Message) -> None:
+        kind = 'spublish' if self._mgr.options.use_sharded_pubsub \
+            else 'publish'
+        self.start_publisher().put(
+            Item(kind, channel, protocol.encode_pubsub(message)))
+
+    def close(self, timeout: float) -> None:
+        """Flush the queue, stop the tasks (within about ``timeout`` s)."""
+        deadline = time.monotonic() + timeout
+        tasks = [t for t in [*self.readers.values(), self.subscriber]
+                 if t is not None]
+        if self.publisher is not None:
+            self.publisher.close(timeout)
+        for task in tasks:
+            task.stop()
+        self._mgr._requests.close()
+        for task in tasks:
+            task.join(max(deadline - time.monotonic(), 0.1))
+
+    def lag(self) -> int:
+        return sum(reader.lag for reader in list(self.readers.values()))
+
+    def healthy(self) -> bool:
+        """The tasks connected, the readers keeping up (see
+        ``RedisStreamsManager.healthy``)."""
+        publisher_ok = self.publisher is None or not self.publisher.failures
+        tasks: list[Any] = [*self.readers.values()]
+        if self.subscriber is not None:
+            tasks.append(self.subscriber)
+        return publisher_ok and all(t.failures == 0 for t in tasks) and \
+            not any(r.trouble for r in list(self.readers.values())) and \
+            self.lag() < self._mgr.options.max_len / 2
