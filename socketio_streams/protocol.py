@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import datetime
 import enum
 import functools
 import json
@@ -21,7 +20,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, TypeVar
 
-import msgpack
+from .codec import (  # noqa: F401 - has_binary, ProtocolError re-exported
+    ProtocolError, _Binary, _dumps, _dumps_plain, _pack, _unpack, has_binary)
 
 
 class MessageType(enum.IntEnum):
@@ -52,10 +52,6 @@ OFFSET_RE = re.compile(r'^[0-9]{1,20}-[0-9]{1,20}$')
 #: more than 4,300 digits, and no real type or seq needs more than this)
 _TYPE_RE = re.compile(r'-?[0-9]{1,9}')
 _SEQ_RE = re.compile(r'[0-9]{1,19}')
-
-
-class ProtocolError(ValueError):
-    """A stream entry or PUB/SUB payload that is not a valid message."""
 
 
 _F = TypeVar('_F', bound=Callable[..., Any])
@@ -181,82 +177,6 @@ def broadcast_data(event_data: list, opts: dict,
         data['requestId'] = request_id
     data['opts'] = opts
     return data
-
-
-def has_binary(obj: Any) -> bool:
-    """True if bytes appear anywhere in ``obj`` (Node's ``hasBinary``)."""
-    if isinstance(obj, (bytes, bytearray, memoryview)):
-        return True
-    if isinstance(obj, (list, tuple)):
-        return any(has_binary(v) for v in obj)
-    if isinstance(obj, dict):
-        return any(has_binary(v) for v in obj.values())
-    return False
-
-
-def _buffer_json(obj: Any) -> Any:
-    """JSON for bytes as Node's ``Buffer.toJSON`` writes it."""
-    if isinstance(obj, (bytes, bytearray, memoryview)):
-        return {'type': 'Buffer', 'data': list(bytes(obj))}
-    raise TypeError(
-        f'Object of type {type(obj).__name__} is not JSON serializable')
-
-
-def _encoder(default: Callable[[Any], Any]) -> Callable[[Any], str]:
-    """``json.dumps`` as Node's ``JSON.stringify`` writes, made once."""
-    return json.JSONEncoder(separators=(',', ':'), ensure_ascii=False,
-                            allow_nan=False, default=default).encode
-
-
-_dumps = _encoder(_buffer_json)
-
-
-class _Binary(Exception):
-    """Bytes met while encoding JSON: the data goes as msgpack."""
-
-
-def _no_bytes(obj: Any) -> Any:
-    if isinstance(obj, (bytes, bytearray, memoryview)):
-        raise _Binary
-    raise TypeError(
-        f'Object of type {type(obj).__name__} is not JSON serializable')
-
-
-#: JSON text of data that holds no bytes; raises otherwise
-_dumps_plain = _encoder(_no_bytes)
-
-
-def _pack(obj: Any) -> bytes:
-    try:
-        return msgpack.packb(obj, use_bin_type=True)
-    except (TypeError, ValueError, OverflowError) as exc:
-        raise TypeError(f'cannot encode for Redis: {exc}') from None
-
-
-def _ext_hook(code: int, data: bytes) -> Any:
-    raise ProtocolError(f'unsupported msgpack extension type {code}')
-
-
-def _normalize(obj: Any) -> Any:
-    """Turn msgpack timestamps (a JS ``Date``) into ISO text, like JSON."""
-    if isinstance(obj, msgpack.Timestamp):
-        dt = obj.to_datetime().astimezone(datetime.timezone.utc)
-        return dt.isoformat(timespec='milliseconds').replace('+00:00', 'Z')
-    if isinstance(obj, list):
-        return [_normalize(v) for v in obj]
-    if isinstance(obj, dict):
-        return {k: _normalize(v) for k, v in obj.items()}
-    return obj
-
-
-def _unpack(raw: bytes) -> Any:
-    try:
-        return _normalize(msgpack.unpackb(raw, raw=False, ext_hook=_ext_hook,
-                                          strict_map_key=False))
-    except ProtocolError:
-        raise
-    except Exception as exc:
-        raise ProtocolError(f'invalid msgpack: {exc}') from None
 
 
 # --- stream entries ----------------------------------------------------------

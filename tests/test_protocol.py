@@ -7,7 +7,7 @@ import msgpack
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from socketio_streams import protocol
+from socketio_streams import codec, protocol
 from socketio_streams.protocol import Message, MessageType as T, ProtocolError
 
 SAMPLES = pathlib.Path(__file__).parent / 'wire_samples'
@@ -259,9 +259,9 @@ def _encode_data_as_before(data, may_be_binary):
     """The ``data`` field as encode_entry wrote it before it tried JSON
     first: a walk for bytes, then msgpack or JSON."""
     if may_be_binary and protocol.has_binary(data):
-        return base64.b64encode(protocol._pack(data)).decode('ascii')
+        return base64.b64encode(codec._pack(data)).decode('ascii')
     return json.dumps(data, separators=(',', ':'), ensure_ascii=False,
-                      allow_nan=False, default=protocol._buffer_json)
+                      allow_nan=False, default=codec._buffer_json)
 
 
 def _outcome(func, *args):

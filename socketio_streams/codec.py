@@ -1,0 +1,93 @@
+"""JSON and msgpack as Node's adapter writes them; no I/O.
+
+Bytes in JSON are Node's ``Buffer.toJSON`` shape; msgpack timestamps (a JS
+``Date``) decode to ISO text, as JSON gives them; nothing is unpickled or
+evaluated, and anything that fails to decode is a :class:`ProtocolError`.
+"""
+from __future__ import annotations
+
+import datetime
+import json
+from typing import Any, Callable
+
+import msgpack
+
+
+class ProtocolError(ValueError):
+    """A stream entry or PUB/SUB payload that is not a valid message."""
+
+
+def has_binary(obj: Any) -> bool:
+    """True if bytes appear anywhere in ``obj`` (Node's ``hasBinary``)."""
+    if isinstance(obj, (bytes, bytearray, memoryview)):
+        return True
+    if isinstance(obj, (list, tuple)):
+        return any(has_binary(v) for v in obj)
+    if isinstance(obj, dict):
+        return any(has_binary(v) for v in obj.values())
+    return False
+
+
+def _buffer_json(obj: Any) -> Any:
+    """JSON for bytes as Node's ``Buffer.toJSON`` writes it."""
+    if isinstance(obj, (bytes, bytearray, memoryview)):
+        return {'type': 'Buffer', 'data': list(bytes(obj))}
+    raise TypeError(
+        f'Object of type {type(obj).__name__} is not JSON serializable')
+
+
+def _encoder(default: Callable[[Any], Any]) -> Callable[[Any], str]:
+    """``json.dumps`` as Node's ``JSON.stringify`` writes, made once."""
+    return json.JSONEncoder(separators=(',', ':'), ensure_ascii=False,
+                            allow_nan=False, default=default).encode
+
+
+_dumps = _encoder(_buffer_json)
+
+
+class _Binary(Exception):
+    """Bytes met while encoding JSON: the data goes as msgpack."""
+
+
+def _no_bytes(obj: Any) -> Any:
+    if isinstance(obj, (bytes, bytearray, memoryview)):
+        raise _Binary
+    raise TypeError(
+        f'Object of type {type(obj).__name__} is not JSON serializable')
+
+
+#: JSON text of data that holds no bytes; raises otherwise
+_dumps_plain = _encoder(_no_bytes)
+
+
+def _pack(obj: Any) -> bytes:
+    try:
+        return msgpack.packb(obj, use_bin_type=True)
+    except (TypeError, ValueError, OverflowError) as exc:
+        raise TypeError(f'cannot encode for Redis: {exc}') from None
+
+
+def _ext_hook(code: int, data: bytes) -> Any:
+    raise ProtocolError(f'unsupported msgpack extension type {code}')
+
+
+def _normalize(obj: Any) -> Any:
+    """Turn msgpack timestamps (a JS ``Date``) into ISO text, like JSON."""
+    if isinstance(obj, msgpack.Timestamp):
+        dt = obj.to_datetime().astimezone(datetime.timezone.utc)
+        return dt.isoformat(timespec='milliseconds').replace('+00:00', 'Z')
+    if isinstance(obj, list):
+        return [_normalize(v) for v in obj]
+    if isinstance(obj, dict):
+        return {k: _normalize(v) for k, v in obj.items()}
+    return obj
+
+
+def _unpack(raw: bytes) -> Any:
+    try:
+        return _normalize(msgpack.unpackb(raw, raw=False, ext_hook=_ext_hook,
+                                          strict_map_key=False))
+    except ProtocolError:
+        raise
+    except Exception as exc:
+        raise ProtocolError(f'invalid msgpack: {exc}') from None
