@@ -489,6 +489,7 @@ def _nothing_live(node, client):
     carries no offset) reached it: no broadcast."""
     client.command('answer', event='ask', value='ok')
     assert node.sio.call('ask', 1, to=client.sid, timeout=5) == 'ok'
+    client.wait_for('ask')  # its answer may come before its report line
     assert [line['event'] for line in client.lines
             if 'event' in line] == ['connect', 'ask']
 
