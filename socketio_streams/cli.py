@@ -27,10 +27,6 @@ from .protocol import MessageType, ProtocolError
 DEFAULT_URL = 'redis://localhost:6379/0'
 
 
-def _text(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
-
-
 def stream_keys(client: Any, name: str, count: int) -> list[str]:
     """The manager's stream keys that exist (negative indexes included:
     Node writes namespaces whose hash is negative there)."""
@@ -51,8 +47,8 @@ def cmd_streams(client: Any, args: argparse.Namespace) -> int:
         memory = client.memory_usage(key) or 0
         groups = info.get('groups', 0)
         print(f'{key}: {info["length"]} entries, first '
-              f'{_text(first[0]) if first else "-"}, last '
-              f'{_text(last[0]) if last else "-"}, '
+              f'{protocol.as_text(first[0]) if first else "-"}, last '
+              f'{protocol.as_text(last[0]) if last else "-"}, '
               f'{info.get("entries-added", "?")} added in all, '
               f'{memory / 1024:.1f} KiB, consumer groups {groups} '
               f'(readers use XREAD: no server-side lag to report)')
@@ -95,8 +91,8 @@ def _entries(client: Any, last: dict[str, str],
         for key, entries in client.xread(last, count=100,
                                          block=block_ms) or ():
             for entry_id, fields in entries:
-                last[_text(key)] = _text(entry_id)
-                yield _text(key), _text(entry_id), fields
+                last[protocol.as_text(key)] = protocol.as_text(entry_id)
+                yield protocol.as_text(key), protocol.as_text(entry_id), fields
 
 
 def _backlog(client: Any, keys: list[str], count: int,
@@ -108,8 +104,9 @@ def _backlog(client: Any, keys: list[str], count: int,
     shown = []
     for key in keys:
         rows = client.xrevrange(key, count=max(count, 1))
-        last[key] = _text(rows[0][0]) if rows else '0-0'
-        shown += [(key, _text(i), f) for i, f in reversed(rows[:count])]
+        last[key] = protocol.as_text(rows[0][0]) if rows else '0-0'
+        shown += [(key, protocol.as_text(i), f)
+                  for i, f in reversed(rows[:count])]
     return shown
 
 

@@ -295,7 +295,7 @@ class RedisStreamsManager(ClusterOps, Restoring, Manager):
             # every client gets the stream offset: wait for the XADD reply
             self._links.publish(namespace, T.BROADCAST, payload,
                                 on_written=lambda entry_id: deliver(
-                                    _text(entry_id)))
+                                    protocol.as_text(entry_id)))
             return
         self._links.publish(namespace, T.BROADCAST, payload)
         deliver()
@@ -403,10 +403,6 @@ class RedisStreamsManager(ClusterOps, Restoring, Manager):
         else:
             self.server.disconnect(sid, namespace=namespace,
                                    ignore_queue=True)
-
-
-def _text(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
 
 
 _open_managers: weakref.WeakSet = weakref.WeakSet()

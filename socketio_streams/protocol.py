@@ -239,6 +239,11 @@ def _text(fields: Mapping, name: str) -> str | None:
     raise ProtocolError(f'field {name!r} has type {type(value).__name__}')
 
 
+def as_text(value: Any) -> str:
+    """A reply value (bytes unless the client decodes) as text."""
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
 def raw_field(fields: Mapping, name: str) -> Any:
     """A field as the client returned it (bytes or str), None if absent."""
     value = fields.get(_KEYS.get(name) or name.encode())

@@ -331,7 +331,7 @@ class Publisher:
         for written in entries:
             pipe.xrange(stream, written.entry_id, written.entry_id)
         found = pipe.execute()
-        first_id = _text(first[0][0]) if first else None
+        first_id = protocol.as_text(first[0][0]) if first else None
         return [w for w, there in zip(entries, found) if not there and (
             first_id is None or
             protocol.compare_offsets(w.entry_id, first_id) > 0)]
@@ -341,7 +341,7 @@ class Publisher:
         before it. Only writes forget: through an outage, however long,
         what was written just before it is kept for the check."""
         now = time.monotonic()
-        self._recent.append(_Written(now, item, _text(entry_id)))
+        self._recent.append(_Written(now, item, protocol.as_text(entry_id)))
         oldest = now - RECENT_SECONDS
         while self._recent and (self._recent[0].at < oldest or
                                 len(self._recent) > RECENT_MAX):
@@ -402,10 +402,6 @@ class Publisher:
                             self._connector.describe(), self.failures,
                             len(self._queue))
         self._runtime.sleep(self._backoff.compute(self.failures))
-
-
-def _text(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
 
 
 def _sendable(item: Item) -> bool:

@@ -20,10 +20,6 @@ from .connection import (CLUSTER_ERRORS, RESPONSE_ERRORS, RETRYABLE,
 CLOCK_SLACK = 3600.0
 
 
-def _text(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
-
-
 class _Loop:
     """A task that survives errors: run ``step`` until stopped."""
 
@@ -193,7 +189,7 @@ class StreamReader(_Loop):
         if info is None:
             self.last_id, self.position = '0-0', 0
         else:
-            self.last_id = _text(info['last-generated-id'])
+            self.last_id = protocol.as_text(info['last-generated-id'])
             self.position = info.get('entries-added')
         return self.last_id
 
@@ -222,7 +218,7 @@ class StreamReader(_Loop):
                     len(entries) == 1 and isinstance(entries[0][0], list):
                 entries = entries[0]  # RESP3 nests one more level
             for entry_id, fields in entries:
-                entry_id = _text(entry_id)
+                entry_id = protocol.as_text(entry_id)
                 self.last_id = entry_id
                 count += 1
                 if self.position is not None:
@@ -277,7 +273,7 @@ class StreamReader(_Loop):
                 self.last_id, self.position = '0-0', 0
             return
         self.trouble = None
-        last_generated = _text(info['last-generated-id'])
+        last_generated = protocol.as_text(info['last-generated-id'])
         self._check_clock(last_generated)
         if protocol.compare_offsets(last_generated, self.last_id) < 0:
             self._log.warning(
@@ -295,7 +291,7 @@ class StreamReader(_Loop):
             self.position = added - length
             return
         self.lag = max(0, added - self.position)
-        first_id = _text(first[0])
+        first_id = protocol.as_text(first[0])
         if protocol.compare_offsets(first_id, self.last_id) > 0:
             missed = added - length - self.position  # those before first
             where = f'after {self.last_id} ({_when(self.last_id)}) up to ' \
@@ -411,5 +407,5 @@ class Subscriber(_Loop):
 
     def _deliver(self, message: Any) -> None:
         if message and message.get('type') in ('message', 'smessage'):
-            self._hand_over(self._handle, _text(message['channel']),
+            self._hand_over(self._handle, protocol.as_text(message['channel']),
                             message['data'])

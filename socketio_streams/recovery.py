@@ -107,7 +107,7 @@ class Recovery:
             if not _intact(cursor, *head):
                 raise Hole(f'{stream!r} was trimmed past {cursor}')
             for entry_id, fields in entries:
-                cursor = _text(entry_id)
+                cursor = protocol.as_text(entry_id)
                 yield cursor, _field_map(fields)
             if len(entries) < BATCH:
                 return
@@ -126,7 +126,8 @@ def _intact(cursor: str, first: Any, info: Any) -> bool:
     connection), or it does not exist and ``cursor`` is its beginning."""
     if isinstance(first, Exception):
         raise first
-    if first and protocol.compare_offsets(_text(first[0][0]), cursor) <= 0:
+    if first and protocol.compare_offsets(protocol.as_text(first[0][0]),
+                                          cursor) <= 0:
         return True
     if isinstance(info, Exception):
         if 'no such key' not in str(info).lower():
@@ -142,7 +143,3 @@ def _field_map(fields: Any) -> Any:
     if isinstance(fields, list):
         return dict(zip(fields[::2], fields[1::2]))
     return fields
-
-
-def _text(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
