@@ -5,15 +5,23 @@ gevent; a ``write_only`` emitter with no server uses threads.
 """
 from __future__ import annotations
 
+import asyncio
 import os
 import sys
 import threading
 import time
 from typing import Any, Callable
 
+from .steps import Steps, arun, run
+
 
 class Runtime:
-    """``start``, ``sleep`` and ``event`` for the manager's tasks."""
+    """``start``, ``sleep``, ``event`` and ``wait`` for the manager's tasks;
+    ``spawn`` and ``drive`` run :mod:`steps <socketio_streams.steps>`. The
+    sync world's: blocking calls."""
+
+    #: how steps are driven in this world
+    drive = staticmethod(run)
 
     def __init__(self, server: Any = None):
         self.server = server
@@ -44,6 +52,51 @@ class Runtime:
         if self.server is not None:
             return self.server.eio.create_event()
         return threading.Event()
+
+    def wait(self, event: Any, timeout: float | None) -> bool:
+        """Wait until ``event`` is set, up to ``timeout`` s; its state."""
+        return bool(event.wait(timeout))
+
+    def spawn(self, steps: Steps) -> Any:
+        """Drive ``steps`` in a background task of the server's."""
+        return self.start(run, steps)
+
+
+class AsyncRuntime(Runtime):
+    """The asyncio world's: coroutines, and tasks on the running loop
+    (the ``AsyncServer``'s ``start_background_task`` when there is one).
+    """
+
+    drive = staticmethod(arun)  # type: ignore[assignment]
+
+    @property
+    def async_mode(self) -> str:
+        return 'asyncio'
+
+    def start(self, target: Callable, *args: Any) -> Any:
+        """``target(*args)`` as a task (a coroutine function's
+        coroutine; a plain function's result wrapped)."""
+        if self.server is not None:
+            return self.server.start_background_task(target, *args)
+        return asyncio.ensure_future(target(*args))
+
+    async def sleep(self, seconds: float) -> None:  # type: ignore[override]
+        await asyncio.sleep(seconds)
+
+    def event(self) -> Any:
+        return asyncio.Event()
+
+    async def wait(self, event: Any,  # type: ignore[override]
+                   timeout: float | None) -> bool:
+        if not event.is_set():
+            try:
+                await asyncio.wait_for(event.wait(), timeout)
+            except asyncio.TimeoutError:
+                pass
+        return event.is_set()
+
+    def spawn(self, steps: Steps) -> Any:
+        return self.start(arun, steps)
 
 
 def check_patched(async_mode: str) -> None:

@@ -1,0 +1,77 @@
+"""Code written once for the sync and the asyncio managers.
+
+What both managers share is written as *steps*: generators that yield
+their I/O instead of doing it. Each ``yield call`` hands a callable taking
+no arguments (``functools.partial(client.xread, ...)``,
+``partial(runtime.sleep, 0.5)``) to a driver, which calls it and sends its
+result back in, or throws its exception in. :func:`run` drives steps with
+blocking calls (threads, eventlet, gevent); :func:`arun` awaits whatever a
+call returns that is awaitable (``redis.asyncio`` commands,
+``asyncio.sleep``). So the logic exists once; only the callables differ
+between the worlds (redis-py's sync or asyncio clients, the server's
+sleep/event/task primitives).
+
+Rules for steps: never ``yield`` while holding a ``threading`` lock (in
+the asyncio world another task on the loop would block on it); a call that
+may raise is yielded inside the ``try`` that handles it, as if it were
+made there.
+"""
+from __future__ import annotations
+
+import inspect
+from typing import Any, Callable, Generator, TypeVar
+
+R = TypeVar('R')
+#: a generator yielding calls, returning R
+Steps = Generator[Callable[[], Any], Any, R]
+
+
+def run(steps: Steps[R]) -> R:
+    """Drive ``steps`` with blocking calls; return what they return."""
+    value: Any = None
+    error: BaseException | None = None
+    while True:
+        try:
+            if error is not None:
+                call = steps.throw(error)
+            else:
+                call = steps.send(value)
+        except StopIteration as stop:
+            return stop.value
+        try:
+            value, error = call(), None
+        except BaseException as exc:  # given to the steps to handle
+            value, error = None, exc
+        finally:
+            del call
+
+
+async def arun(steps: Steps[R]) -> R:
+    """Drive ``steps`` on the running event loop, awaiting each call's
+    result if it is awaitable; return what they return. A cancellation
+    is thrown into the steps (their ``finally`` blocks run)."""
+    value: Any = None
+    error: BaseException | None = None
+    while True:
+        try:
+            if error is not None:
+                call = steps.throw(error)
+            else:
+                call = steps.send(value)
+        except StopIteration as stop:
+            return stop.value
+        try:
+            value, error = call(), None
+            if inspect.isawaitable(value):
+                value = await value
+        except BaseException as exc:  # given to the steps to handle
+            value, error = None, exc
+        finally:
+            del call
+
+
+def done(value: R = None) -> Steps[R]:  # type: ignore[assignment]
+    """Steps that do no I/O and return ``value`` (for an override that
+    has nothing to wait for)."""
+    return value
+    yield  # pragma: no cover (makes this a generator)
