@@ -1,7 +1,8 @@
 """Many python-socketio servers acting as one, through Redis Streams."""
 from .exceptions import AckTimeoutError, BufferFullError, SocketIOStreamsError
+from .async_manager import AsyncRedisStreamsManager
 from .manager import RedisStreamsManager
 
 __version__ = '0.1.0'
-__all__ = ['RedisStreamsManager', 'AckTimeoutError', 'BufferFullError',
+__all__ = ['RedisStreamsManager', 'AsyncRedisStreamsManager', 'AckTimeoutError', 'BufferFullError',
            'SocketIOStreamsError', '__version__']

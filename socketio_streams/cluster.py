@@ -43,15 +43,15 @@ def ack_value(args: list | tuple) -> Any:
 @dataclass
 class ClientAcks:
     """An emit with a callback to sockets on other servers: every
-    BROADCAST_ACK calls ``callback(*args)``. A request addressed to a single
-    socket ends with its first answer; any request ends at ``expires``."""
+    BROADCAST_ACK calls ``callback(*args)`` (the handler does: it may be a
+    coroutine function). A request addressed to a single socket ends with
+    its first answer; any request ends at ``expires``."""
     callback: Callable[..., Any]
     expires: float
     single: bool = True
 
     def on_ack(self, uid: str, args: list) -> bool:
         """Handle one answer; True when the request is complete."""
-        self.callback(*args)
         return self.single
 
     def on_count(self, uid: str, count: int) -> bool:

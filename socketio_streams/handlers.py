@@ -1,17 +1,20 @@
 """What each inbound message does: a stream entry or a PUB/SUB message is
 decoded, de-duplicated, and handed to its type's handler. The handlers
-decide; what they do goes through a :class:`Context` (the manager), whose
-narrow interface a manager of another I/O world implements too."""
+decide; what they do goes through a :class:`Context` (the manager), and
+are steps (see :mod:`.steps`): both managers run them, each in its world.
+"""
 from __future__ import annotations
 
 import functools
 import time
+from functools import partial
 from typing import Any, Callable, Protocol
 
 from . import protocol
 from .dedup import Dedup
 from .protocol import Message, MessageType as T, ProtocolError
 from .stats import Throttle
+from .steps import Steps
 
 #: how long the answer to an ``emit(..., callback=)`` aimed at another
 #: server is awaited (python-socketio's own ``call`` gives up after 60 s)
@@ -19,7 +22,7 @@ CALLBACK_TTL = 120.0
 
 
 class Context(Protocol):
-    """What the handlers need of their manager."""
+    """What the handlers need of their manager (``Steps``: steps)."""
     uid: str
     _requests: Any  # cluster.Requests: the requests awaiting answers
     _stats: Any
@@ -29,16 +32,18 @@ class Context(Protocol):
                  except_rooms: list) -> list[tuple[str, str]]: ...
 
     def _deliver(self, namespace: str, event_data: list, rooms: list,
-                 except_rooms: list, offset: str | None = None) -> int: ...
+                 except_rooms: list,
+                 offset: str | None = None) -> Steps[int]: ...
 
-    def _respond(self, request: Message, type_: int, data: dict) -> None:
-        ...
+    def _respond(self, request: Message, type_: int,
+                 data: dict) -> Steps[None]: ...
 
     def _send_with_acks(self, namespace: str, event_data: list,
                         targets: list, ack: Callable,
-                        expires: float | None = None) -> None: ...
+                        expires: float | None = None) -> Steps[None]: ...
 
-    def _local_sockets(self, namespace: str, opts: dict) -> list[dict]: ...
+    def _local_sockets(self, namespace: str,
+                       opts: dict) -> Steps[list[dict]]: ...
 
     def _event_handler(self, namespace: str,
                        event: str) -> Callable | None: ...
@@ -47,7 +52,7 @@ class Context(Protocol):
                     join: bool) -> None: ...
 
     def _disconnect_local(self, sid: str, eio_sid: str, namespace: str,
-                          close: bool) -> None: ...
+                          close: bool) -> Steps[None]: ...
 
 
 class Inbound:
@@ -59,7 +64,7 @@ class Inbound:
         self._dedup = Dedup()
         self._skip_log = Throttle()
 
-    def on_entry(self, key: str, entry_id: str, fields: Any) -> None:
+    def on_entry(self, key: str, entry_id: str, fields: Any) -> Steps[None]:
         """A stream entry from a reader."""
         try:
             if protocol.field_text(fields, 'uid') == self._ctx.uid:
@@ -72,16 +77,18 @@ class Inbound:
             self._ctx._stats.incr('duplicates')
             return
         message.offset = entry_id
-        self.dispatch(message, f'stream entry {entry_id} of {key!r}')
+        yield from self.dispatch(message,
+                                 f'stream entry {entry_id} of {key!r}')
 
-    def on_pubsub(self, channel: str, payload: Any) -> None:
+    def on_pubsub(self, channel: str, payload: Any) -> Steps[None]:
         """A PUB/SUB message from the subscriber."""
         try:
             message = protocol.decode_pubsub(payload)
         except ProtocolError as exc:
             return self.skip(f'PUB/SUB message on {channel!r}', exc)
         if message.uid != self._ctx.uid:
-            self.dispatch(message, f'PUB/SUB message on {channel!r}')
+            yield from self.dispatch(message,
+                                     f'PUB/SUB message on {channel!r}')
 
     def skip(self, what: str, exc: Exception) -> None:
         """Count bad input and log it in one line (a flood, in a few)."""
@@ -93,7 +100,7 @@ class Inbound:
                 f' ({held} more skipped before it, not logged)'
                 if held else '')
 
-    def dispatch(self, message: Message, what: str) -> None:
+    def dispatch(self, message: Message, what: str) -> Steps[None]:
         handler = HANDLERS.get(message.type)
         if handler is None:
             return self._ctx._log.debug('ignoring %s of type %s', what,
@@ -102,7 +109,9 @@ class Inbound:
             return self.skip(what, ProtocolError(
                 f'message of type {message.type} has no data map'))
         try:
-            handler(self._ctx, message)
+            steps = handler(self._ctx, message)  # None: nothing to do
+            if steps is not None:
+                yield from steps
         except ProtocolError as exc:
             self.skip(what, exc)
         except Exception:
@@ -110,31 +119,32 @@ class Inbound:
             self._ctx._log.exception('error handling %s', what)
 
 
-def on_broadcast(ctx: Context, message: Message) -> None:
+def on_broadcast(ctx: Context, message: Message) -> Steps[None]:
     event_data = protocol.parse_event(message.data)
     rooms, except_rooms, flags = protocol.parse_opts(message.data)
     request_id = protocol.request_id(message.data)
     if request_id is None:
-        ctx._deliver(message.nsp, event_data, rooms, except_rooms,
-                     None if 'volatile' in flags else message.offset)
+        yield from ctx._deliver(
+            message.nsp, event_data, rooms, except_rooms,
+            None if 'volatile' in flags else message.offset)
         return
     targets = ctx._targets(message.nsp, rooms, except_rooms)
-    ctx._respond(message, T.BROADCAST_CLIENT_COUNT,
-                 {'requestId': request_id, 'clientCount': len(targets)})
-    ctx._send_with_acks(message.nsp, event_data, targets,
-                        functools.partial(send_ack, ctx, message,
-                                          request_id),
-                        time.monotonic() + ack_ttl(flags))
+    yield from ctx._respond(message, T.BROADCAST_CLIENT_COUNT, {
+        'requestId': request_id, 'clientCount': len(targets)})
+    yield from ctx._send_with_acks(
+        message.nsp, event_data, targets,
+        functools.partial(send_ack, ctx, message, request_id),
+        time.monotonic() + ack_ttl(flags))
 
 
 def send_ack(ctx: Context, request: Message, request_id: str,
-             *args: Any) -> None:
+             *args: Any) -> Steps[None]:
     """Pass a local client's answer on to the server that asked."""
     data: dict = {'requestId': request_id,
                   'packet': args[0] if args else None}
     if len(args) != 1:  # Node keeps the first argument only
         data['args'] = list(args)
-    ctx._respond(request, T.BROADCAST_ACK, data)
+    yield from ctx._respond(request, T.BROADCAST_ACK, data)
 
 
 def ack_ttl(flags: dict) -> float:
@@ -148,7 +158,7 @@ def ack_ttl(flags: dict) -> float:
     return CALLBACK_TTL
 
 
-def on_broadcast_ack(ctx: Context, message: Message) -> None:
+def on_broadcast_ack(ctx: Context, message: Message) -> Steps[None]:
     request = ctx._requests.answered(message)
     if request is None:
         return
@@ -157,6 +167,9 @@ def on_broadcast_ack(ctx: Context, message: Message) -> None:
         args = [message.data.get('packet')]
     if request.on_ack(message.uid, args):
         ctx._requests.discard(message.data['requestId'])
+    callback = getattr(request, 'callback', None)
+    if callback is not None:  # an emit's callback: it may be a coroutine
+        yield partial(callback, *args)
 
 
 def on_client_count(ctx: Context, message: Message) -> None:
@@ -167,13 +180,13 @@ def on_client_count(ctx: Context, message: Message) -> None:
             ctx._requests.discard(message.data['requestId'])
 
 
-def on_fetch_sockets(ctx: Context, message: Message) -> None:
+def on_fetch_sockets(ctx: Context, message: Message) -> Steps[None]:
     request_id = protocol.request_id(message.data)
     rooms, except_rooms, flags = protocol.parse_opts(message.data)
-    sockets = ctx._local_sockets(message.nsp, {
+    sockets = yield from ctx._local_sockets(message.nsp, {
         'rooms': rooms, 'except': except_rooms})
-    ctx._respond(message, T.FETCH_SOCKETS_RESPONSE,
-                 {'requestId': request_id, 'sockets': sockets})
+    yield from ctx._respond(message, T.FETCH_SOCKETS_RESPONSE, {
+        'requestId': request_id, 'sockets': sockets})
 
 
 def on_fetch_response(ctx: Context, message: Message) -> None:
@@ -185,7 +198,7 @@ def on_fetch_response(ctx: Context, message: Message) -> None:
             and isinstance(s.get('id'), str)])
 
 
-def on_server_side_emit(ctx: Context, message: Message) -> None:
+def on_server_side_emit(ctx: Context, message: Message) -> Steps[None]:
     packet = message.data.get('packet') \
         if isinstance(message.data, dict) else None
     if not isinstance(packet, list) or not packet or \
@@ -195,13 +208,14 @@ def on_server_side_emit(ctx: Context, message: Message) -> None:
     handler = ctx._event_handler(message.nsp, packet[0])
     if handler is None:
         if request_id is not None:  # Node's callers wait for every server
-            ctx._respond(message, T.SERVER_SIDE_EMIT_RESPONSE,
-                         {'requestId': request_id, 'packet': None})
+            yield from ctx._respond(message, T.SERVER_SIDE_EMIT_RESPONSE, {
+                'requestId': request_id, 'packet': None})
         return
-    result = handler(*packet[1:])
+    # a plain function or a coroutine function (asyncio)
+    result = yield partial(handler, *packet[1:])
     if request_id is not None:
-        ctx._respond(message, T.SERVER_SIDE_EMIT_RESPONSE,
-                     {'requestId': request_id, 'packet': result})
+        yield from ctx._respond(message, T.SERVER_SIDE_EMIT_RESPONSE, {
+            'requestId': request_id, 'packet': result})
 
 
 def on_server_side_response(ctx: Context, message: Message) -> None:
@@ -230,14 +244,14 @@ def apply_rooms(ctx: Context, message: Message, join: bool) -> None:
                                  room, sid, exc)
 
 
-def on_disconnect_sockets(ctx: Context, message: Message) -> None:
+def on_disconnect_sockets(ctx: Context, message: Message) -> Steps[None]:
     rooms, except_rooms, _flags = protocol.parse_opts(message.data)
     close = bool(message.data.get('close'))
     for sid, eio_sid in ctx._targets(message.nsp, rooms, except_rooms):
-        ctx._disconnect_local(sid, eio_sid, message.nsp, close)
+        yield from ctx._disconnect_local(sid, eio_sid, message.nsp, close)
 
 
-HANDLERS: dict[int, Callable[[Any, Message], None]] = {
+HANDLERS: dict[int, Callable[[Any, Message], Steps[None] | None]] = {
     T.BROADCAST: on_broadcast,
     T.SOCKETS_JOIN: on_sockets_join,
     T.SOCKETS_LEAVE: on_sockets_leave,

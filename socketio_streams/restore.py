@@ -5,16 +5,18 @@ session kept. Which backlog entries a restored socket gets is decided by
 :func:`missed` (no I/O); ``recovery.Recovery`` talks to Redis."""
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 from bidict import ValueDuplicationError
-from socketio import Manager
+from socketio.base_manager import BaseManager
 
 from . import protocol
 from .dedup import Dedup
 from .delivery import encode
 from .protocol import MessageType as T, ProtocolError
 from .publisher import Item
+from .steps import Steps
 
 #: disconnection reasons after which a session is kept for recovery
 RECOVERABLE = ('transport close', 'transport error', 'ping timeout')
@@ -39,8 +41,9 @@ def missed(fields: Any, namespace: str, rooms: list,
     return event_data
 
 
-class Restoring(Manager):
-    """The recovery steps of ``RedisStreamsManager`` (a mixin of it)."""
+class Restoring:
+    """The recovery steps of both managers (a mixin of ``ManagerCore``).
+    """
 
     # what the manager provides
     _recovery: Any
@@ -54,6 +57,12 @@ class Restoring(Manager):
     _stream: Any
     _session: Any
     _send_eio: Any
+    server: Any
+    pending_connect: dict
+    basic_enter_room: Any
+    eio_sid_from_sid: Any
+    is_sid_room: Any
+    get_rooms: Any
 
     def _register(self, eio_sid: str, namespace: str) -> str | None:
         """A new socket. With recovery on, note where the namespace's
@@ -61,9 +70,9 @@ class Restoring(Manager):
         it (or is replayed to it), none before; under the lock in which
         deliveries choose their targets, so none is on both sides."""
         if self._recovery is None:
-            return super().pre_connect(eio_sid, namespace)
+            return BaseManager.pre_connect(self, eio_sid, namespace)
         with self._delivery.deciding:
-            sid = super().pre_connect(eio_sid, namespace)
+            sid = BaseManager.pre_connect(self, eio_sid, namespace)
             reader = self._links.readers.get(self._stream(namespace))
             start = self._delivery.position(
                 namespace, reader.last_id if reader is not None else None)
@@ -72,16 +81,18 @@ class Restoring(Manager):
         return sid
 
     def _take_session(self, pid: Any, offset: Any,
-                      namespace: str) -> dict | None:
+                      namespace: str) -> Steps[dict | None]:
+        if self._recovery is None:
+            return None
         try:
-            return self._recovery.take(pid, offset, self._stream(namespace)) \
-                if self._recovery else None
+            return (yield from self._recovery.take(
+                pid, offset, self._stream(namespace)))
         except Exception as exc:  # Redis unreachable: a fresh session
             self._log.warning('cannot restore session %r: %r', pid, exc)
             return None
 
     def _pre_restore(self, eio_sid: str, namespace: str,
-                     session: dict) -> str | None:
+                     session: dict) -> Steps[str | None]:
         """Register the socket under its old sid and rooms; live packets
         for it wait in a buffer until the missed ones are replayed."""
         sid = session['sid']
@@ -99,11 +110,12 @@ class Restoring(Manager):
                 self.basic_enter_room(sid, namespace, room, eio_sid=eio_sid)
         self.pending_connect.setdefault(namespace, []).append(sid)
         if isinstance(session.get('data'), dict):
-            self.server.eio.get_session(eio_sid)[namespace] = session['data']
+            eio_session = yield partial(self.server.eio.get_session, eio_sid)
+            eio_session[namespace] = session['data']
         sock.pid = session['pid']
         return sid
 
-    def _replay(self, sid: str, namespace: str) -> None:
+    def _replay(self, sid: str, namespace: str) -> Steps[None]:
         """Send what the client missed, then what arrived meanwhile."""
         sock = self.sockets.get(namespace, sid)
         session = sock.restoring
@@ -111,8 +123,9 @@ class Restoring(Manager):
         last, complete, sent = session['offset'], False, 0
         seen = Dedup()
         try:
-            for entry_id, fields in self._recovery.backlog(
-                    self._stream(namespace), last):
+            backlog = self._recovery.backlog(self._stream(namespace), last)
+            while (entry := (yield from backlog.next())) is not None:
+                entry_id, fields = entry
                 last = entry_id
                 try:
                     event_data = missed(fields, namespace, session['rooms'],
@@ -123,7 +136,7 @@ class Restoring(Manager):
                 if event_data is None:
                     continue
                 try:
-                    self._send_eio(eio_sid, encode(
+                    yield from self._send_eio(eio_sid, encode(
                         self.server.packet_class, namespace,
                         [*event_data, entry_id]))
                     sent += 1
@@ -136,12 +149,12 @@ class Restoring(Manager):
                               namespace, exc)
         # nothing held if the socket disconnected during the replay
         for eio_pkts in self._delivery.release(sock, last):
-            self._send_eio(eio_sid, eio_pkts)
+            yield from self._send_eio(eio_sid, eio_pkts)
         self._stats.incr('delivered', sent)
         if not complete:
             self._runtime.start(self.server.eio.disconnect, eio_sid)
 
-    def _persist(self, sid: str, namespace: str) -> None:
+    def _persist(self, sid: str, namespace: str) -> Steps[None]:
         """Keep a dropped client's session for ``max_disconnection_duration``
         (queued like an emit: an outage does not lose it)."""
         sock = self.sockets.get(namespace, sid)
@@ -152,11 +165,11 @@ class Restoring(Manager):
         try:
             value = protocol.encode_session(
                 sid, sock.pid, self.get_rooms(sid, namespace),
-                self._session(sid, namespace), offset)
+                (yield from self._session(sid, namespace)), offset)
         except TypeError as exc:
             self._log.warning('session of %s cannot be stored for recovery: '
                               '%s', sid, exc)
             return
-        self._links.start_publisher().put(Item(
+        yield from self._links.start_publisher().put(Item(
             'set', self._recovery.key(sock.pid),
             (value, self._recovery.ttl_ms)))

@@ -12,7 +12,7 @@ import threading
 import time
 from typing import Any, Callable
 
-from .steps import Steps, arun, run
+from .steps import Steps, arun, awaitable, blocking, run
 
 
 class Runtime:
@@ -22,6 +22,9 @@ class Runtime:
 
     #: how steps are driven in this world
     drive = staticmethod(run)
+    #: a callable for python-socketio (callbacks, patched methods) that
+    #: drives the steps of a function in this world
+    function = staticmethod(blocking)
 
     def __init__(self, server: Any = None):
         self.server = server
@@ -68,6 +71,13 @@ class AsyncRuntime(Runtime):
     """
 
     drive = staticmethod(arun)  # type: ignore[assignment]
+    function = staticmethod(awaitable)
+
+    def __init__(self, server: Any = None):
+        super().__init__(server)
+        #: the tasks started and not done (asyncio holds weak references
+        #: only: a task nobody holds may be collected before it ends)
+        self.tasks: set = set()
 
     @property
     def async_mode(self) -> str:
@@ -77,8 +87,12 @@ class AsyncRuntime(Runtime):
         """``target(*args)`` as a task (a coroutine function's
         coroutine; a plain function's result wrapped)."""
         if self.server is not None:
-            return self.server.start_background_task(target, *args)
-        return asyncio.ensure_future(target(*args))
+            task = self.server.start_background_task(target, *args)
+        else:
+            task = asyncio.ensure_future(target(*args))
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+        return task
 
     async def sleep(self, seconds: float) -> None:  # type: ignore[override]
         await asyncio.sleep(seconds)

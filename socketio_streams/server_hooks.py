@@ -1,19 +1,24 @@
-"""Every patch of python-socketio's private ``Server`` methods, in one
-place: what the manager needs to see that python-socketio gives no
-manager. ``tests/test_python_socketio_internals.py`` fails, naming the
-method, on a release where one of them changed.
+"""Every patch of python-socketio's private ``Server`` and
+``AsyncServer`` methods, in one place: what the manager needs to see that
+python-socketio gives no manager. ``tests/test_python_socketio_internals.py``
+fails, naming the method, on a release where one of them changed.
 
-The manager passed in offers ``sockets`` (:class:`LocalSockets`),
-``sid_from_eio_sid``, ``close`` and ``_take_session``.
+Each patch is written once, as steps (see :mod:`.steps`), and installed
+as a plain function or a coroutine function by the manager's runtime
+(``runtime.function``). The manager passed in offers ``sockets``
+(:class:`LocalSockets`), ``sid_from_eio_sid``, ``close``,
+``_take_session`` and ``_runtime``.
 """
 from __future__ import annotations
 
 import functools
-from typing import Any
+from functools import partial
+from typing import Any, Callable
 
 from socketio import packet as sio_packet
 
-#: (attribute of ``socketio.Server``, its parameters after self) patched
+#: (attribute of ``socketio.Server`` and ``socketio.AsyncServer``, its
+#: parameters after self) patched
 PATCHED = [
     ('_handle_connect', ['eio_sid', 'namespace', 'data']),
     ('_send_packet', ['eio_sid', 'pkt']),
@@ -32,20 +37,28 @@ def install(server: Any, mgr: Any, recovery: bool) -> None:
         _hook_disconnect(server, mgr)
 
 
+def _patch(server: Any, mgr: Any, name: str,
+           steps: Callable[..., Any]) -> None:
+    """Replace ``server.<name>`` by ``steps`` driven in the manager's
+    world."""
+    original = getattr(server, name)
+    setattr(server, name, functools.wraps(original)(
+        mgr._runtime.function(steps)))
+
+
 def _hook_shutdown(server: Any, mgr: Any) -> None:
     """Why: ``server.shutdown()`` must close the manager too, so that its
     tasks do not outlive the server; python-socketio gives its manager no
     hook for it."""
     original = server.shutdown
 
-    @functools.wraps(original)
     def shutdown(*args, **kwargs):
         try:
-            return original(*args, **kwargs)
+            return (yield partial(original, *args, **kwargs))
         finally:
-            mgr.close()
+            yield partial(mgr.close)
 
-    server.shutdown = shutdown
+    _patch(server, mgr, 'shutdown', shutdown)
 
 
 def _hook_connect(server: Any, mgr: Any, recovery: bool) -> None:
@@ -55,16 +68,15 @@ def _hook_connect(server: Any, mgr: Any, recovery: bool) -> None:
     from Redis here, before python-socketio chooses the sid."""
     original = server._handle_connect
 
-    @functools.wraps(original)
     def handle_connect(eio_sid, namespace, data):
         with mgr.sockets.handshake(eio_sid, namespace or '/',
                                    data) as handshake:
             if recovery and isinstance(data, dict) and 'pid' in data:
-                handshake.session = mgr._take_session(
+                handshake.session = yield from mgr._take_session(
                     data.get('pid'), data.get('offset'), namespace or '/')
-            return original(eio_sid, namespace, data)
+            return (yield partial(original, eio_sid, namespace, data))
 
-    server._handle_connect = handle_connect
+    _patch(server, mgr, '_handle_connect', handle_connect)
 
 
 def _hook_send_packet(server: Any, mgr: Any) -> None:
@@ -72,16 +84,15 @@ def _hook_send_packet(server: Any, mgr: Any) -> None:
     recovery, and python-socketio writes it (``{'sid': sid}``) itself."""
     original = server._send_packet
 
-    @functools.wraps(original)
     def send_packet(eio_sid, pkt):
         if pkt.packet_type == sio_packet.CONNECT and isinstance(
                 pkt.data, dict) and 'sid' in pkt.data:
             sock = mgr.sockets.get(pkt.namespace or '/', pkt.data['sid'])
             if sock is not None and sock.pid is not None:
                 pkt.data = {**pkt.data, 'pid': sock.pid}
-        return original(eio_sid, pkt)
+        return (yield partial(original, eio_sid, pkt))
 
-    server._send_packet = send_packet
+    _patch(server, mgr, '_send_packet', send_packet)
 
 
 def _hook_disconnect(server: Any, mgr: Any) -> None:
@@ -89,16 +100,15 @@ def _hook_disconnect(server: Any, mgr: Any) -> None:
     connection lost (not one closed on purpose) keeps its session."""
     original = server._handle_disconnect
 
-    @functools.wraps(original)
     def handle_disconnect(eio_sid, namespace, reason=None):
         ns = namespace or '/'
         sock = mgr.sockets.get(ns, mgr.sid_from_eio_sid(eio_sid, ns))
         if sock is not None:
             sock.reason = reason
         try:
-            return original(eio_sid, namespace, reason)
+            return (yield partial(original, eio_sid, namespace, reason))
         finally:
             if sock is not None:
                 sock.reason = None
 
-    server._handle_disconnect = handle_disconnect
+    _patch(server, mgr, '_handle_disconnect', handle_disconnect)

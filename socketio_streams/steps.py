@@ -18,6 +18,7 @@ made there.
 """
 from __future__ import annotations
 
+import functools
 import inspect
 from typing import Any, Callable, Generator, TypeVar
 
@@ -75,3 +76,27 @@ def done(value: R = None) -> Steps[R]:  # type: ignore[assignment]
     has nothing to wait for)."""
     return value
     yield  # pragma: no cover (makes this a generator)
+
+
+def blocking(func: Callable[..., Any]) -> Callable[..., Any]:
+    """A function driving the steps ``func`` makes (if it makes steps:
+    its result otherwise), with blocking calls."""
+    @functools.wraps(func)
+    def call(*args: Any, **kwargs: Any) -> Any:
+        result = func(*args, **kwargs)
+        return run(result) if inspect.isgenerator(result) else result
+    return call
+
+
+def awaitable(func: Callable[..., Any]) -> Callable[..., Any]:
+    """A coroutine function driving the steps ``func`` makes (if it
+    makes steps: its result otherwise, awaited if awaitable)."""
+    @functools.wraps(func)
+    async def call(*args: Any, **kwargs: Any) -> Any:
+        result = func(*args, **kwargs)
+        if inspect.isgenerator(result):
+            return await arun(result)
+        if inspect.isawaitable(result):
+            return await result
+        return result
+    return call

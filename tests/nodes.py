@@ -9,6 +9,7 @@ werkzeug in threads, by ``eventlet.wsgi`` or by ``gevent.pywsgi``.
 from __future__ import annotations
 
 import functools
+import os
 import threading
 import time
 from typing import Any, Callable
@@ -21,6 +22,10 @@ from socketio_streams import RedisStreamsManager
 from .asyncmode import ASYNC_MODE
 
 NAMESPACES = ['/', '/chat']
+#: which manager the Nodes run: ``sync`` (RedisStreamsManager under
+#: SIO_ASYNC_MODE) or ``asyncio`` (AsyncRedisStreamsManager under uvicorn,
+#: see async_nodes.py)
+MANAGER = os.environ.get('SIO_TEST_MANAGER') or 'sync'
 
 
 def wait_until(predicate: Callable[[], Any], timeout: float = 5.0,
@@ -131,7 +136,24 @@ def serve(app: Callable) -> HTTPServer:
     return HTTPServer(app)
 
 
-class Node:
+class Serving:
+    """What a test does with a server of either kind."""
+
+    url: str
+
+    def client(self, namespaces=None, **kwargs) -> 'Client':
+        return Client(self.url, namespaces or ['/'], **kwargs)
+
+
+def Node(redis_url: str, **options: Any) -> Any:
+    """A server of the manager ``SIO_TEST_MANAGER`` names."""
+    if MANAGER == 'asyncio':
+        from .async_nodes import AsyncNode
+        return AsyncNode(redis_url, NAMESPACES, **options)
+    return SyncNode(redis_url, **options)
+
+
+class SyncNode(Serving):
     """One python-socketio server process-alike, sharing Redis."""
 
     def __init__(self, redis_url: str, **options: Any):
@@ -152,9 +174,6 @@ class Node:
 
     def _leave(self, sid, room):
         self.sio.leave_room(sid, room)
-
-    def client(self, namespaces=None, **kwargs) -> 'Client':
-        return Client(self.url, namespaces or ['/'], **kwargs)
 
     def stop(self) -> None:
         self.http.stop()

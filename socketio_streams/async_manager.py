@@ -1,0 +1,63 @@
+"""``AsyncRedisStreamsManager``: the manager for ``socketio.AsyncServer``
+(ASGI under uvicorn or hypercorn, FastAPI/Starlette, aiohttp), the shared
+core driven on the event loop with ``redis.asyncio`` clients (see
+:mod:`.core`)."""
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from socketio import AsyncManager
+
+from .core import ManagerCore, faced
+from .runtime import AsyncRuntime
+from .steps import Steps, awaitable
+
+
+@faced(awaitable)
+class AsyncRedisStreamsManager(ManagerCore, AsyncManager):
+    """The same manager as :class:`RedisStreamsManager`, same options, wire
+    format and guarantees, for ``socketio.AsyncServer``. Usage::
+
+        mgr = socketio_streams.AsyncRedisStreamsManager('redis://localhost')
+        sio = socketio.AsyncServer(async_mode='asgi', client_manager=mgr)
+        app = socketio.ASGIApp(sio)
+
+    ``client=`` takes an asyncio client (``redis.asyncio.Redis``,
+    ``redis.asyncio.RedisCluster``, ``valkey.asyncio.Valkey``...). The
+    cluster-wide calls, ``emit``, ``flush`` and ``close`` are coroutines;
+    ``mgr.on`` handlers and callbacks may be plain or coroutine functions.
+    It may be made before the event loop runs (at module level): its tasks
+    start on the loop, at the first connection or the first awaited call.
+    """
+
+    _base = AsyncManager
+    _runtime_class = AsyncRuntime
+    _asyncio = True
+
+    def __init__(self, url: str | None = 'redis://localhost:6379/0', *,
+                 client: Any = None, redis_options: dict | None = None,
+                 **options: Any):
+        #: steps asked for before an event loop ran
+        self._deferred: list[Steps] = []
+        super().__init__(url, client=client, redis_options=redis_options,
+                         **options)
+
+    def _soon(self, steps: Steps) -> None:
+        """Run ``steps`` in a task of the running loop; with none running
+        yet, at the first chance (see ``_start_deferred``)."""
+        self._deferred.append(steps)
+        self._start_deferred()
+
+    def _start_deferred(self) -> None:
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            return
+        deferred, self._deferred = self._deferred, []
+        for steps in deferred:
+            self._runtime.spawn(steps)
+
+    def initialize(self) -> None:
+        self._start_deferred()
+        super().initialize()

@@ -1,0 +1,279 @@
+"""The asyncio manager: AsyncServers under uvicorn with real clients, in
+one cluster with sync servers; the event loop never blocked; a clean
+close."""
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import subprocess
+import sys
+import textwrap
+
+import pytest
+import socketio
+
+from socketio_streams import AckTimeoutError, AsyncRedisStreamsManager
+
+from .async_nodes import AsyncNode, Loop
+from .nodes import NAMESPACES, SyncNode, settle, wait_until
+
+
+@pytest.fixture
+def make_async(redis_server):
+    made: list[AsyncNode] = []
+
+    def make(**options) -> AsyncNode:
+        node = AsyncNode(redis_server.url, NAMESPACES, **options)
+        made.append(node)
+        return node
+    yield make
+    for node in made:
+        node.stop()
+
+
+@pytest.fixture
+def make_sync(redis_server):
+    made: list[SyncNode] = []
+
+    def make(**options) -> SyncNode:
+        node = SyncNode(redis_server.url, **options)
+        made.append(node)
+        return node
+    yield make
+    for node in made:
+        node.stop()
+
+
+def test_async_clients_of_async_servers_get_each_broadcast_once(make_async):
+    nodes = [make_async(), make_async()]
+
+    async def main() -> list:
+        got: list = [[], []]
+        clients = []
+        for i, node in enumerate(nodes):
+            client = socketio.AsyncClient(reconnection=False)
+            client.on('news', lambda *args, i=i: got[i].append(args))
+            client.on('bin', lambda *args, i=i: got[i].append(args))
+            await client.connect(node.url, transports=['websocket'])
+            clients.append(client)
+        await clients[1].call('join', 'red')
+        nodes[0].mgr.emit('news', {'n': 1})
+        nodes[0].mgr.emit('news', 'red only', to='red')
+        nodes[1].mgr.emit('bin', b'\x00\xff')
+        for _ in range(500):
+            if len(got[0]) >= 2 and len(got[1]) >= 3:
+                break
+            await asyncio.sleep(0.01)
+        for client in clients:
+            await client.disconnect()
+        return got
+
+    got = asyncio.run(main())
+    assert got[0] == [({'n': 1},), (b'\x00\xff',)]
+    assert sorted(map(repr, got[1])) == sorted(map(repr, [
+        ({'n': 1},), ('red only',), (b'\x00\xff',)]))
+
+
+def test_one_cluster_of_sync_and_async_servers(make_async, make_sync,
+                                               clients):
+    sync, aio = make_sync(), make_async()
+    for node in (sync, aio):
+        clients.append(node.client(answers={'ask': lambda x: f'{x}!'}))
+    clients[0].sio.call('join', 'r0')
+    clients[1].sio.call('join', 'r1')
+    # broadcasts and rooms, each way
+    sync.sio.emit('from', 'sync')
+    aio.sio.emit('from', 'async')
+    aio.sio.emit('room', 1, to='r0')
+    sync.sio.emit('room', 2, to='r1')
+    settle(sync, clients)
+    settle(aio, clients)
+    for client in clients:
+        assert sorted(client.events('from')) == [('async',), ('sync',)]
+    assert clients[0].events('room') == [(1,)]
+    assert clients[1].events('room') == [(2,)]
+    # cluster-wide calls, each way
+    sids = sorted(c.sid() for c in clients)
+    assert sorted(s.sid for s in sync.mgr.fetch_sockets()) == sids
+    assert sorted(s.sid for s in aio.mgr.fetch_sockets()) == sids
+    assert sync.mgr.server_count() == aio.mgr.server_count() == 2
+    assert sorted(aio.mgr.emit_with_ack('ask', 'a', timeout=5)) == \
+        ['a!', 'a!']
+    assert sorted(sync.mgr.emit_with_ack('ask', 's', timeout=5)) == \
+        ['s!', 's!']
+    aio.mgr.sockets_join('both', to='r0')
+    wait_until(lambda: 'both' in sync.mgr.get_rooms(clients[0].sid(), '/'))
+    [remote] = sync.mgr.fetch_sockets(to='r1')
+    remote.emit('direct', 'to async')
+    clients[1].wait_for('direct')
+
+
+def test_server_side_events_between_sync_and_async(make_async, make_sync):
+    sync, aio = make_sync(), make_async()
+
+    async def handler(x):  # a coroutine function on the async server
+        await asyncio.sleep(0)
+        return f'async got {x}'
+
+    aio.mgr.on('hello', handler)
+    sync.mgr.on('hello', lambda x: f'sync got {x}')
+    answers: list = []
+    sync.mgr.server_side_emit('hello', 1,
+                              callback=lambda err, r: answers.append(
+                                  (err, r)))
+    wait_until(lambda: answers)
+    assert answers == [(None, ['async got 1'])]
+
+    async def ask():
+        done: asyncio.Future = asyncio.get_running_loop().create_future()
+
+        async def callback(err, responses):  # a coroutine callback
+            done.set_result((err, responses))
+        await aio._mgr.server_side_emit('hello', 2, callback=callback)
+        return await asyncio.wait_for(done, 5)
+    assert aio.loop.run(ask()) == (None, ['sync got 2'])
+
+
+def test_remote_socket_methods_are_coroutines(make_async, make_sync,
+                                              clients):
+    sync, aio = make_sync(), make_async()
+    clients.append(sync.client())
+
+    async def use() -> None:
+        [remote] = await aio._mgr.fetch_sockets()
+        await remote.join('joined')
+        await remote.emit('hi', 'there')
+    aio.loop.run(use())
+    clients[0].wait_for('hi')
+    wait_until(lambda: 'joined' in sync.mgr.get_rooms(clients[0].sid(), '/'))
+
+
+def test_fetch_sockets_timeout_is_an_ack_timeout_error(make_async,
+                                                       redis_server):
+    aio = make_async()
+    redis_server.freeze()
+    try:
+        with pytest.raises(AckTimeoutError):
+            aio.mgr.fetch_sockets(timeout=0.5)
+    finally:
+        redis_server.thaw()
+
+
+class _SlowCallbacks(logging.Handler):
+    """asyncio's debug-mode reports of callbacks that held the loop."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.reports: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        message = record.getMessage()
+        if 'took' in message and 'seconds' in message:
+            self.reports.append(message)
+
+
+def test_the_loop_is_never_blocked_in_a_burst_or_an_outage(
+        redis_server, make_sync, clients):
+    loop = Loop(debug=True)
+    loop.loop.slow_callback_duration = 0.05
+    slow = _SlowCallbacks()
+    logging.getLogger('asyncio').addHandler(slow)
+    sync = make_sync()
+    clients.append(sync.client())
+    node = None
+    try:
+        node = AsyncNode(redis_server.url, NAMESPACES, loop=loop)
+        node.mgr.flush(5)
+
+        async def burst(first: int, count: int) -> None:
+            for i in range(first, first + count):
+                await node._mgr.emit('n', i)
+        loop.run(burst(0, 2000))
+        redis_server.stop()
+        loop.run(burst(2000, 200))  # buffered while Redis is down
+        loop.run(asyncio.sleep(1.0))  # readers and publisher retrying
+        redis_server.start()
+        assert node.mgr.flush(20)
+        wait_until(lambda: len(clients[0].events('n')) >= 2200, 20)
+    finally:
+        logging.getLogger('asyncio').removeHandler(slow)
+        if node is not None:
+            node.stop()
+        else:
+            loop.stop()
+    assert [args[0] for args in clients[0].events('n')] == list(range(2200))
+    assert slow.reports == []
+
+
+CLEAN_CLOSE = textwrap.dedent('''
+    import asyncio, gc, sys, warnings
+    import socketio
+    from socketio_streams import AsyncRedisStreamsManager
+
+    warnings.simplefilter('always')
+    URL = sys.argv[1]
+    # made before any loop runs, as at a module's top level
+    mgr = AsyncRedisStreamsManager(URL, connection_state_recovery=True)
+    sio = socketio.AsyncServer(async_mode='asgi', client_manager=mgr)
+    emitter = AsyncRedisStreamsManager(URL, write_only=True)
+
+    @mgr.on('ping')
+    async def ping(x):
+        return x
+
+    async def main():
+        mgr.initialize()
+        await emitter.emit('hello', 1)
+        assert await mgr.server_count() >= 1
+        await mgr.fetch_sockets(timeout=1)
+        await mgr.emit('to all', 2)
+        assert await emitter.flush(5) and await mgr.flush(5)
+        await emitter.close()
+        await sio.shutdown()  # closes mgr
+        print('closed', mgr.stats()['published'])
+
+    asyncio.run(main(), debug=True)
+    gc.collect()
+''')
+
+
+def test_close_ends_every_task_and_connection_cleanly(redis_server, tmp_path):
+    script = tmp_path / 'clean_close.py'
+    script.write_text(CLEAN_CLOSE)
+    env = {**os.environ, 'PYTHONWARNINGS': 'always', 'PYTHONASYNCIODEBUG': '1'}
+    done = subprocess.run([sys.executable, '-X', 'dev', str(script),
+                           redis_server.url], capture_output=True,
+                          text=True, timeout=60, env=env)
+    assert done.returncode == 0, done.stderr
+    assert 'closed' in done.stdout
+    for bad in ('Task was destroyed', 'Unclosed', 'never awaited',
+                'ResourceWarning', 'Traceback'):
+        assert bad not in done.stderr, done.stderr
+
+
+def test_a_cancelled_caller_loses_no_queued_packet(make_async, make_sync,
+                                                   clients):
+    sync, aio = make_sync(), make_async()
+    clients.append(sync.client())
+
+    async def emit_then_cancel() -> None:
+        for i in range(100):
+            await aio._mgr.emit('q', i)
+        waiter = asyncio.ensure_future(aio._mgr.flush(10))
+        await asyncio.sleep(0)
+        waiter.cancel()
+    aio.loop.run(emit_then_cancel())
+    wait_until(lambda: len(clients[0].events('q')) >= 100)
+    assert [a[0] for a in clients[0].events('q')] == list(range(100))
+
+
+def test_the_manager_can_be_made_before_the_loop(redis_server):
+    mgr = AsyncRedisStreamsManager(redis_server.url, write_only=True)
+
+    async def use() -> int:
+        await mgr.emit('x', 1)
+        assert await mgr.flush(5)
+        await mgr.close()
+        return mgr.stats()['published']
+    assert asyncio.run(use()) == 1
