@@ -114,6 +114,7 @@ def test_reads_in_order_and_resumes_after_a_kill(redis_server, run_loop):
         await until(lambda: len(seen) == 20, 'the next ten')
         again = await until(partial(blocked, admin, 'xread'), 'an XREAD')
         assert first.isdisjoint(again)  # a new connection
+        assert reader._stats.snapshot()['reconnects'] == 1
         assert [entry_id for entry_id, _ in seen] == \
             [i.decode() for i in ids]
         assert [f[b'n'] for _, f in seen] == \
@@ -204,6 +205,7 @@ def test_subscriber_receives_and_resubscribes_after_a_kill(
         await publish('ch', b'two')
         await until(lambda: len(got) == 2, 'the second message')
         assert got == [('ch', b'one'), ('ch', b'two')]
+        assert sub._stats.snapshot()['reconnects'] == 1
         await stop(sub)
         assert not await subscribed()
         await admin.aclose()
