@@ -7,10 +7,11 @@ from one description, so credentials and TLS settings apply everywhere.
 """
 from __future__ import annotations
 
+import inspect
 import os
 import socket
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any, Awaitable, Callable
 from urllib.parse import parse_qsl, unquote, urlparse
 
 import redis.exceptions
@@ -367,14 +368,30 @@ class Writer:
                 close_client(client)
 
 
-def close_client(client: Any, log: Callable[[str], Any] | None = None) -> None:
-    """Close a client's connections, even those in use by another task."""
+def close_client(client: Any, log: Callable[[str], Any] | None = None
+                 ) -> Awaitable[None] | None:
+    """Close a client's connections, even those in use by another task;
+    an asyncio client's: the awaitable that closes them."""
+    if inspect.iscoroutinefunction(getattr(client, 'aclose', None)):
+        return _aclose(client, log)
     try:
         if hasattr(client, 'get_nodes'):
             client.close()
         else:
             client.connection_pool.disconnect(inuse_connections=True)
         wake_closed_waiters()
+    except Exception as exc:  # closing is best effort by nature
+        if log:
+            log(f'while closing a Redis client: {exc!r}')
+    return None
+
+
+async def _aclose(client: Any, log: Callable[[str], Any] | None) -> None:
+    try:
+        if hasattr(client, 'get_nodes'):
+            await client.aclose()
+        else:  # its pool too, even one it was given
+            await client.aclose(close_connection_pool=True)
     except Exception as exc:  # closing is best effort by nature
         if log:
             log(f'while closing a Redis client: {exc!r}')

@@ -12,6 +12,7 @@ from . import protocol
 from .protocol import Message, MessageType as T
 from .publisher import Item, Publisher
 from .reader import StreamReader, Subscriber
+from .steps import run
 
 #: how long after new channels were added connections wait for their
 #: SUBSCRIBE to be sent (a few ms while Redis answers)
@@ -75,7 +76,7 @@ class Links:
                     self.watch(namespace, wait=False)
             subscriber = self.subscriber
         if subscriber is not None:
-            subscriber.wait_subscribed(SUBSCRIBE_WAIT)
+            run(subscriber.wait_subscribed(SUBSCRIBE_WAIT))
 
     def watch(self, namespace: str, wait: bool = True) -> None:
         """Subscribe to the namespace's channels and tail its stream.
@@ -107,7 +108,7 @@ class Links:
                 self._pin(reader)
                 reader.start()
         if wait:
-            subscriber.wait_subscribed(SUBSCRIBE_WAIT)
+            run(subscriber.wait_subscribed(SUBSCRIBE_WAIT))
 
     def _pin(self, reader: StreamReader) -> None:
         """Fix the reader's start at the stream's end now, so that what is
@@ -120,7 +121,7 @@ class Links:
             reader.last_id = f'{int(time.time() * 1000)}-0'
             return
         try:
-            reader.pin(PIN_TIMEOUT)
+            run(reader.pin(PIN_TIMEOUT))
         except Exception as exc:
             self.pin_failed_at = time.monotonic()
             self._mgr._log.warning(
@@ -169,7 +170,7 @@ class Links:
             task.stop()
         self._mgr._requests.close()
         for task in tasks:
-            task.join(max(deadline - time.monotonic(), 0.1))
+            run(task.join(max(deadline - time.monotonic(), 0.1)))
 
     def lag(self) -> int:
         return sum(reader.lag for reader in list(self.readers.values()))

@@ -2,18 +2,26 @@
 
 Each loop owns its connection, remembers the last entry ID it handled and,
 after any error, reconnects with backoff and resumes from that ID, so
-nothing written meanwhile is skipped. ``stop()`` closes the connection under
-the blocked call so shutdown does not wait for ``block_time_ms``.
+nothing written meanwhile is skipped. ``stop()`` cuts the blocked call
+short (it closes the connection under it, or cancels the asyncio task) so
+shutdown does not wait for ``block_time_ms``.
+
+The loops are :mod:`steps <socketio_streams.steps>`: the same code runs
+on redis-py's sync clients and on ``redis.asyncio`` ones, as the runtime
+drives it.
 """
 from __future__ import annotations
 
+import inspect
 import time
+from functools import partial
 from typing import Any, Callable
 
 from . import protocol
 from .backoff import Backoff
 from .connection import (CLUSTER_ERRORS, RESPONSE_ERRORS, RETRYABLE,
                          close_client, explain, transient, why)
+from .steps import Steps
 
 
 #: how far ahead of the clock a stream's IDs may be before it is reported
@@ -35,12 +43,14 @@ class _Loop:
         self._client: Any = None
         self._stopped = False
         self._done: Any = None
+        self._task: Any = None
+        self._started = False
         self.failures = 0
         self.connected = False
 
     def start(self) -> None:
         self._done = self._runtime.event()
-        self._runtime.start(self._run)
+        self._task = self._runtime.spawn(self._run())
 
     @property
     def running(self) -> bool:
@@ -50,32 +60,41 @@ class _Loop:
     def stop(self) -> None:
         """Tell the task to end (a blocked command is cut short)."""
         self._stopped = True
-        self._disconnect()
-
-    def join(self, timeout: float) -> bool:
-        """Wait up to ``timeout`` s for the task to end; False if not."""
-        return not self.running or bool(self._done.wait(timeout=timeout))
-
-    def _disconnect(self) -> None:
-        client, self._client = self._client, None
-        if client is not None:
-            close_client(client, self._log.debug)
-
-    def _run(self) -> None:
-        try:
-            self._loop()
-        finally:
-            self._disconnect()
+        self._runtime.interrupt(self._task, self._disconnect)
+        if self._done is not None and not self._started:
+            # a task cancelled before it ran never runs (asyncio); a
+            # thread yet to run ends at once, having nothing to close
             self._done.set()
 
-    def _loop(self) -> None:
+    def join(self, timeout: float) -> Steps[bool]:
+        """Wait up to ``timeout`` s for the task to end; False if not."""
+        if not self.running:
+            return True
+        return bool((yield partial(self._runtime.wait, self._done, timeout)))
+
+    def _disconnect(self) -> Steps[None]:
+        client, self._client = self._client, None
+        if client is not None:
+            yield partial(close_client, client, self._log.debug)
+
+    def _run(self) -> Steps[None]:
+        self._started = True
+        try:
+            yield from self._loop()
+        finally:
+            try:
+                yield from self._disconnect()
+            finally:
+                self._done.set()
+
+    def _loop(self) -> Steps[None]:
         while not self._stopped:
             try:
-                self.step()
+                yield from self.step()
             except Exception as exc:
                 if self._stopped:
                     break
-                self._on_failure(exc)
+                yield from self._on_failure(exc)
                 continue
             if self.failures:
                 self._log.warning('%s: reconnected to Redis %s after %d '
@@ -84,10 +103,10 @@ class _Loop:
                 self.failures = 0
             self.connected = True
 
-    def _on_failure(self, exc: Exception) -> None:
+    def _on_failure(self, exc: Exception) -> Steps[None]:
         self.connected = False
         self.failures += 1
-        self._disconnect()
+        yield from self._disconnect()
         if isinstance(exc, RESPONSE_ERRORS) and not transient(exc):
             if self.failures == 1 or self.failures % 50 == 0:
                 self._log.error('%s: %s; retrying', self.what, explain(
@@ -104,17 +123,21 @@ class _Loop:
             self._log.error('%s: Redis %s still unreachable (attempt %d): '
                             '%s', self.what, self._connector.describe(),
                             self.failures, why(exc))
-        self._runtime.sleep(self._backoff.compute(self.failures))
+        yield partial(self._runtime.sleep,
+                      self._backoff.compute(self.failures))
 
-    def step(self) -> None:
+    def step(self) -> Steps[None]:
         raise NotImplementedError
 
-    def _hand_over(self, handle: Callable, *args: Any) -> None:
-        """Give what was read to the manager. Whatever goes wrong there is
-        about one entry or message, never about the connection: it is
-        counted and logged, and reading goes on (no reconnection)."""
+    def _hand_over(self, handle: Callable, *args: Any) -> Steps[None]:
+        """Give what was read to the manager (``handle`` may be a plain
+        function or return steps). Whatever goes wrong there is about one
+        entry or message, never about the connection: it is counted and
+        logged, and reading goes on (no reconnection)."""
         try:
-            handle(*args)
+            result = handle(*args)
+            if inspect.isgenerator(result):
+                yield from result
         except Exception:
             self._stats.incr('errors')
             self._log.exception('%s: error handling what was read; '
@@ -160,16 +183,17 @@ class StreamReader(_Loop):
                 socket_timeout=self._options.block_seconds + 10)
         return self._client
 
-    def _info(self, client: Any = None) -> dict | None:
+    def _info(self, client: Any = None) -> Steps[dict | None]:
         """``XINFO STREAM``, or None when the stream does not exist."""
         try:
-            return (client or self._connect()).xinfo_stream(self.key)
+            return (yield partial((client or self._connect()).xinfo_stream,
+                                  self.key))
         except RESPONSE_ERRORS as exc:
             if 'no such key' in str(exc).lower():
                 return None
             raise
 
-    def pin(self, timeout: float | None = None) -> str:
+    def pin(self, timeout: float | None = None) -> Steps[str]:
         """Start at the current end of the stream (a concrete ID). If
         Redis cannot tell, start at entries written from now on (by this
         host's clock), so that nothing is missed while it is unreachable.
@@ -179,13 +203,13 @@ class StreamReader(_Loop):
             socket_timeout=timeout, socket_connect_timeout=timeout,
             retry=None)
         try:
-            info = self._info(client)
+            info = yield from self._info(client)
         except Exception:
             self.last_id = f'{int(time.time() * 1000)}-0'
             raise
         finally:
             if client is not None:
-                close_client(client, self._log.debug)
+                yield partial(close_client, client, self._log.debug)
         if info is None:
             self.last_id, self.position = '0-0', 0
         else:
@@ -193,22 +217,22 @@ class StreamReader(_Loop):
             self.position = info.get('entries-added')
         return self.last_id
 
-    def _on_failure(self, exc: Exception) -> None:
+    def _on_failure(self, exc: Exception) -> Steps[None]:
         self._check = True
-        super()._on_failure(exc)
+        yield from super()._on_failure(exc)
 
-    def step(self) -> None:
+    def step(self) -> Steps[None]:
         if self.last_id is None:
-            self.pin()
+            yield from self.pin()
         elif self._check:
-            self._check_position()
+            yield from self._check_position()
         self._check = False
         # after repeated failures, one entry at a time: if a batch is what
         # gets the connection killed (a proxy's or Redis' output limit),
         # smaller replies still get through
         batch = self._options.read_count if self.failures < 3 else 1
-        reply = self._connect().xread(
-            {self.key: self.last_id}, count=batch,
+        reply = yield partial(
+            self._connect().xread, {self.key: self.last_id}, count=batch,
             block=self._options.block_time_ms)
         if isinstance(reply, dict):  # RESP3
             reply = list(reply.items())
@@ -223,8 +247,8 @@ class StreamReader(_Loop):
                 count += 1
                 if self.position is not None:
                     self.position += 1
-                self._hand_over(self._handle, self.key, entry_id,
-                                fields or {})
+                yield from self._hand_over(self._handle, self.key, entry_id,
+                                           fields or {})
         if count:
             self.trouble = None
         # a full batch means a backlog: make sure trimming is not eating
@@ -258,9 +282,9 @@ class StreamReader(_Loop):
             self._log.warning('%s: %s', self.what, text)
         self.trouble = text
 
-    def _check_position(self) -> None:
+    def _check_position(self) -> Steps[None]:
         """Notice a restarted (emptied) stream, or entries trimmed unread."""
-        info = self._info()
+        info = yield from self._info()
         self._checked, self._unchecked = time.monotonic(), 0
         if self.last_id is None:
             return
@@ -343,7 +367,7 @@ class Subscriber(_Loop):
             self._pending_since = time.monotonic()
         self.channels.update(channels)
 
-    def wait_subscribed(self, timeout: float) -> bool:
+    def wait_subscribed(self, timeout: float) -> Steps[bool]:
         """Wait until every added channel was subscribed (sent: not
         confirmed), up to ``timeout`` s after the first of them was
         added: callers do not each wait that long for a Redis that does
@@ -354,28 +378,29 @@ class Subscriber(_Loop):
             if time.monotonic() >= deadline or self._stopped \
                     or not self.running or self.failures:
                 return False
-            self._runtime.sleep(0.01)
+            yield partial(self._runtime.sleep, 0.01)
         return True
 
-    def _disconnect(self) -> None:
+    def _disconnect(self) -> Steps[None]:
         pubsub, self._pubsub = self._pubsub, None
         self._subscribed = set()
         if pubsub is not None:
-            try:
-                pubsub.reset()
+            try:  # redis.asyncio's reset() is a deprecated aclose()
+                yield getattr(pubsub, 'aclose', pubsub.reset)
             except Exception as exc:  # closing is best effort
                 self._log.debug('subscriber: reset failed: %r', exc)
-        super()._disconnect()
+        yield from super()._disconnect()
 
-    def _subscribe(self, channels: list[str]) -> None:
+    def _subscribe(self, channels: list[str]) -> Steps[None]:
+        pubsub = self._pubsub
         if self._sharded:
             for channel in channels:  # one SSUBSCRIBE per channel (slots)
-                self._pubsub.ssubscribe(channel)
+                yield partial(pubsub.ssubscribe, channel)
         else:
-            self._pubsub.subscribe(*channels)
+            yield partial(pubsub.subscribe, *channels)
         self._subscribed.update(channels)
 
-    def step(self) -> None:
+    def step(self) -> Steps[None]:
         if self._pubsub is None:
             # no reply timeout: it waits for messages (keepalive probes
             # notice a vanished host)
@@ -385,27 +410,27 @@ class Subscriber(_Loop):
             self._pubsub = self._client.pubsub()
         new = sorted(self.channels - self._subscribed)
         if new:
-            self._subscribe(new)
+            yield from self._subscribe(new)
         if not self._subscribed:
-            self._runtime.sleep(self.POLL)
+            yield partial(self._runtime.sleep, self.POLL)
             return
-        if not self._sharded:
-            self._deliver(self._pubsub.get_message(timeout=self.POLL))
-            return
-        nodes = getattr(self._pubsub, 'node_pubsub_mapping', None)
-        if nodes is None:  # one server
-            self._deliver(self._pubsub.get_sharded_message(
-                timeout=self.POLL))
+        pubsub, client = self._pubsub, self._client
+        nodes = getattr(pubsub, 'node_pubsub_mapping', None)
+        if not self._sharded or nodes is None:  # one server
+            # (redis.asyncio's PubSub lacks the get_sharded_message alias)
+            yield from self._deliver((yield partial(
+                pubsub.get_message, timeout=self.POLL)))
             return
         # a cluster: one subscription per node; each is asked in turn
         # (valkey-py's own round robin breaks when a node is added)
         names = list(nodes)
         for name in names:
-            self._deliver(self._pubsub.get_sharded_message(
-                timeout=self.POLL / len(names),
-                target_node=self._client.get_node(node_name=name)))
+            yield from self._deliver((yield partial(
+                pubsub.get_sharded_message, timeout=self.POLL / len(names),
+                target_node=client.get_node(node_name=name))))
 
-    def _deliver(self, message: Any) -> None:
+    def _deliver(self, message: Any) -> Steps[None]:
         if message and message.get('type') in ('message', 'smessage'):
-            self._hand_over(self._handle, protocol.as_text(message['channel']),
-                            message['data'])
+            yield from self._hand_over(
+                self._handle, protocol.as_text(message['channel']),
+                message['data'])

@@ -64,6 +64,11 @@ class Runtime:
         """Drive ``steps`` in a background task of the server's."""
         return self.start(run, steps)
 
+    def interrupt(self, task: Any, close: Callable[[], Steps]) -> None:
+        """Cut short what ``task`` is blocked in: here by closing its
+        connections under it (the steps ``close()`` returns)."""
+        run(close())
+
 
 class AsyncRuntime(Runtime):
     """The asyncio world's: coroutines, and tasks on the running loop
@@ -111,6 +116,12 @@ class AsyncRuntime(Runtime):
 
     def spawn(self, steps: Steps) -> Any:
         return self.start(arun, steps)
+
+    def interrupt(self, task: Any, close: Callable[[], Steps]) -> None:
+        """Cancel ``task``: the cancellation is thrown into its steps,
+        whose ``finally`` closes the connections."""
+        if task is not None:
+            task.cancel()
 
 
 def check_patched(async_mode: str) -> None:

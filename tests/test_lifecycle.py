@@ -24,8 +24,18 @@ def _tasks(mgr) -> list:
 def _task_threads(mgr) -> list:
     """Live threads running one of the manager's tasks (threading)."""
     tasks = {id(t) for t in _tasks(mgr)}
-    return [t for t in threading.enumerate() if id(getattr(
-        getattr(t, '_target', None), '__self__', None)) in tasks]
+    return [t for t in threading.enumerate() if id(_owner(t)) in tasks]
+
+
+def _owner(thread: threading.Thread):
+    """The object whose method the thread runs: its target's, or that of
+    the steps it drives (``steps.run(task._run())``)."""
+    owner = getattr(getattr(thread, '_target', None), '__self__', None)
+    args = getattr(thread, '_args', ())
+    frame = getattr(args[0], 'gi_frame', None) if args else None
+    if owner is None and frame is not None:
+        owner = frame.f_locals.get('self')
+    return owner
 
 
 def test_server_shutdown_flushes_and_ends_the_managers_tasks(
