@@ -6,13 +6,14 @@ from __future__ import annotations
 
 import threading
 import time
+from functools import partial
 from typing import Any, Callable
 
 from . import protocol
 from .protocol import Message, MessageType as T
 from .publisher import Item, Publisher
 from .reader import StreamReader, Subscriber
-from .steps import run
+from .steps import Steps
 
 #: how long after new channels were added connections wait for their
 #: SUBSCRIBE to be sent (a few ms while Redis answers)
@@ -39,6 +40,8 @@ class Links:
         self.subscriber: Subscriber | None = None
         self.watched: set[str] = set()
         self.listening = False
+        #: set once each reader's start is fixed (see ``watch``)
+        self._pinned: dict[str, Any] = {}
         self.pin_failed_at = pin_failed_at
         #: held while tasks start and stop
         self.lock = threading.RLock()
@@ -60,25 +63,27 @@ class Links:
                     self.publisher.start()
             return self.publisher
 
-    def listen(self) -> None:
+    def listen(self) -> Steps[None]:
         """Start the subscriber and a reader per namespace's stream;
         every caller waits (bounded) for the subscriptions, since its
         request's answers come on them."""
         with self.lock:
             if self._mgr._closed:
                 return
-            if not self.listening:
+            first = not self.listening
+            if first:
                 self.listening = True
                 self.subscriber = Subscriber(
                     *self._parts(), self._mgr._inbound.on_pubsub)
                 self.subscriber.start()
-                for namespace in self._mgr._known_namespaces():
-                    self.watch(namespace, wait=False)
             subscriber = self.subscriber
+        if first:
+            for namespace in self._mgr._known_namespaces():
+                yield from self.watch(namespace, wait=False)
         if subscriber is not None:
-            run(subscriber.wait_subscribed(SUBSCRIBE_WAIT))
+            yield from subscriber.wait_subscribed(SUBSCRIBE_WAIT)
 
-    def watch(self, namespace: str, wait: bool = True) -> None:
+    def watch(self, namespace: str, wait: bool = True) -> Steps[None]:
         """Subscribe to the namespace's channels and tail its stream.
 
         The first connection to a namespace waits here, before python-
@@ -88,29 +93,43 @@ class Links:
         their requests (``fetch_sockets``, acks) made after it see it. Each
         wait is bounded (``PIN_TIMEOUT``, ``SUBSCRIBE_WAIT``) and skipped
         while Redis is failing: a frozen Redis holds a connection 1.5 s
-        at most, and only the first."""
+        at most, and only the first. Connections that come while the
+        first waits for the pin wait for it too."""
         subscriber = self.subscriber
+        runtime = self._mgr._runtime
         with self.lock:
-            if namespace in self.watched or subscriber is None or \
-                    self._mgr._closed:
+            if subscriber is None or self._mgr._closed:
                 return
-            self.watched.add(namespace)
-            opts = self._mgr.options
-            subscriber.add(
-                protocol.public_channel(opts.channel_prefix, namespace),
-                protocol.private_channel(opts.channel_prefix, namespace,
-                                         self._mgr.uid))
             key = self.stream(namespace)
+            pinned = self._pinned.get(key)
+            if namespace in self.watched and pinned is not None and \
+                    pinned.is_set():
+                return
+            if namespace not in self.watched:
+                self.watched.add(namespace)
+                opts = self._mgr.options
+                subscriber.add(
+                    protocol.public_channel(opts.channel_prefix, namespace),
+                    protocol.private_channel(opts.channel_prefix, namespace,
+                                             self._mgr.uid))
+            reader = None
             if key not in self.readers:
                 reader = StreamReader(key, *self._parts(),
                                       self._mgr._inbound.on_entry)
                 self.readers[key] = reader
-                self._pin(reader)
-                reader.start()
+                self._pinned[key] = pinned = runtime.event()
+        if reader is not None:
+            try:
+                yield from self._pin(reader)
+            finally:
+                pinned.set()
+            reader.start()
+        elif pinned is not None and not pinned.is_set():
+            yield partial(runtime.wait, pinned, PIN_TIMEOUT + 0.5)
         if wait:
-            run(subscriber.wait_subscribed(SUBSCRIBE_WAIT))
+            yield from subscriber.wait_subscribed(SUBSCRIBE_WAIT)
 
-    def _pin(self, reader: StreamReader) -> None:
+    def _pin(self, reader: StreamReader) -> Steps[None]:
         """Fix the reader's start at the stream's end now, so that what is
         written after this server accepted a client reaches it (Node keeps
         reading from ``$`` until a first entry arrives and may miss some).
@@ -121,7 +140,7 @@ class Links:
             reader.last_id = f'{int(time.time() * 1000)}-0'
             return
         try:
-            run(reader.pin(PIN_TIMEOUT))
+            yield from reader.pin(PIN_TIMEOUT)
         except Exception as exc:
             self.pin_failed_at = time.monotonic()
             self._mgr._log.warning(
@@ -159,18 +178,18 @@ class Links:
         self.start_publisher().put(
             Item(kind, channel, protocol.encode_pubsub(message)))
 
-    def close(self, timeout: float) -> None:
+    def close(self, timeout: float) -> Steps[None]:
         """Flush the queue, stop the tasks (within about ``timeout`` s)."""
         deadline = time.monotonic() + timeout
         tasks = [t for t in [*self.readers.values(), self.subscriber]
                  if t is not None]
         if self.publisher is not None:
-            self.publisher.close(timeout)
+            yield from self.publisher.close(timeout)
         for task in tasks:
             task.stop()
-        self._mgr._requests.close()
+        yield from self._mgr._requests.close()
         for task in tasks:
-            run(task.join(max(deadline - time.monotonic(), 0.1)))
+            yield from task.join(max(deadline - time.monotonic(), 0.1))
 
     def lag(self) -> int:
         return sum(reader.lag for reader in list(self.readers.values()))
