@@ -303,7 +303,8 @@ class Connector:
         cluster client: seeded with every node it knows)."""
         if _is_cluster(client):
             # an asyncio client knows its startup nodes until it is used
-            nodes = client.get_nodes() or client.startup_nodes
+            nodes = client.get_nodes() or \
+                list(client.nodes_manager.startup_nodes.values())
             connection_kwargs, connection_class = _node_connection(client)
             node_kwargs = {k: v for k, v in connection_kwargs.items()
                            if k in _CLUSTER_KEEP}

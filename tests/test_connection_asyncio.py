@@ -17,12 +17,27 @@ import redis.asyncio
 
 from socketio_streams.connection import (COMMAND_TIMEOUT, KEEPALIVE,
                                          Connector, Writer, channels,
-                                         close_client, is_asyncio, numsub)
+                                         close_client, is_asyncio,
+                                         node_client, numsub)
 from socketio_streams.protocol import as_text
 from socketio_streams.steps import arun, run
 
 from .deployments import DEPLOYMENT
+from .servers import free_port
 from .test_emit import unix_server  # noqa: F401  (a fixture)
+
+
+@pytest.fixture(params=['redis', 'valkey'])
+def url(request, redis_server):
+    """The deployment's URL, spelled for the redis client or for the
+    valkey one (redis:// or valkey://, redis+cluster:// or
+    valkey+cluster://...)."""
+    if request.param == 'valkey':
+        pytest.importorskip('valkey.asyncio')
+    scheme, rest = redis_server.url.split('://', 1)
+    scheme = scheme.replace('valkey', 'redis').replace('redis',
+                                                       request.param)
+    return f'{scheme}://{rest}'
 
 
 def closing_cleanly(main: Any) -> list:
@@ -42,8 +57,7 @@ def settings(client: Any) -> dict:
     if hasattr(client, 'get_nodes'):
         if is_asyncio(client):
             return dict(client.get_connection_kwargs())
-        node = client.get_default_node()
-        client = client.get_redis_connection(node)
+        client = node_client(client, client.get_default_node())
     return dict(client.connection_pool.connection_kwargs)
 
 
@@ -65,15 +79,17 @@ async def stream_round_trip(client: Any, key: str = 'conn-test') -> None:
     assert got[0][1] == [(entry, {b'n': b'1'})]
 
 
-def test_an_asyncio_client_from_the_url(redis_server):
+def test_an_asyncio_client_from_the_url(url):
     """The same kind and settings as the sync client, pings, XADD/XREAD;
     close_client leaves nothing open."""
-    connector = Connector(redis_server.url, asyncio=True)
-    sync = Connector(redis_server.url).new_client()
+    connector = Connector(url, asyncio=True)
+    sync = Connector(url).new_client()
 
     async def main():
         client = connector.new_client()
         assert is_asyncio(client)
+        assert type(client).__module__.split('.')[0] == \
+            ('valkey' if url.startswith('valkey') else 'redis')
         await stream_round_trip(client)
         assert kind(client) == kind(sync)
         made = settings(client)
@@ -123,11 +139,15 @@ def test_a_unix_socket_url(unix_server):  # noqa: F811
     assert closing_cleanly(main) == []
 
 
-def test_a_given_asyncio_client_is_duplicated(redis_server):
-    """client= an asyncio client (of each deployment's kind): new clients
-    are siblings with their own connections."""
+@pytest.mark.parametrize('used', [False, True])
+def test_a_given_asyncio_client_is_duplicated(url, used):
+    """client= an asyncio client (of each deployment's kind; a cluster's
+    knowing its startup nodes only, or every node): new clients are
+    siblings with their own connections."""
     async def main():
-        given = Connector(redis_server.url, asyncio=True).new_client()
+        given = Connector(url, asyncio=True).new_client()
+        if used:
+            await given.ping()
         connector = Connector(client=given, asyncio=True)
         assert connector.client() is given
         copy = connector.new_client(socket_timeout=9)
@@ -173,13 +193,13 @@ def test_a_valkey_url_makes_a_valkey_asyncio_client():
     assert is_asyncio(client)
 
 
-def test_the_writer_routes_each_key_to_its_node(redis_server):
+def test_the_writer_routes_each_key_to_its_node(redis_server, url):
     """ready() then node()/client(): a pipeline of XADDs goes to the node
     that serves the key (a cluster's master: no MOVED; '' for one
     server), as the sync Writer routes it."""
     keys = [f'conn-key-{i}' for i in range(12)]
-    writer = Writer(Connector(redis_server.url, asyncio=True))
-    sync_writer = Writer(Connector(redis_server.url))
+    writer = Writer(Connector(url, asyncio=True))
+    sync_writer = Writer(Connector(url))
     run(sync_writer.ready())
     routes = {key: sync_writer.node(key) for key in keys}
     ports = {}
@@ -190,7 +210,9 @@ def test_the_writer_routes_each_key_to_its_node(redis_server):
             node = writer.node(key)
             client = writer.client(node)
             assert is_asyncio(client) and node == routes[key]
-            ports[key] = client.connection_pool.connection_kwargs.get('port')
+            made = client.connection_pool.connection_kwargs
+            ports[key] = made.get('port')
+            assert made['retry'] is None  # the publisher sees each failure
             pipe = client.pipeline(transaction=False)
             pipe.xadd(key, {'k': key})
             pipe.xlen(key)
@@ -206,10 +228,9 @@ def test_the_writer_routes_each_key_to_its_node(redis_server):
 
 
 @pytest.mark.parametrize('sharded', [False, True])
-def test_numsub_and_channels_count_the_same_in_both_worlds(redis_server,
-                                                           sharded):
+def test_numsub_and_channels_count_the_same_in_both_worlds(url, sharded):
     names = [f'conn#{i}#' for i in range(5)]
-    sync = Connector(redis_server.url).new_client()
+    sync = Connector(url).new_client()
     pubsub = sync.pubsub()
     for name in names:
         if sharded:
@@ -219,7 +240,7 @@ def test_numsub_and_channels_count_the_same_in_both_worlds(redis_server,
     assert run(numsub(sync, names[0], sharded)) == 1
 
     async def main():
-        client = Connector(redis_server.url, asyncio=True).new_client()
+        client = Connector(url, asyncio=True).new_client()
         for name in names:
             assert await arun(numsub(client, name, sharded)) == \
                 run(numsub(sync, name, sharded)) == 1
@@ -232,3 +253,22 @@ def test_numsub_and_channels_count_the_same_in_both_worlds(redis_server,
     finally:
         pubsub.close()
         close_client(sync)
+
+
+def test_an_unreachable_cluster_is_a_connection_error():
+    """As the sync client's at creation: ready() (or numsub) finds no
+    seed answering."""
+    port = free_port()
+    connector = Connector(f'redis+cluster://127.0.0.1:{port}', asyncio=True)
+    with pytest.raises(redis.exceptions.ConnectionError):
+        Connector(f'redis+cluster://127.0.0.1:{port}').new_client()
+
+    async def main():
+        with pytest.raises(redis.exceptions.ConnectionError,
+                           match='Redis Cluster'):
+            await arun(Writer(connector).ready())
+        client = connector.new_client()
+        with pytest.raises(redis.exceptions.ConnectionError):
+            await arun(numsub(client, 'conn#'))
+        await close_client(client)
+    assert closing_cleanly(main) == []
