@@ -19,11 +19,13 @@ from socketio_streams.connection import (COMMAND_TIMEOUT, KEEPALIVE,
                                          Connector, Writer, channels,
                                          close_client, is_asyncio,
                                          node_client, numsub)
+from socketio_streams.errors import RESPONSE_ERRORS
 from socketio_streams.protocol import as_text
 from socketio_streams.steps import arun, run
 
 from .deployments import DEPLOYMENT
 from .servers import free_port
+from .test_deploy_errors import ALL_KEYS, limited  # noqa: F401
 from .test_emit import unix_server  # noqa: F401  (a fixture)
 
 
@@ -270,5 +272,22 @@ def test_an_unreachable_cluster_is_a_connection_error():
         client = connector.new_client()
         with pytest.raises(redis.exceptions.ConnectionError):
             await arun(numsub(client, 'conn#'))
+        await close_client(client)
+    assert closing_cleanly(main) == []
+
+
+def test_a_refused_query_names_its_command_in_both_worlds(
+        limited):  # noqa: F811
+    url = limited(*ALL_KEYS, '-pubsub|channels')
+    sync = Connector(url).new_client()
+    with pytest.raises(RESPONSE_ERRORS, match='PUBSUB CHANNELS.*lacks'):
+        run(channels(sync, 'conn#*'))
+    close_client(sync)
+
+    async def main():
+        client = Connector(url, asyncio=True).new_client()
+        with pytest.raises(RESPONSE_ERRORS, match='PUBSUB CHANNELS.*lacks'):
+            await arun(channels(client, 'conn#*'))
+        assert await arun(numsub(client, 'conn#')) == 0
         await close_client(client)
     assert closing_cleanly(main) == []
