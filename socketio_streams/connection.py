@@ -422,7 +422,9 @@ class Writer:
             return ''
         router = self._route()
         if key is None:
-            found = router.get_default_node() or router.get_primaries()[0]
+            # none before an asyncio client's ready()
+            found = router.get_default_node() or next(
+                iter(router.get_primaries()), None)
         else:
             found = router.get_node_from_key(key)
         if found is None:

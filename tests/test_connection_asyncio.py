@@ -19,7 +19,7 @@ from socketio_streams.connection import (COMMAND_TIMEOUT, KEEPALIVE,
                                          Connector, Writer, channels,
                                          close_client, is_asyncio,
                                          node_client, numsub)
-from socketio_streams.errors import RESPONSE_ERRORS
+from socketio_streams.errors import CLUSTER_ERRORS, RESPONSE_ERRORS, RETRYABLE
 from socketio_streams.protocol import as_text
 from socketio_streams.steps import arun, run
 
@@ -291,3 +291,12 @@ def test_a_refused_query_names_its_command_in_both_worlds(
         assert await arun(numsub(client, 'conn#')) == 0
         await close_client(client)
     assert closing_cleanly(main) == []
+
+
+def test_before_ready_an_asyncio_cluster_has_no_route():
+    """node() before ready(): a ConnectionError, which the publisher
+    retries (after ready())."""
+    writer = Writer(Connector('redis+cluster://127.0.0.1:1', asyncio=True))
+    for key in ('conn-key', None):
+        with pytest.raises(CLUSTER_ERRORS + RETRYABLE):
+            writer.node(key)
