@@ -23,6 +23,7 @@ from .errors import RESPONSE_ERRORS, RETRYABLE
 from .exceptions import AckTimeoutError
 from .manager import RedisStreamsManager
 from .protocol import MessageType, ProtocolError
+from .steps import run
 
 DEFAULT_URL = 'redis://localhost:6379/0'
 
@@ -56,8 +57,8 @@ def cmd_streams(client: Any, args: argparse.Namespace) -> int:
 
 
 def cmd_servers(client: Any, args: argparse.Namespace) -> int:
-    found = channels(client, f'{args.channel_prefix}#*',
-                     args.use_sharded_pubsub)
+    found = run(channels(client, f'{args.channel_prefix}#*',
+                         args.use_sharded_pubsub))
     servers: dict[str, set] = {}
     for channel in found:
         parts = channel[len(args.channel_prefix) + 1:].split('#')

@@ -14,6 +14,7 @@ from . import protocol
 from .connection import channels, close_client, numsub
 from .errors import CLUSTER_ERRORS, RETRYABLE
 from .exceptions import AckTimeoutError
+from .steps import run
 
 #: the name under which a server counts its own clients in a request
 SELF = ''
@@ -210,17 +211,17 @@ class Requests:
     def server_count(self, namespace: str) -> int:
         """Subscribers of the namespace's public channel, as Node counts
         servers (summed over a cluster's nodes)."""
-        return numsub(self._query(), protocol.public_channel(
+        return run(numsub(self._query(), protocol.public_channel(
             self._options.channel_prefix, namespace),
-            self._options.use_sharded_pubsub)
+            self._options.use_sharded_pubsub))
 
     def live_servers(self, namespace: str) -> set[str]:
         """uids of the other servers listening on the namespace: those
         subscribed to a private channel."""
         prefix = protocol.public_channel(self._options.channel_prefix,
                                          namespace)
-        found = channels(self._query(), _glob_escape(prefix) +
-                         '*#', self._options.use_sharded_pubsub)
+        found = run(channels(self._query(), _glob_escape(prefix) +
+                             '*#', self._options.use_sharded_pubsub))
         return {c[len(prefix):-1] for c in found} - {self._uid}
 
     def open(self, namespace: str, kind: type, timeout: float,

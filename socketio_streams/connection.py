@@ -7,10 +7,11 @@ from one description, so credentials and TLS settings apply everywhere.
 """
 from __future__ import annotations
 
-import inspect
+import importlib
 import os
 import socket
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any, Awaitable, Callable
 from urllib.parse import parse_qsl, unquote, urlparse
 
@@ -21,6 +22,7 @@ from .errors import (CLUSTER_ERRORS, REFUSED_LOCALLY,  # noqa: F401
                      RESPONSE_ERRORS, RETRYABLE, TRANSIENT, explain,
                      transient, why)
 from .runtime import wake_closed_waiters
+from .steps import Steps
 
 #: seconds to open a connection, unless redis_options say otherwise
 CONNECT_TIMEOUT = 5.0
@@ -164,13 +166,41 @@ def parse_url(url: str) -> Target:
                      f'redis+sentinel:// or redis+cluster://')
 
 
+def is_asyncio(client: Any) -> bool:
+    """Whether ``client`` is a ``redis.asyncio`` or ``valkey.asyncio`` one
+    (a cluster's node included)."""
+    return any(c.__module__.startswith(('redis.asyncio', 'valkey.asyncio'))
+               for c in type(client).__mro__)
+
+
+def _is_cluster(client: Any) -> bool:
+    return hasattr(client, 'get_nodes')
+
+
+def _check_world(client: Any, asyncio: bool) -> None:
+    """``TypeError`` for a client of the other world than the manager's."""
+    if is_asyncio(client) and not asyncio:
+        raise TypeError(
+            f'{type(client).__module__}.{type(client).__name__} is an '
+            f'asyncio client: use AsyncRedisStreamsManager (with '
+            f'socketio.AsyncServer), or give RedisStreamsManager a sync '
+            f'client')
+    if asyncio and not is_asyncio(client):
+        raise TypeError(
+            f'{type(client).__module__}.{type(client).__name__} is a sync '
+            f'client: AsyncRedisStreamsManager needs a redis.asyncio or '
+            f'valkey.asyncio one; use RedisStreamsManager for a sync client')
+
+
 class Connector:
-    """Builds every client the manager opens, from a URL or a client."""
+    """Builds every client the manager opens, from a URL or a client:
+    ``redis.asyncio`` (``valkey.asyncio``) ones with ``asyncio=True``."""
 
     def __init__(self, url: str | None = None, client: Any = None,
-                 redis_options: dict | None = None):
+                 redis_options: dict | None = None, asyncio: bool = False):
         self.redis_options = dict(redis_options or {})
         self._client = client
+        self.asyncio = asyncio
         self.target: Target | None = None
         for name in _FILES:
             path = self.redis_options.get(name)
@@ -185,7 +215,8 @@ class Connector:
             if not hasattr(client, 'execute_command'):
                 raise ValueError(f'client must be a redis/valkey client, '
                                  f'got {client!r}')
-        self.is_cluster = hasattr(client, 'get_nodes') or (
+            _check_world(client, asyncio)
+        self.is_cluster = _is_cluster(client) or (
             self.target is not None and self.target.kind == 'cluster')
 
     def describe(self) -> str:
@@ -214,17 +245,21 @@ class Connector:
             self._client = self.new_client()
         return self._client
 
-    def close(self, log: Callable[[str], Any] | None = None) -> None:
-        """Close the shared client, if it was ever made."""
+    def close(self, log: Callable[[str], Any] | None = None
+              ) -> Awaitable[None] | None:
+        """Close the shared client, if it was ever made (asyncio: returns
+        what to await)."""
         if self._client is not None:
-            close_client(self._client, log)
+            return close_client(self._client, log)
+        return None
 
     def new_client(self, **overrides: Any) -> Any:
         """A client with its own connections, e.g. for a blocking reader;
         replies are awaited ``COMMAND_TIMEOUT`` seconds unless
         redis_options or ``overrides`` give a ``socket_timeout``.
         A cluster client asks a seed for the slot map at once: if none
-        answers, that is a ``ConnectionError`` like any other."""
+        answers, that is a ``ConnectionError`` like any other (an asyncio
+        one asks when it is first used, or in ``initialize(client)``)."""
         kwargs = {**self.redis_options, **overrides}
         kwargs.setdefault('decode_responses', False)
         kwargs.setdefault('socket_connect_timeout', CONNECT_TIMEOUT)
@@ -244,32 +279,36 @@ class Connector:
         if self.target is None:
             return self._duplicate(self._client, kwargs)
         t = self.target
+        lib = t.library
+        if self.asyncio:  # the same names, in the asyncio package
+            lib = importlib.import_module(f'{lib.__name__}.asyncio')
         if t.kind == 'standalone':
-            return t.library.Redis.from_url(t.url, **kwargs)
+            return lib.Redis.from_url(t.url, **kwargs)
         if t.kind == 'sentinel':
             kwargs = {**t.kwargs, **kwargs}
             sentinel_kwargs = kwargs.pop('sentinel_kwargs', None)
             if sentinel_kwargs is None:
                 sentinel_kwargs = _sentinel_kwargs(kwargs)
-            sentinel = t.library.sentinel.Sentinel(
+            sentinel = lib.sentinel.Sentinel(
                 t.hosts, sentinel_kwargs=sentinel_kwargs, **kwargs)
             return sentinel.master_for(t.service, **kwargs)
-        nodes = [t.library.cluster.ClusterNode(h, p) for h, p in t.hosts]
+        nodes = [lib.cluster.ClusterNode(h, p) for h, p in t.hosts]
         kwargs.pop('retry', None)  # per node, not the cluster's own
-        return cluster_class(t.library)(
+        return cluster_class(lib)(
             startup_nodes=nodes, **{**t.kwargs, **kwargs})
 
     @staticmethod
     def _duplicate(client: Any, kwargs: dict) -> Any:
         """A sibling of a user's client with its own connection pool (a
         cluster client: seeded with every node it knows)."""
-        if hasattr(client, 'get_nodes'):
-            nodes = client.get_nodes()
-            pool = node_client(
-                client, client.get_default_node() or nodes[0]).connection_pool
-            node_kwargs = {k: v for k, v in pool.connection_kwargs.items()
+        if _is_cluster(client):
+            # an asyncio client knows its startup nodes until it is used
+            nodes = client.get_nodes() or \
+                list(client.nodes_manager.startup_nodes.values())
+            connection_kwargs, connection_class = _node_connection(client)
+            node_kwargs = {k: v for k, v in connection_kwargs.items()
                            if k in _CLUSTER_KEEP}
-            if 'SSL' in pool.connection_class.__name__:
+            if 'SSL' in connection_class.__name__:
                 node_kwargs['ssl'] = True
             node_kwargs.update(kwargs)
             node_kwargs.pop('retry', None)
@@ -311,11 +350,47 @@ def cluster_class(library: Any) -> Any:
     return getattr(module, 'RedisCluster', None) or module.ValkeyCluster
 
 
+def _node_connection(cluster: Any) -> tuple[dict, type]:
+    """The connection keyword arguments and class of a cluster's nodes."""
+    if is_asyncio(cluster):
+        kwargs = dict(cluster.get_connection_kwargs())
+        return kwargs, kwargs.pop('connection_class')
+    pool = node_client(cluster, cluster.get_default_node() or
+                       cluster.get_nodes()[0]).connection_pool
+    return pool.connection_kwargs, pool.connection_class
+
+
 def node_client(cluster: Any, node: Any) -> Any:
-    """The plain client of one node of a redis-py or valkey-py cluster."""
+    """What runs a command on one node of a redis-py or valkey-py cluster,
+    no retries: the node's plain client (asyncio: the node itself, whose
+    ``execute_command`` is a coroutine function)."""
+    if is_asyncio(cluster):
+        return node
     get = getattr(cluster, 'get_redis_connection', None) or \
         cluster.get_valkey_connection
     return get(node)
+
+
+def _asyncio_node_client(node: Any, **overrides: Any) -> Any:
+    """A plain asyncio client (its own pool) of an asyncio cluster's
+    ``node``, with the cluster's connection settings."""
+    lib = importlib.import_module(
+        f'{type(node).__module__.split(".")[0]}.asyncio')
+    kwargs = {**node.connection_kwargs, **overrides}
+    return lib.Redis(connection_pool=lib.ConnectionPool(
+        connection_class=node.connection_class, **kwargs))
+
+
+def initialize(client: Any) -> Steps[None]:
+    """Steps that fetch an asyncio cluster client's slot map, if it has
+    none yet (a sync one did when it was made; a ``ConnectionError`` if
+    no seed answers)."""
+    if is_asyncio(client) and _is_cluster(client) and not client.get_nodes():
+        try:
+            yield partial(client.initialize)
+        except CLUSTER_ERRORS as exc:
+            raise redis.exceptions.ConnectionError(
+                f'Redis Cluster: {exc}') from exc
 
 
 class Writer:
@@ -329,16 +404,27 @@ class Writer:
         self._router: Any = None  # a cluster client, for its slot map
         self._clients: dict[str, Any] = {}
 
+    def ready(self) -> Steps[None]:
+        """Steps to take before ``node()``: an asyncio cluster client
+        learns its slot map here (a sync one when it is made)."""
+        if self._connector.is_cluster:
+            yield from initialize(self._route())
+
+    def _route(self) -> Any:
+        if self._router is None:
+            self._router = self._connector.new_client()
+        return self._router
+
     def node(self, key: str | None) -> str:
         """The name of the node that serves ``key`` (None: any node); ''
         when there is one server."""
         if not self._connector.is_cluster:
             return ''
-        if self._router is None:
-            self._router = self._connector.new_client()
-        router = self._router
+        router = self._route()
         if key is None:
-            found = router.get_default_node() or router.get_primaries()[0]
+            # none before an asyncio client's ready()
+            found = router.get_default_node() or next(
+                iter(router.get_primaries()), None)
         else:
             found = router.get_node_from_key(key)
         if found is None:
@@ -353,63 +439,84 @@ class Writer:
                 made = self._connector.new_client(retry=None)
             else:
                 found = self._router.get_node(node_name=node)
-                made = Connector._duplicate(
-                    node_client(self._router, found),
-                    {'retry': None})
+                if is_asyncio(found):
+                    made = _asyncio_node_client(found, retry=None)
+                else:
+                    made = Connector._duplicate(
+                        node_client(self._router, found), {'retry': None})
             self._clients[node] = made
         return self._clients[node]
 
-    def reset(self) -> None:
-        """Drop connections and the slot map: ask again next time."""
+    def reset(self) -> Awaitable[None] | None:
+        """Drop connections and the slot map: ask again next time. For
+        asyncio clients, returns what to await to close them (steps:
+        ``yield writer.reset``)."""
         clients, self._clients = self._clients, {}
         router, self._router = self._router, None
-        for client in [*clients.values(), router]:
-            if client is not None:
-                close_client(client)
+        closing = [close_client(client) for client in
+                   [*clients.values(), router] if client is not None]
+        waits = [c for c in closing if c is not None]
+        return _each(waits) if waits else None
 
 
 def close_client(client: Any, log: Callable[[str], Any] | None = None
                  ) -> Awaitable[None] | None:
     """Close a client's connections, even those in use by another task;
-    an asyncio client's: the awaitable that closes them."""
-    if inspect.iscoroutinefunction(getattr(client, 'aclose', None)):
+    for an asyncio client, returns the coroutine that does."""
+    if is_asyncio(client):
         return _aclose(client, log)
     try:
-        if hasattr(client, 'get_nodes'):
+        if _is_cluster(client):
             client.close()
         else:
             client.connection_pool.disconnect(inuse_connections=True)
         wake_closed_waiters()
     except Exception as exc:  # closing is best effort by nature
-        if log:
-            log(f'while closing a Redis client: {exc!r}')
+        _closing_failed(exc, log)
     return None
+
+
+async def _each(awaitables: list) -> None:
+    for awaitable in awaitables:
+        await awaitable
 
 
 async def _aclose(client: Any, log: Callable[[str], Any] | None) -> None:
     try:
-        if hasattr(client, 'get_nodes'):
+        if _is_cluster(client):
             await client.aclose()
-        else:  # its pool too, even one it was given
-            await client.aclose(close_connection_pool=True)
+            return
+        await client.aclose(close_connection_pool=True)
+        sentinels = getattr(client.connection_pool, 'sentinel_manager', None)
+        for sentinel in getattr(sentinels, 'sentinels', ()):
+            # shared by the clients of one Sentinel: the idle ones only
+            await sentinel.connection_pool.disconnect(
+                inuse_connections=False)
     except Exception as exc:  # closing is best effort by nature
-        if log:
-            log(f'while closing a Redis client: {exc!r}')
+        _closing_failed(exc, log)
 
 
-def _on_each_node(client: Any, command: tuple) -> list:
-    """``command``'s reply from each node of a cluster (those that cannot
-    be reached have no subscribers: skipped, unless none can), or from the
-    one server. A refused command raises an error that says why."""
-    if not hasattr(client, 'get_nodes'):
+def _closing_failed(exc: Exception, log: Callable[[str], Any] | None
+                    ) -> None:
+    if log:
+        log(f'while closing a Redis client: {exc!r}')
+
+
+def _on_each_node(client: Any, command: tuple) -> Steps[list]:
+    """Steps: ``command``'s reply from each node of a cluster (those that
+    cannot be reached have no subscribers: skipped, unless none can), or
+    from the one server. A refused command raises an error that says
+    why."""
+    if not _is_cluster(client):
         clients = [client]
     else:
+        yield from initialize(client)
         clients = [node_client(client, node)
                    for node in client.get_nodes()]
     replies, lost = [], None
     for node in clients:
         try:
-            replies.append(node.execute_command(*command))
+            replies.append((yield partial(node.execute_command, *command)))
         except RETRYABLE as exc:
             lost = exc
         except RESPONSE_ERRORS as exc:
@@ -419,12 +526,13 @@ def _on_each_node(client: Any, command: tuple) -> list:
     return replies
 
 
-def numsub(client: Any, channel: str, sharded: bool = False) -> int:
-    """Subscribers of ``channel`` (``PUBSUB [SHARD]NUMSUB``), summed over
-    the nodes of a cluster."""
+def numsub(client: Any, channel: str, sharded: bool = False
+           ) -> Steps[int]:
+    """Steps: subscribers of ``channel`` (``PUBSUB [SHARD]NUMSUB``),
+    summed over the nodes of a cluster."""
     command = ('PUBSUB', 'SHARDNUMSUB' if sharded else 'NUMSUB', channel)
     total = 0
-    for reply in _on_each_node(client, command):
+    for reply in (yield from _on_each_node(client, command)):
         if isinstance(reply, dict):
             reply = list(reply.items())
         elif reply and not isinstance(reply[0], (list, tuple)):
@@ -433,12 +541,13 @@ def numsub(client: Any, channel: str, sharded: bool = False) -> int:
     return total
 
 
-def channels(client: Any, pattern: str, sharded: bool = False) -> set[str]:
-    """Active channels matching ``pattern`` (``PUBSUB [SHARD]CHANNELS``),
-    over every node of a cluster."""
+def channels(client: Any, pattern: str, sharded: bool = False
+             ) -> Steps[set[str]]:
+    """Steps: active channels matching ``pattern`` (``PUBSUB
+    [SHARD]CHANNELS``), over every node of a cluster."""
     command = ('PUBSUB', 'SHARDCHANNELS' if sharded else 'CHANNELS', pattern)
     found: set[str] = set()
-    for reply in _on_each_node(client, command):
+    for reply in (yield from _on_each_node(client, command)):
         for name in reply or ():
             found.add(name.decode() if isinstance(name, bytes) else name)
     return found
