@@ -16,6 +16,7 @@ from .delivery import encode
 from .exceptions import AckTimeoutError
 from .handlers import CALLBACK_TTL
 from .protocol import Message, MessageType as T
+from .steps import run
 
 #: most ack ids held for local clients on behalf of other servers' requests
 MAX_REMOTE_ACKS = 10_000
@@ -59,8 +60,8 @@ class ClusterOps(Manager):
                             for infos in req.answers.values()
                             for info in infos]
 
-        self._requests.wait(namespace, request_id, request, timeout,
-                            'fetch_sockets', sockets)
+        run(self._requests.wait(namespace, request_id, request, timeout,
+                                'fetch_sockets', sockets, self._runtime))
         return sockets(request)
 
     def sockets_join(self, rooms: Any, to: Any = None, skip_sid: Any = None,
@@ -113,8 +114,9 @@ class ClusterOps(Manager):
         request.on_count(SELF, len(targets))
         self._send_with_acks(namespace, event_data, targets,
                              lambda *args: request.on_ack(SELF, list(args)))
-        self._requests.wait(namespace, request_id, request, timeout,
-                            'emit_with_ack', lambda r: list(r.acks))
+        run(self._requests.wait(namespace, request_id, request, timeout,
+                                'emit_with_ack', lambda r: list(r.acks),
+                                self._runtime))
         return list(request.acks)
 
     def _emit_with_callback(self, event, data, event_data, namespace, room,
@@ -182,9 +184,10 @@ class ClusterOps(Manager):
 
         def wait() -> None:
             try:
-                answers = self._requests.wait(
+                answers = run(self._requests.wait(
                     namespace, request_id, request, timeout,
-                    'server_side_emit', lambda r: list(r.answers.values()))
+                    'server_side_emit', lambda r: list(r.answers.values()),
+                    self._runtime))
             except AckTimeoutError as exc:
                 return callback(exc, exc.responses)
             callback(None, list(answers.values()))
@@ -197,7 +200,7 @@ class ClusterOps(Manager):
         write_only emitter that made requests listens too, but is not a
         server: it does not count itself."""
         namespace = arguments.namespace(namespace)
-        count = self._requests.server_count(namespace)
+        count = run(self._requests.server_count(namespace))
         if self.options.write_only and namespace in self._links.watched:
             count -= 1
         return max(count, 0)
@@ -210,8 +213,8 @@ class ClusterOps(Manager):
             raise RuntimeError('the manager is closed')
         self._links.listen()
         self._links.watch(namespace)
-        return self._requests.open(namespace, kind, timeout,
-                                   self._runtime.event())
+        return run(self._requests.open(namespace, kind, timeout,
+                                       self._runtime.event()))
 
     def _local_sockets(self, namespace: str, opts: dict) -> list[dict]:
         """Node's socket descriptions of the matching local sockets."""

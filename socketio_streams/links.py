@@ -12,6 +12,7 @@ from . import protocol
 from .protocol import Message, MessageType as T
 from .publisher import Item, Publisher
 from .reader import StreamReader, Subscriber
+from .steps import run
 
 #: how long after new channels were added connections wait for their
 #: SUBSCRIBE to be sent (a few ms while Redis answers)
@@ -167,7 +168,7 @@ class Links:
             self.publisher.close(timeout)
         for task in tasks:
             task.stop()
-        self._mgr._requests.close()
+        run(self._mgr._requests.close())
         for task in tasks:
             task.join(max(deadline - time.monotonic(), 0.1))
 
