@@ -15,6 +15,7 @@ from .dedup import Dedup
 from .delivery import encode
 from .protocol import MessageType as T, ProtocolError
 from .publisher import Item
+from .steps import run
 
 #: disconnection reasons after which a session is kept for recovery
 RECOVERABLE = ('transport close', 'transport error', 'ping timeout')
@@ -74,7 +75,8 @@ class Restoring(Manager):
     def _take_session(self, pid: Any, offset: Any,
                       namespace: str) -> dict | None:
         try:
-            return self._recovery.take(pid, offset, self._stream(namespace)) \
+            return run(self._recovery.take(
+                pid, offset, self._stream(namespace))) \
                 if self._recovery else None
         except Exception as exc:  # Redis unreachable: a fresh session
             self._log.warning('cannot restore session %r: %r', pid, exc)
@@ -111,8 +113,9 @@ class Restoring(Manager):
         last, complete, sent = session['offset'], False, 0
         seen = Dedup()
         try:
-            for entry_id, fields in self._recovery.backlog(
-                    self._stream(namespace), last):
+            backlog = self._recovery.backlog(self._stream(namespace), last)
+            while (entry := run(backlog.next())) is not None:
+                entry_id, fields = entry
                 last = entry_id
                 try:
                     event_data = missed(fields, namespace, session['rooms'],
