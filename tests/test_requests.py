@@ -121,19 +121,25 @@ def other_server(redis_server):
 
 @pytest.fixture
 def async_requests(redis_server, monkeypatch):
-    """``(requests, connector)``: Requests on redis.asyncio clients."""
+    """Requests on redis.asyncio clients."""
     asyncredis.skip_unless_standalone()
     monkeypatch.setattr(cluster, 'numsub', asyncredis.numsub)
     monkeypatch.setattr(cluster, 'channels', asyncredis.channels)
     monkeypatch.setattr(cluster, 'close_client', asyncredis.close_client)
-    connector = asyncredis.AsyncConnector(redis_server.url)
-    return Requests(connector, Options(), 'me'), connector
+    return Requests(asyncredis.AsyncConnector(redis_server.url), Options(),
+                    'me')
 
 
-def _in_loop(main):
-    """Run ``main()`` in a debug event loop (never-awaited coroutines and
-    misuse of the loop are reported)."""
-    return asyncio.run(main(), debug=True)
+def _in_loop(requests, main):
+    """``main()`` in a debug event loop (never-awaited coroutines and
+    misuse of the loop are reported); ``requests`` closed after it."""
+    async def whole():
+        try:
+            return await main()
+        finally:
+            await arun(requests.close())
+            await requests._connector.aclose()
+    return asyncio.run(whole(), debug=True)
 
 
 async def _ticks_during(awaitable):
@@ -159,23 +165,18 @@ async def _ticks_during(awaitable):
 
 def test_server_count_and_live_servers_under_arun(async_requests,
                                                   other_server):
-    requests, connector = async_requests
+    requests = async_requests
 
     async def main():
-        try:
-            return (await arun(requests.server_count('/')),
-                    await arun(requests.live_servers('/')))
-        finally:
-            await arun(requests.close())
-            await connector.aclose()
+        return (await arun(requests.server_count('/')),
+                await arun(requests.live_servers('/')))
 
-    assert _in_loop(main) == (1, {OTHER})
+    assert _in_loop(requests, main) == (1, {OTHER})
 
 
 def test_wait_under_asyncio_returns_when_the_answers_come(async_requests,
                                                           other_server):
-    requests, connector = async_requests
-    runtime = AsyncRuntime()
+    requests, runtime = async_requests, AsyncRuntime()
 
     async def main():
         request_id, request = await arun(requests.open(
@@ -186,36 +187,29 @@ def test_wait_under_asyncio_returns_when_the_answers_come(async_requests,
             await asyncio.sleep(0.05)
             request.on_answer(OTHER, 42)
 
-        asyncio.ensure_future(answer())
-        try:
-            return await arun(requests.wait(
-                '/', request_id, request, 5.0, 'test', list, runtime))
-        finally:
-            await arun(requests.close())
-            await connector.aclose()
+        task = asyncio.ensure_future(answer())  # referenced: not collected
+        answers = await arun(requests.wait(
+            '/', request_id, request, 5.0, 'test', list, runtime))
+        await task
+        return answers
 
-    assert _in_loop(main) == {OTHER: 42}
+    assert _in_loop(requests, main) == {OTHER: 42}
     assert len(requests) == 0
 
 
 def test_wait_under_asyncio_times_out_without_blocking_the_loop(
         async_requests, other_server):
-    requests, connector = async_requests
-    runtime = AsyncRuntime()
+    requests, runtime = async_requests, AsyncRuntime()
     timeout = cluster.QUERY_TIMEOUT * 0.6  # no membership query meanwhile
 
     async def main():
         request_id, request = await arun(requests.open(
             '/', Request, timeout, runtime.event()))
-        try:
-            return await _ticks_during(arun(requests.wait(
-                '/', request_id, request, timeout, 'test',
-                lambda r: ['partial'], runtime)))
-        finally:
-            await arun(requests.close())
-            await connector.aclose()
+        return await _ticks_during(arun(requests.wait(
+            '/', request_id, request, timeout, 'test',
+            lambda r: ['partial'], runtime)))
 
-    error, ticks = _in_loop(main)
+    error, ticks = _in_loop(requests, main)
     assert isinstance(error, AckTimeoutError), error
     assert OTHER in str(error) and error.responses == ['partial']
     # waits of MEMBERSHIP_POLL each: a blocking one would give no ticks
@@ -225,8 +219,7 @@ def test_wait_under_asyncio_times_out_without_blocking_the_loop(
 
 def test_wait_under_asyncio_stops_waiting_for_a_server_that_left(
         async_requests, other_server):
-    requests, connector = async_requests
-    runtime = AsyncRuntime()
+    requests, runtime = async_requests, AsyncRuntime()
 
     async def main():
         request_id, request = await arun(requests.open(
@@ -237,12 +230,10 @@ def test_wait_under_asyncio_stops_waiting_for_a_server_that_left(
             await asyncio.sleep(0.05)
             other_server.leave()  # unsubscribed: it left the cluster
 
-        asyncio.ensure_future(leave())
-        try:
-            return await arun(requests.wait(
-                '/', request_id, request, 30.0, 'test', list, runtime))
-        finally:
-            await arun(requests.close())
-            await connector.aclose()
+        task = asyncio.ensure_future(leave())  # referenced: not collected
+        answers = await arun(requests.wait(
+            '/', request_id, request, 30.0, 'test', list, runtime))
+        await task
+        return answers
 
-    assert _in_loop(main) == {}
+    assert _in_loop(requests, main) == {}
