@@ -1,6 +1,11 @@
-"""Requests awaiting answers from other servers, and what they return."""
+"""Requests awaiting answers from other servers, and what they return.
+
+``Requests``' methods that talk to Redis or wait are :mod:`steps
+<socketio_streams.steps>`; the bookkeeping (``Request``, ``Pending``...)
+does no I/O."""
 from __future__ import annotations
 
+import functools
 import heapq
 import itertools
 import secrets
@@ -14,7 +19,7 @@ from . import protocol
 from .connection import channels, close_client, numsub
 from .errors import CLUSTER_ERRORS, RETRYABLE
 from .exceptions import AckTimeoutError
-from .steps import run
+from .steps import Steps
 
 #: the name under which a server counts its own clients in a request
 SELF = ''
@@ -194,10 +199,11 @@ class Requests:
                 socket_timeout=QUERY_TIMEOUT)
         return self._client
 
-    def close(self) -> None:
+    def close(self) -> Steps[None]:
+        """Steps: close the query client."""
         client, self._client = self._client, None
         if client is not None:
-            close_client(client)
+            yield functools.partial(close_client, client)
 
     def __len__(self) -> int:
         return len(self._pending)
@@ -208,26 +214,28 @@ class Requests:
     def discard(self, request_id: str | None) -> None:
         self._pending.discard(request_id)
 
-    def server_count(self, namespace: str) -> int:
-        """Subscribers of the namespace's public channel, as Node counts
-        servers (summed over a cluster's nodes)."""
-        return run(numsub(self._query(), protocol.public_channel(
-            self._options.channel_prefix, namespace),
-            self._options.use_sharded_pubsub))
+    def server_count(self, namespace: str) -> Steps[int]:
+        """Steps: subscribers of the namespace's public channel, as Node
+        counts servers (summed over a cluster's nodes)."""
+        channel = protocol.public_channel(self._options.channel_prefix,
+                                          namespace)
+        return (yield from numsub(self._query(), channel,
+                                  self._options.use_sharded_pubsub))
 
-    def live_servers(self, namespace: str) -> set[str]:
-        """uids of the other servers listening on the namespace: those
-        subscribed to a private channel."""
+    def live_servers(self, namespace: str) -> Steps[set[str]]:
+        """Steps: uids of the other servers listening on the namespace:
+        those subscribed to a private channel."""
         prefix = protocol.public_channel(self._options.channel_prefix,
                                          namespace)
-        found = run(channels(self._query(), _glob_escape(prefix) +
-                             '*#', self._options.use_sharded_pubsub))
+        found = yield from channels(self._query(),
+                                    _glob_escape(prefix) + '*#',
+                                    self._options.use_sharded_pubsub)
         return {c[len(prefix):-1] for c in found} - {self._uid}
 
     def open(self, namespace: str, kind: type, timeout: float,
-             event: Any) -> tuple[str, Any]:
-        """A new request (of ``kind``, ``event`` set when complete)
-        awaiting the live, responsive servers, and its ID."""
+             event: Any) -> Steps[tuple[str, Any]]:
+        """Steps: a new request (of ``kind``, ``event`` set when
+        complete) awaiting the live, responsive servers, and its ID."""
         if timeout <= 0:
             raise ValueError(f'timeout must be > 0, got {timeout!r}')
         now = time.monotonic()
@@ -235,7 +243,8 @@ class Requests:
         self._silent = {uid: until for uid, until in self._silent.items()
                         if until > now}
         try:
-            awaited, blind = self.live_servers(namespace), False
+            awaited = yield from self.live_servers(namespace)
+            blind = False
         except (*RETRYABLE, *CLUSTER_ERRORS):  # nobody to wait for yet
             awaited, blind = set(), True
         request = kind(awaited - set(self._silent), now + timeout + 1, event,
@@ -245,22 +254,25 @@ class Requests:
         return request_id, request
 
     def wait(self, namespace: str, request_id: str, request: Any,
-             timeout: float, what: str,
-             partial: Callable[[Any], list]) -> dict:
-        """Wait until complete; servers that leave meanwhile stop being
-        awaited. Raises AckTimeoutError; the table entry always goes."""
+             timeout: float, what: str, partial: Callable[[Any], list],
+             runtime: Any) -> Steps[dict]:
+        """Steps: wait (``runtime.wait`` on its event) until complete;
+        servers that leave meanwhile stop being awaited. Raises
+        AckTimeoutError; the table entry always goes."""
         deadline = time.monotonic() + timeout
         try:
             while not request.done:
                 left = deadline - time.monotonic()
                 if left <= 0:
                     raise self._timed_out(request, what, timeout, partial)
-                request.event.wait(min(left, MEMBERSHIP_POLL))
+                yield functools.partial(runtime.wait, request.event,
+                                        min(left, MEMBERSHIP_POLL))
                 # a query may take QUERY_TIMEOUT: not when time is short
                 if not request.done and \
                         deadline - time.monotonic() > QUERY_TIMEOUT:
                     try:
-                        request.live(self.live_servers(namespace))
+                        request.live((yield from self.live_servers(
+                            namespace)))
                     except (*RETRYABLE, *CLUSTER_ERRORS):
                         pass  # still unreachable: the deadline decides
             return request.answers

@@ -1,11 +1,15 @@
 """Connection state recovery: sessions in Redis, missed packets from the
-stream, read in bounded batches."""
+stream, read in bounded batches. What does I/O is :mod:`steps
+<socketio_streams.steps>` (``take``, ``Backlog.next``)."""
 from __future__ import annotations
 
-from typing import Any, Iterator
+from collections import deque
+from functools import partial
+from typing import Any
 
 from . import protocol
 from .protocol import ProtocolError
+from .steps import Steps
 
 #: entries per XRANGE while replaying a backlog
 BATCH = 100
@@ -31,32 +35,34 @@ class Recovery:
     def key(self, pid: str) -> str:
         return self._options.session_key_prefix + pid
 
-    def take(self, pid: Any, offset: Any, stream: str) -> dict | None:
-        """The session of ``pid`` if it can be restored from ``offset``
+    def take(self, pid: Any, offset: Any,
+             stream: str) -> Steps[dict | None]:
+        """Steps: the session of ``pid`` if it can be restored from ``offset``
         (still in the stream) or, for a client that has none (None), from
         the offset stored with the session; consumed; otherwise None."""
         if not isinstance(pid, str) or not pid:
             return None
         if offset is None:
-            return self._take_stored(pid, stream)
+            return (yield from self._take_stored(pid, stream))
         if not isinstance(offset, str) or not protocol.OFFSET_RE.match(
                 offset):
             return None
         client = self._connector.client()
-        if not client.xrange(stream, offset, offset, count=1):
+        if not (yield partial(client.xrange, stream, offset, offset,
+                              count=1)):
             self._log.info('recovery of %s refused: offset %s is no longer '
                            'in %r', pid, offset, stream)
             return None
-        session = self._pop(client, pid)
+        session = yield from self._pop(client, pid)
         if session is not None:
             session['offset'] = offset
         return session
 
-    def _take_stored(self, pid: str, stream: str) -> dict | None:
+    def _take_stored(self, pid: str, stream: str) -> Steps[dict | None]:
         """For a client that received no offset: from the one stored at
         its disconnection (where the stream stood when it connected)."""
         client = self._connector.client()
-        session = self._pop(client, pid)
+        session = yield from self._pop(client, pid)
         if session is None:
             return None
         if 'offset' not in session:  # stored by a Node server
@@ -65,21 +71,21 @@ class Recovery:
             return None
         pipe = client.pipeline(transaction=False)
         _check_head(pipe, stream)
-        if not _intact(session['offset'], *pipe.execute(
-                raise_on_error=False)):
+        if not _intact(session['offset'], *(
+                yield partial(pipe.execute, raise_on_error=False))):
             self._log.info('recovery of %s refused: %r was trimmed past %s',
                            pid, stream, session['offset'])
             return None
         return session
 
-    def _pop(self, client: Any, pid: str) -> dict | None:
+    def _pop(self, client: Any, pid: str) -> Steps[dict | None]:
         """GET and DEL the stored session of ``pid``, decoded."""
         # a cluster client may have no MULTI (valkey-py): one key, one node,
         # one round trip all the same
         pipe = client.pipeline(transaction=not hasattr(client, 'get_nodes'))
         pipe.get(self.key(pid))
         pipe.delete(self.key(pid))
-        value = pipe.execute()[0]
+        value = (yield partial(pipe.execute))[0]
         if value is None:
             return None
         try:
@@ -88,29 +94,50 @@ class Recovery:
             self._log.warning('ignoring stored session %s: %s', pid, exc)
             return None
 
-    def backlog(self, stream: str, offset: str) -> Iterator[tuple[str, Any]]:
-        """``(entry_id, fields)`` after ``offset``, in order, in batches;
-        raises :class:`Hole` if trimming removed any of them meanwhile."""
-        client = self._connector.client()
-        cursor = offset
-        while True:
-            # the batch first, the head of the stream after (no MULTI, which
-            # a cluster client may lack): trimming only moves the head
-            # forward, so a head at or before the cursor after the read
-            # means nothing after the cursor was trimmed before it
-            pipe = client.pipeline(transaction=False)
-            pipe.xrange(stream, protocol.next_offset(cursor), count=BATCH)
-            _check_head(pipe, stream)
-            entries, *head = pipe.execute(raise_on_error=False)
-            if isinstance(entries, Exception):
-                raise entries
-            if not _intact(cursor, *head):
-                raise Hole(f'{stream!r} was trimmed past {cursor}')
-            for entry_id, fields in entries:
-                cursor = protocol.as_text(entry_id)
-                yield cursor, _field_map(fields)
-            if len(entries) < BATCH:
-                return
+    def backlog(self, stream: str, offset: str) -> Backlog:
+        """What a client missed after ``offset`` (see :class:`Backlog`)."""
+        return Backlog(self._connector.client(), stream, offset)
+
+
+class Backlog:
+    """The entries of ``stream`` after ``offset``, in order, read in
+    batches of :data:`BATCH`: ``entry = yield from backlog.next()`` until
+    it is None. Raises :class:`Hole` if trimming removed any of them
+    meanwhile."""
+
+    def __init__(self, client: Any, stream: str, offset: str):
+        self._client = client
+        self._stream = stream
+        #: where the next batch starts (after it)
+        self._cursor = offset
+        self._batch: deque[tuple[str, Any]] = deque()
+        self._more = True
+
+    def next(self) -> Steps[tuple[str, Any] | None]:
+        """Steps: the next ``(entry_id, fields)``, None after the last."""
+        if not self._batch and self._more:
+            yield from self._read()
+        return self._batch.popleft() if self._batch else None
+
+    def _read(self) -> Steps[None]:
+        # the batch first, the head of the stream after (no MULTI, which
+        # a cluster client may lack): trimming only moves the head
+        # forward, so a head at or before the cursor after the read
+        # means nothing after the cursor was trimmed before it
+        pipe = self._client.pipeline(transaction=False)
+        pipe.xrange(self._stream, protocol.next_offset(self._cursor),
+                    count=BATCH)
+        _check_head(pipe, self._stream)
+        entries, *head = yield partial(pipe.execute, raise_on_error=False)
+        if isinstance(entries, Exception):
+            raise entries
+        if not _intact(self._cursor, *head):
+            raise Hole(f'{self._stream!r} was trimmed past {self._cursor}')
+        self._batch.extend((protocol.as_text(entry_id), _field_map(fields))
+                           for entry_id, fields in entries)
+        if self._batch:
+            self._cursor = self._batch[-1][0]
+        self._more = len(entries) >= BATCH
 
 
 def _check_head(pipe: Any, stream: str) -> None:
