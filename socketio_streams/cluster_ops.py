@@ -16,6 +16,7 @@ from .delivery import encode
 from .exceptions import AckTimeoutError
 from .handlers import CALLBACK_TTL
 from .protocol import Message, MessageType as T
+from .steps import run
 
 #: most ack ids held for local clients on behalf of other servers' requests
 MAX_REMOTE_ACKS = 10_000
@@ -51,8 +52,8 @@ class ClusterOps(Manager):
         found = [RemoteSocket(self, namespace, info) for info in
                  self._local_sockets(namespace, opts)]
         request_id, request = self._request(namespace, Request, timeout)
-        self._links.publish(namespace, T.FETCH_SOCKETS,
-                            {'opts': opts, 'requestId': request_id})
+        run(self._links.publish(namespace, T.FETCH_SOCKETS,
+                                {'opts': opts, 'requestId': request_id}))
 
         def sockets(req: Request) -> list[RemoteSocket]:
             return found + [RemoteSocket(self, namespace, info)
@@ -79,7 +80,7 @@ class ClusterOps(Manager):
                                   'rooms': protocol.room_list(rooms,
                                                               'rooms')},
                           self.uid, namespace)
-        self._links.publish(namespace, type_, message.data)
+        run(self._links.publish(namespace, type_, message.data))
         self._inbound.dispatch(message, 'local room operation')
 
     def disconnect_sockets(self, to: Any = None, skip_sid: Any = None,
@@ -90,7 +91,7 @@ class ClusterOps(Manager):
         message = Message(T.DISCONNECT_SOCKETS, {
             'opts': protocol.make_opts(to, skip_sid), 'close': bool(close)},
             self.uid, namespace)
-        self._links.publish(namespace, T.DISCONNECT_SOCKETS, message.data)
+        run(self._links.publish(namespace, T.DISCONNECT_SOCKETS, message.data))
         self._inbound.dispatch(message, 'local disconnect')
 
     def emit_with_ack(self, event: str, data: Any = None, to: Any = None,
@@ -107,8 +108,9 @@ class ClusterOps(Manager):
                                   {'timeout': int(timeout * 1000)})
         request_id, request = self._request(namespace, BroadcastAcks,
                                             timeout)
-        self._links.publish(namespace, T.BROADCAST, protocol.broadcast_data(
-            event_data, opts, request_id))
+        run(self._links.publish(namespace, T.BROADCAST,
+                                protocol.broadcast_data(event_data, opts,
+                                                        request_id)))
         targets = self._targets(namespace, opts['rooms'], opts['except'])
         request.on_count(SELF, len(targets))
         self._send_with_acks(namespace, event_data, targets,
@@ -132,8 +134,9 @@ class ClusterOps(Manager):
             callback, time.monotonic() + CALLBACK_TTL,
             single=isinstance(room, str)))
         opts = protocol.make_opts(room, skip_sid)
-        self._links.publish(namespace, T.BROADCAST, protocol.broadcast_data(
-            event_data, opts, request_id))
+        run(self._links.publish(namespace, T.BROADCAST,
+                                protocol.broadcast_data(event_data, opts,
+                                                        request_id)))
         if not isinstance(room, str):  # local members too (all if None)
             Manager.emit(self, event, data, namespace, room=room,
                          skip_sid=skip_sid, callback=callback)
@@ -171,14 +174,14 @@ class ClusterOps(Manager):
         arguments.check_event(event)
         packet = [event, *args]
         if callback is None:
-            self._links.publish(namespace, T.SERVER_SIDE_EMIT,
-                                {'packet': packet})
+            run(self._links.publish(namespace, T.SERVER_SIDE_EMIT,
+                                    {'packet': packet}))
             return
         if self.write_only:
             raise RuntimeError('a write_only manager cannot receive answers')
         request_id, request = self._request(namespace, Request, timeout)
-        self._links.publish(namespace, T.SERVER_SIDE_EMIT,
-                            {'requestId': request_id, 'packet': packet})
+        run(self._links.publish(namespace, T.SERVER_SIDE_EMIT,
+                                {'requestId': request_id, 'packet': packet}))
 
         def wait() -> None:
             try:

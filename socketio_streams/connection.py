@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import socket
+from functools import partial
 from dataclasses import dataclass, field
 from typing import Any, Callable
 from urllib.parse import parse_qsl, unquote, urlparse
@@ -20,6 +21,7 @@ from .errors import (CLUSTER_ERRORS, REFUSED_LOCALLY,  # noqa: F401
                      RESPONSE_ERRORS, RETRYABLE, TRANSIENT, explain,
                      transient, why)
 from .runtime import wake_closed_waiters
+from .steps import Steps, done
 
 #: seconds to open a connection, unless redis_options say otherwise
 CONNECT_TIMEOUT = 5.0
@@ -328,6 +330,10 @@ class Writer:
         self._router: Any = None  # a cluster client, for its slot map
         self._clients: dict[str, Any] = {}
 
+    def ready(self) -> Steps[None]:
+        """Steps to take before ``node()``/``client()`` (none yet)."""
+        return done()
+
     def node(self, key: str | None) -> str:
         """The name of the node that serves ``key`` (None: any node); ''
         when there is one server."""
@@ -358,23 +364,34 @@ class Writer:
             self._clients[node] = made
         return self._clients[node]
 
-    def reset(self) -> None:
+    def reset(self) -> Steps[None]:
         """Drop connections and the slot map: ask again next time."""
         clients, self._clients = self._clients, {}
         router, self._router = self._router, None
         for client in [*clients.values(), router]:
             if client is not None:
-                close_client(client)
+                yield partial(close_client, client)
 
 
-def close_client(client: Any, log: Callable[[str], Any] | None = None) -> None:
-    """Close a client's connections, even those in use by another task."""
+def close_client(client: Any, log: Callable[[str], Any] | None = None) -> Any:
+    """Close a client's connections, even those in use by another task
+    (an asyncio client's: the awaitable that does)."""
+    if hasattr(client, 'aclose'):
+        return _aclose(client, log)
     try:
         if hasattr(client, 'get_nodes'):
             client.close()
         else:
             client.connection_pool.disconnect(inuse_connections=True)
         wake_closed_waiters()
+    except Exception as exc:  # closing is best effort by nature
+        if log:
+            log(f'while closing a Redis client: {exc!r}')
+
+
+async def _aclose(client: Any, log: Callable[[str], Any] | None) -> None:
+    try:
+        await client.aclose()
     except Exception as exc:  # closing is best effort by nature
         if log:
             log(f'while closing a Redis client: {exc!r}')

@@ -12,6 +12,7 @@ from . import protocol
 from .protocol import Message, MessageType as T
 from .publisher import Item, Publisher
 from .reader import StreamReader, Subscriber
+from .steps import Steps, run
 
 #: how long after new channels were added connections wait for their
 #: SUBSCRIBE to be sent (a few ms while Redis answers)
@@ -134,10 +135,11 @@ class Links:
                                    namespace)
 
     def publish(self, namespace: str, type_: int, data: Any,
-                on_written: Callable | None = None) -> None:
+                on_written: Callable | None = None) -> Steps[None]:
         """Queue a message: stream-borne types to the namespace's stream,
         requests (BROADCAST with ack, FETCH_SOCKETS, SERVER_SIDE_EMIT) to
-        its public channel, as Node's ``isEphemeral`` decides."""
+        its public channel, as Node's ``isEphemeral`` decides (steps: a
+        full buffer waits for room)."""
         publisher = self.start_publisher()
         message = Message(type=type_, data=data, uid=self._mgr.uid,
                           nsp=namespace)
@@ -145,17 +147,18 @@ class Links:
             type_ == T.BROADCAST and 'requestId' in data)
         opts = self._mgr.options
         if ephemeral:
-            self.send_pubsub(protocol.public_channel(
+            yield from self.send_pubsub(protocol.public_channel(
                 opts.channel_prefix, namespace), message)
             return
         fields = protocol.encode_entry(message, opts.only_plaintext)
-        publisher.put(Item('xadd', self.stream(namespace), fields,
-                           on_written))
+        yield from publisher.put(Item('xadd', self.stream(namespace), fields,
+                                      on_written))
 
-    def send_pubsub(self, channel: str, message: Message) -> None:
+    def send_pubsub(self, channel: str, message: Message) -> Steps[None]:
+        """Queue ``message`` to a PUB/SUB channel (steps)."""
         kind = 'spublish' if self._mgr.options.use_sharded_pubsub \
             else 'publish'
-        self.start_publisher().put(
+        yield from self.start_publisher().put(
             Item(kind, channel, protocol.encode_pubsub(message)))
 
     def close(self, timeout: float) -> None:
@@ -164,7 +167,7 @@ class Links:
         tasks = [t for t in [*self.readers.values(), self.subscriber]
                  if t is not None]
         if self.publisher is not None:
-            self.publisher.close(timeout)
+            run(self.publisher.close(timeout))
         for task in tasks:
             task.stop()
         self._mgr._requests.close()

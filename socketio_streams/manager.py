@@ -32,6 +32,7 @@ from .restore import RECOVERABLE, Restoring
 from .runtime import Runtime, check_patched
 from .sockets import LocalSockets
 from .stats import Stats
+from .steps import run
 
 #: how long the interpreter's exit waits, for all managers together, to
 #: flush what they queued
@@ -189,7 +190,7 @@ class RedisStreamsManager(ClusterOps, Restoring, Manager):
         timeout. The way for a test to wait before looking at what its
         clients received (Flask-SocketIO's ``test_client``)."""
         publisher = self._links.publisher
-        return publisher is None or publisher.flush(timeout)
+        return publisher is None or run(publisher.flush(timeout))
 
     def stats(self) -> dict:
         """Counters: published, delivered, buffered, reconnects, gaps,
@@ -293,44 +294,44 @@ class RedisStreamsManager(ClusterOps, Restoring, Manager):
         if self._recovery is not None and self.server is not None and \
                 not self._closed:
             # every client gets the stream offset: wait for the XADD reply
-            self._links.publish(namespace, T.BROADCAST, payload,
-                                on_written=lambda entry_id: deliver(
-                                    protocol.as_text(entry_id)))
+            run(self._links.publish(namespace, T.BROADCAST, payload,
+                                    on_written=lambda entry_id: deliver(
+                                        protocol.as_text(entry_id))))
             return
-        self._links.publish(namespace, T.BROADCAST, payload)
+        run(self._links.publish(namespace, T.BROADCAST, payload))
         deliver()
 
     def enter_room(self, sid, namespace, room, eio_sid=None):
         namespace = self._room_call(sid, namespace, room)
         if self._is_local(sid, namespace):
             return super().enter_room(sid, namespace, room, eio_sid=eio_sid)
-        self._links.publish(namespace, T.SOCKETS_JOIN,
-                            {'opts': protocol.make_opts(sid),
-                             'rooms': [room]})
+        run(self._links.publish(namespace, T.SOCKETS_JOIN,
+                                {'opts': protocol.make_opts(sid),
+                                 'rooms': [room]}))
 
     def leave_room(self, sid, namespace, room):
         namespace = self._room_call(sid, namespace, room)
         if self._is_local(sid, namespace):
             return super().leave_room(sid, namespace, room)
-        self._links.publish(namespace, T.SOCKETS_LEAVE,
-                            {'opts': protocol.make_opts(sid),
-                             'rooms': [room]})
+        run(self._links.publish(namespace, T.SOCKETS_LEAVE,
+                                {'opts': protocol.make_opts(sid),
+                                 'rooms': [room]}))
 
     def close_room(self, room, namespace):
         namespace = arguments.namespace(namespace)
         protocol.room_list(room)
-        self._links.publish(namespace, T.SOCKETS_LEAVE,
-                            {'opts': protocol.make_opts(room),
-                             'rooms': [room]})
+        run(self._links.publish(namespace, T.SOCKETS_LEAVE,
+                                {'opts': protocol.make_opts(room),
+                                 'rooms': [room]}))
         return super().close_room(room, namespace)
 
     def can_disconnect(self, sid, namespace):
         namespace = arguments.namespace(namespace)
         if self._is_local(sid, namespace):
             return super().can_disconnect(sid, namespace)
-        self._links.publish(namespace, T.DISCONNECT_SOCKETS,
-                            {'opts': protocol.make_opts(sid),
-                             'close': False})
+        run(self._links.publish(namespace, T.DISCONNECT_SOCKETS,
+                                {'opts': protocol.make_opts(sid),
+                                 'close': False}))
         return False
 
     def _room_call(self, sid: Any, namespace: Any, room: Any) -> str:
@@ -381,10 +382,10 @@ class RedisStreamsManager(ClusterOps, Restoring, Manager):
 
     def _respond(self, request: Message, type_: int, data: dict) -> None:
         """Answer a request on the requester's private channel."""
-        self._links.send_pubsub(
-            protocol.private_channel(self.options.channel_prefix,
-                                     request.nsp, request.uid),
-            Message(type=type_, data=data, uid=self.uid, nsp=request.nsp))
+        run(self._links.send_pubsub(
+                protocol.private_channel(self.options.channel_prefix,
+                                         request.nsp, request.uid),
+                Message(type=type_, data=data, uid=self.uid, nsp=request.nsp)))
 
     def _apply_room(self, sid: str, namespace: str, room: str,
                     join: bool) -> None:

@@ -15,6 +15,7 @@ from .dedup import Dedup
 from .delivery import encode
 from .protocol import MessageType as T, ProtocolError
 from .publisher import Item
+from .steps import run
 
 #: disconnection reasons after which a session is kept for recovery
 RECOVERABLE = ('transport close', 'transport error', 'ping timeout')
@@ -157,6 +158,6 @@ class Restoring(Manager):
             self._log.warning('session of %s cannot be stored for recovery: '
                               '%s', sid, exc)
             return
-        self._links.start_publisher().put(Item(
-            'set', self._recovery.key(sock.pid),
-            (value, self._recovery.ttl_ms)))
+        run(self._links.start_publisher().put(Item(
+                'set', self._recovery.key(sock.pid),
+                (value, self._recovery.ttl_ms))))

@@ -24,8 +24,18 @@ def _tasks(mgr) -> list:
 def _task_threads(mgr) -> list:
     """Live threads running one of the manager's tasks (threading)."""
     tasks = {id(t) for t in _tasks(mgr)}
-    return [t for t in threading.enumerate() if id(getattr(
-        getattr(t, '_target', None), '__self__', None)) in tasks]
+    return [t for t in threading.enumerate() if id(_owner(t)) in tasks]
+
+
+def _owner(thread: threading.Thread) -> object:
+    """The object whose method a thread runs, or whose steps it drives
+    (``steps.run(task._run())``)."""
+    owner = getattr(getattr(thread, '_target', None), '__self__', None)
+    args = getattr(thread, '_args', ())
+    if owner is None and args:
+        frame = getattr(args[0], 'gi_frame', None)
+        owner = frame.f_locals.get('self') if frame else None
+    return owner
 
 
 def test_server_shutdown_flushes_and_ends_the_managers_tasks(
