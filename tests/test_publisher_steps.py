@@ -102,6 +102,26 @@ def test_order_survives_killed_connections_under_asyncio(redis_server):
     assert _as_read(killer.xrange('stream')) == list(range(count))
 
 
+def test_put_waits_for_room_while_redis_answers_under_asyncio(redis_server):
+    """A burst faster than the pipeline: ``put`` yields until the task
+    made room, nothing is refused."""
+    count = 1000
+
+    async def main() -> None:
+        publisher = _publisher(redis_server.url, buffer_size=20)
+        publisher.start()
+        await arun(publisher.put(_entry(0)))
+        assert await arun(publisher.flush(5))  # connected
+        for i in range(1, count):
+            await arun(publisher.put(_entry(i)))
+        await arun(publisher.close(15))
+        assert publisher._stats.snapshot()['buffer_full'] == 0
+
+    _in_asyncio(main)
+    assert _as_read(redis_server.client().xrange('stream')) == \
+        list(range(count))
+
+
 def test_a_full_buffer_raises_while_redis_is_down_under_asyncio(tmp_path):
     server = RedisProcess(str(tmp_path / 'redis'))
 
