@@ -122,8 +122,8 @@ class Publisher:
         """Queue an item (steps). A full buffer while Redis is reachable (a
         burst faster than the pipeline) makes the caller wait for room, up
         to ``FULL_WAIT`` seconds; while Redis is unreachable, or after
-        that, ``BufferFullError``: never a silent drop. With room, as
-        cheap as ``offer``."""
+        that, ``BufferFullError``: never a silent drop. With room, queued
+        at the first step, without yielding (``offer``)."""
         if self.offer(item):
             return
         deadline = time.monotonic() + self.FULL_WAIT
