@@ -102,6 +102,28 @@ def test_order_survives_killed_connections_under_asyncio(redis_server):
     assert _as_read(killer.xrange('stream')) == list(range(count))
 
 
+def test_entries_a_restarted_redis_lost_are_written_again_under_asyncio(
+        redis_server):
+    """Redis restarts without persistence: the publisher finds the
+    entries it had written gone (``_requeue_lost`` over redis.asyncio) and
+    writes them again, in order, before what came next."""
+    async def main() -> None:
+        publisher = _publisher(redis_server.url)
+        publisher.start()
+        for i in range(100):
+            await arun(publisher.put(_entry(i)))
+        assert await arun(publisher.flush(5))
+        redis_server.restart()
+        await arun(publisher.put(_entry(100)))
+        assert await arun(publisher.flush(15))
+        assert publisher._stats.snapshot()['resent'] == 100
+        await arun(publisher.close(5))
+
+    _in_asyncio(main)
+    assert [int(fields[b'i']) for _, fields in redis_server.client().xrange(
+        'stream')] == list(range(101))
+
+
 def test_put_waits_for_room_while_redis_answers_under_asyncio(redis_server):
     """A burst faster than the pipeline: ``put`` yields until the task
     made room, nothing is refused."""
