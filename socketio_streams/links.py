@@ -154,10 +154,12 @@ class Links:
                                    namespace)
 
     def publish(self, namespace: str, type_: int, data: Any,
-                on_written: Callable | None = None) -> None:
+                on_written: Callable | None = None) -> Steps[None]:
         """Queue a message: stream-borne types to the namespace's stream,
         requests (BROADCAST with ack, FETCH_SOCKETS, SERVER_SIDE_EMIT) to
-        its public channel, as Node's ``isEphemeral`` decides."""
+        its public channel, as Node's ``isEphemeral`` decides. Returns the
+        publisher's ``put`` steps (a full buffer waits for room): the
+        message is encoded at the call, as it is made."""
         publisher = self.start_publisher()
         message = Message(type=type_, data=data, uid=self._mgr.uid,
                           nsp=namespace)
@@ -165,17 +167,17 @@ class Links:
             type_ == T.BROADCAST and 'requestId' in data)
         opts = self._mgr.options
         if ephemeral:
-            self.send_pubsub(protocol.public_channel(
+            return self.send_pubsub(protocol.public_channel(
                 opts.channel_prefix, namespace), message)
-            return
         fields = protocol.encode_entry(message, opts.only_plaintext)
-        publisher.put(Item('xadd', self.stream(namespace), fields,
-                           on_written))
+        return publisher.put(Item('xadd', self.stream(namespace), fields,
+                                  on_written))
 
-    def send_pubsub(self, channel: str, message: Message) -> None:
+    def send_pubsub(self, channel: str, message: Message) -> Steps[None]:
+        """Queue ``message`` to a PUB/SUB channel (``put``'s steps)."""
         kind = 'spublish' if self._mgr.options.use_sharded_pubsub \
             else 'publish'
-        self.start_publisher().put(
+        return self.start_publisher().put(
             Item(kind, channel, protocol.encode_pubsub(message)))
 
     def close(self, timeout: float) -> Steps[None]:

@@ -13,14 +13,20 @@ the entries written in the last ``RECENT_SECONDS``; after any failure, and
 before it writes anything else, it asks the server for them and puts those
 that are missing back at the head of the queue, in order. Readers drop the
 copies of entries they had already read (same sender, same ``seq``).
+
+What waits or does I/O is written as :mod:`steps <socketio_streams.steps>`
+(``put``, ``flush``, ``close`` and the task's own), so one class serves the
+sync manager (``steps.run``) and the asyncio one (``steps.arun``).
 """
 from __future__ import annotations
 
+import asyncio
 import itertools
 import threading
 import time
 from collections import deque
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, Callable
 
 from . import protocol
@@ -29,6 +35,7 @@ from .connection import (CLUSTER_ERRORS, REFUSED_LOCALLY, RESPONSE_ERRORS,
                          RETRYABLE, TRANSIENT, Writer, explain, transient,
                          why)
 from .exceptions import BufferFullError
+from .steps import Steps
 
 __all__ = ['Item', 'Publisher', 'TRANSIENT', 'transient']
 
@@ -84,6 +91,7 @@ class Publisher:
         self._backoff = Backoff()
         self._wakeup = None
         self._done = None
+        self._task = None
         self._stopping = False
         #: ``put`` drops from ``close()`` on (a warning the first time)
         self.closed = False
@@ -100,40 +108,26 @@ class Publisher:
         return len(self._queue)
 
     def start(self) -> None:
+        """Start the task that sends what is queued."""
         self._wakeup = self._runtime.event()
         self._done = self._runtime.event()
-        self._runtime.start(self._run)
+        self._task = self._runtime.spawn(self._run())
 
     @property
     def running(self) -> bool:
         """True from ``start()`` until the task has ended."""
         return self._done is not None and not self._done.is_set()
 
-    def put(self, item: Item) -> None:
-        """Queue an item. A full buffer while Redis is reachable (a burst
-        faster than the pipeline) makes the caller wait for room, up to
-        ``FULL_WAIT`` seconds; while Redis is unreachable, or after that,
-        ``BufferFullError``: never a silent drop. A stream entry gets its
-        ``seq`` here, under the lock, so that sequence numbers rise in
-        queue order even with many emitting threads (readers drop an entry
-        whose ``seq`` is not above the last they saw from its sender).
-        Once ``close()`` began, the item is dropped: a warning the first
-        time, then debug lines."""
-        if self.closed:
-            log = self._log.debug if self._dropped else self._log.warning
-            self._dropped += 1
-            log('publisher: closed; %s to %r not sent to Redis %s (nothing '
-                'is, after close())', item.kind.upper(), item.target,
-                self._connector.describe())
+    def put(self, item: Item) -> Steps[None]:
+        """Queue an item (steps). A full buffer while Redis is reachable (a
+        burst faster than the pipeline) makes the caller wait for room, up
+        to ``FULL_WAIT`` seconds; while Redis is unreachable, or after
+        that, ``BufferFullError``: never a silent drop. With room, queued
+        at the first step, without yielding (``offer``)."""
+        if self.offer(item):
             return
         deadline = time.monotonic() + self.FULL_WAIT
         while True:
-            with self._lock:
-                if len(self._queue) < self._options.buffer_size:
-                    if item.kind == 'xadd':
-                        item.payload[protocol.SEQ] = str(next(self._seq))
-                    self._queue.append(item)
-                    break
             if self.failures or not self.connected or \
                     time.monotonic() >= deadline:
                 self._stats.incr('buffer_full')
@@ -142,34 +136,68 @@ class Publisher:
                     f'({self._connector.describe()}); buffer_size='
                     f'{self._options.buffer_size} reached')
             self._wakeup.set()
-            self._runtime.sleep(0.001)
-        self._wakeup.set()
+            yield partial(self._runtime.sleep, 0.001)
+            if self.offer(item):
+                return
 
-    def flush(self, timeout: float) -> bool:
+    def offer(self, item: Item) -> bool:
+        """Queue an item if there is room: True; False if the buffer is
+        full (``put`` waits for room). A stream entry gets its ``seq``
+        here, under the lock, so that sequence numbers rise in queue order
+        even with many emitting threads (readers drop an entry whose
+        ``seq`` is not above the last they saw from its sender). Once
+        ``close()`` began, the item is dropped: a warning the first time,
+        then debug lines."""
+        if self.closed:
+            self._drop(item)
+            return True
+        with self._lock:
+            if len(self._queue) >= self._options.buffer_size:
+                return False
+            if item.kind == 'xadd':
+                item.payload[protocol.SEQ] = str(next(self._seq))
+            self._queue.append(item)
+        if not self._wakeup.is_set():  # set: the task will take it
+            self._wakeup.set()
+        return True
+
+    def _drop(self, item: Item) -> None:
+        log = self._log.debug if self._dropped else self._log.warning
+        self._dropped += 1
+        log('publisher: closed; %s to %r not sent to Redis %s (nothing '
+            'is, after close())', item.kind.upper(), item.target,
+            self._connector.describe())
+
+    def flush(self, timeout: float) -> Steps[bool]:
         """Wait until everything queued is written and its ``on_written``
         has run (an item leaves the queue after that); False if
-        ``timeout`` passed first."""
+        ``timeout`` passed first (steps)."""
         deadline = time.monotonic() + timeout
         while self._queue and time.monotonic() < deadline:
-            self._runtime.sleep(0.01)
+            yield partial(self._runtime.sleep, 0.01)
         return not self._queue
 
-    def close(self, timeout: float) -> None:
+    def close(self, timeout: float) -> Steps[None]:
         """Take no more items; flush, then stop the task, all within
-        ``timeout`` seconds (at least a moment to end it). What is left
-        is logged with the reason: Redis unreachable, or still sending."""
+        ``timeout`` seconds (at least a moment to end it); steps. What is
+        left is logged with the reason: Redis unreachable, or still
+        sending. An asyncio task still running then is cancelled."""
         self.closed = True
         if self._wakeup is None:
             return
         deadline = time.monotonic() + timeout
-        if not self.flush(timeout):
+        if not (yield from self.flush(timeout)):
             self._log.error('closing with %d packets not written to Redis '
                             '%s: %s', len(self._queue),
                             self._connector.describe(), self._unsent_reason())
         self._stopping = True
         self._wakeup.set()
-        self._done.wait(timeout=max(deadline - time.monotonic(), 0.1))
-        self._writer.reset()
+        wait = partial(self._runtime.wait, self._done)
+        if not (yield partial(wait, max(deadline - time.monotonic(), 0.1))) \
+                and asyncio.isfuture(self._task):
+            self._task.cancel()  # its finally sets _done
+            yield partial(wait, 0.1)
+        yield self._writer.reset
 
     def _unsent_reason(self) -> str:
         if self.failures:
@@ -183,44 +211,46 @@ class Publisher:
         with self._lock:
             return list(itertools.islice(self._queue, self.BATCH))
 
-    def _run(self) -> None:
+    def _run(self) -> Steps[None]:
         try:
             while True:
                 batch = self._take()
                 if not batch:
                     if self._stopping:
                         return
-                    self._wakeup.wait(timeout=1.0)
+                    yield partial(self._runtime.wait, self._wakeup, 1.0)
                     self._wakeup.clear()
                     continue
                 if self._stopping and self.failures:
                     return  # close() gave up on an unreachable Redis
-                self._send(batch)
+                yield from self._send(batch)
         finally:
             self._done.set()
 
-    def _send(self, batch: list[Item]) -> None:
+    def _send(self, batch: list[Item]) -> Steps[None]:
+        failure: Exception | None = None
         try:
             if self._check_recent:
-                if self._requeue_lost():
+                if (yield from self._requeue_lost()):
                     return  # the next batch starts with them
                 self._check_recent = False
+            yield from self._writer.ready()
             client, batch = self._route(batch)
-            replies = self._execute(client, batch)
+            replies = yield from self._execute(client, batch)
         except (*RETRYABLE, *CLUSTER_ERRORS, *RESPONSE_ERRORS) as exc:
             # RESPONSE_ERRORS: refused while connecting (a wrong password,
             # a command the client needs that the ACL user may not run)
-            self._on_failure(exc)
-            return
+            failure = exc
         except REFUSED_LOCALLY as exc:
             if self._drop_unsendable(batch, exc):
                 return  # the rest goes with the next batch
             self._log.exception('publisher: unexpected error: %s', why(exc))
-            self._on_failure(exc)
-            return
+            failure = exc
         except Exception as exc:  # a bug or an unexpected client error
             self._log.exception('publisher: unexpected error: %s', why(exc))
-            self._on_failure(exc)
+            failure = exc
+        if failure is not None:
+            yield from self._on_failure(failure)
             return
         done = next((i for i, r in enumerate(replies) if transient(r)),
                     len(batch))
@@ -231,7 +261,7 @@ class Publisher:
             for _ in range(done):
                 self._queue.popleft()
         if done < len(batch):  # the rest waits: Redis is busy, not wrong
-            self._on_failure(replies[done])
+            yield from self._on_failure(replies[done])
             return
         if self.failures:
             self._log.warning('publisher: Redis %s is back after %d failed '
@@ -273,7 +303,7 @@ class Publisher:
             node = self._writer.node(None)
         return self._writer.client(node), batch
 
-    def _execute(self, client: Any, batch: list[Item]) -> list:
+    def _execute(self, client: Any, batch: list[Item]) -> Steps[list]:
         pipe = client.pipeline(transaction=False)
         for item in batch:
             if item.kind == 'xadd':
@@ -285,9 +315,9 @@ class Publisher:
             else:  # PUBLISH or SPUBLISH
                 pipe.execute_command(item.kind.upper(), item.target,
                                      item.payload)
-        return pipe.execute(raise_on_error=False)
+        return (yield partial(pipe.execute, raise_on_error=False))
 
-    def _requeue_lost(self) -> bool:
+    def _requeue_lost(self) -> Steps[bool]:
         """Put back at the head of the queue, in order, the recent entries
         that the server acknowledged but no longer has; True if any.
         Replication keeps order, so if the newest entry of a stream is
@@ -296,8 +326,9 @@ class Publisher:
         for written in self._recent:
             by_stream.setdefault(written.item.target, []).append(written)
         lost: list[_Written] = []
+        yield from self._writer.ready()
         for stream, entries in by_stream.items():
-            lost += self._missing(stream, entries)
+            lost += yield from self._missing(stream, entries)
         if not lost:
             return False
         gone = {id(w) for w in lost}
@@ -316,7 +347,8 @@ class Publisher:
             .describe(), len(order))
         return True
 
-    def _missing(self, stream: str, entries: list[_Written]) -> list:
+    def _missing(self, stream: str,
+                 entries: list[_Written]) -> Steps[list]:
         """Those of ``entries`` (ours, in ``stream``, oldest first) that
         the server lost (not merely trimmed)."""
         client = self._writer.client(self._writer.node(stream))
@@ -324,13 +356,13 @@ class Publisher:
         pipe.xrange(stream, count=1)
         newest = entries[-1].entry_id
         pipe.xrange(stream, newest, newest)
-        first, last = pipe.execute()
+        first, last = yield pipe.execute
         if last:
             return []
         pipe = client.pipeline(transaction=False)
         for written in entries:
             pipe.xrange(stream, written.entry_id, written.entry_id)
-        found = pipe.execute()
+        found = yield pipe.execute
         first_id = protocol.as_text(first[0][0]) if first else None
         return [w for w, there in zip(entries, found) if not there and (
             first_id is None or
@@ -370,13 +402,13 @@ class Publisher:
                     self._log.exception('publisher: on_written failed')
         self._stats.incr('published', ok)
 
-    def _on_failure(self, exc: Exception) -> None:
+    def _on_failure(self, exc: Exception) -> Steps[None]:
         self.connected = False
         self.failures += 1
         self._last_error = why(exc)
         # the server may have changed (a failover, a resharding) or lost
         # what it acknowledged: ask again where keys live, and what it has
-        self._writer.reset()
+        yield self._writer.reset
         self._check_recent = bool(self._recent)
         refused = not isinstance(exc, (*RETRYABLE, *CLUSTER_ERRORS)) and \
             not transient(exc)
@@ -401,7 +433,8 @@ class Publisher:
                             'attempts; %d packets buffered',
                             self._connector.describe(), self.failures,
                             len(self._queue))
-        self._runtime.sleep(self._backoff.compute(self.failures))
+        yield partial(self._runtime.sleep,
+                      self._backoff.compute(self.failures))
 
 
 def _sendable(item: Item) -> bool:
