@@ -1,8 +1,9 @@
 """Many python-socketio servers acting as one, through Redis Streams."""
-from .exceptions import AckTimeoutError, BufferFullError, SocketIOStreamsError
 from .async_manager import AsyncRedisStreamsManager
+from .exceptions import AckTimeoutError, BufferFullError, SocketIOStreamsError
 from .manager import RedisStreamsManager
 
 __version__ = '0.1.0'
-__all__ = ['RedisStreamsManager', 'AsyncRedisStreamsManager', 'AckTimeoutError', 'BufferFullError',
-           'SocketIOStreamsError', '__version__']
+__all__ = ['RedisStreamsManager', 'AsyncRedisStreamsManager',
+           'AckTimeoutError', 'BufferFullError', 'SocketIOStreamsError',
+           '__version__']

@@ -181,7 +181,7 @@ def cmd_tail(client: Any, args: argparse.Namespace) -> int:
     return 0  # pragma: no cover - the loop only ends by count or ^C
 
 
-def emitter(args: argparse.Namespace) -> RedisStreamsManager:
+def emitter(args: argparse.Namespace) -> Any:
     """A write_only manager on the cluster the options name."""
     return RedisStreamsManager(
         args.url, write_only=True, stream_name=args.stream_name,

@@ -309,7 +309,8 @@ def _glob_escape(text: str) -> str:
 class RemoteSocket:
     """A socket of any server of the cluster, as ``fetch_sockets`` found it.
 
-    ``emit``, ``join``, ``leave`` and ``disconnect`` work wherever it lives.
+    ``emit``, ``join``, ``leave`` and ``disconnect`` work wherever it lives
+    (coroutines, for a socket found by ``AsyncRedisStreamsManager``).
     """
 
     def __init__(self, manager: Any, namespace: str, info: dict):
@@ -323,21 +324,23 @@ class RemoteSocket:
     def __repr__(self) -> str:
         return f'<RemoteSocket {self.sid} {self.namespace}>'
 
-    def emit(self, event: str, data: Any = None) -> None:
-        self._manager.emit(event, data, namespace=self.namespace,
-                           to=self.sid)
+    # each returns the manager's call: a coroutine with the asyncio one
 
-    def join(self, room: str | list) -> None:
-        self._manager.sockets_join(room, to=self.sid,
-                                   namespace=self.namespace)
+    def emit(self, event: str, data: Any = None) -> Any:
+        return self._manager.emit(event, data, namespace=self.namespace,
+                                  to=self.sid)
 
-    def leave(self, room: str | list) -> None:
-        self._manager.sockets_leave(room, to=self.sid,
-                                    namespace=self.namespace)
+    def join(self, room: str | list) -> Any:
+        return self._manager.sockets_join(room, to=self.sid,
+                                          namespace=self.namespace)
 
-    def disconnect(self, close: bool = False) -> None:
-        self._manager.disconnect_sockets(to=self.sid, close=close,
-                                         namespace=self.namespace)
+    def leave(self, room: str | list) -> Any:
+        return self._manager.sockets_leave(room, to=self.sid,
+                                           namespace=self.namespace)
+
+    def disconnect(self, close: bool = False) -> Any:
+        return self._manager.disconnect_sockets(to=self.sid, close=close,
+                                                namespace=self.namespace)
 
 
 def js_date(seconds: float) -> str:

@@ -77,12 +77,14 @@ class ClusterOps:
     def sockets_join(self, rooms: Any, to: Any = None, skip_sid: Any = None,
                      namespace: str = '/') -> Steps[None]:
         """Make the matching sockets of every server join ``rooms``."""
-        yield from self._rooms_op(T.SOCKETS_JOIN, rooms, to, skip_sid, namespace)
+        yield from self._rooms_op(T.SOCKETS_JOIN, rooms, to, skip_sid,
+                                  namespace)
 
     def sockets_leave(self, rooms: Any, to: Any = None, skip_sid: Any = None,
                       namespace: str = '/') -> Steps[None]:
         """Make the matching sockets of every server leave ``rooms``."""
-        yield from self._rooms_op(T.SOCKETS_LEAVE, rooms, to, skip_sid, namespace)
+        yield from self._rooms_op(T.SOCKETS_LEAVE, rooms, to, skip_sid,
+                                  namespace)
 
     def _rooms_op(self, type_, rooms, to, skip_sid,
                   namespace) -> Steps[None]:

@@ -55,7 +55,7 @@ def faced(wrap: Callable[[Callable], Callable]) -> Callable[[type], type]:
     return decorate
 
 
-class ManagerCore(ClusterOps, Restoring):
+class ManagerCore(ClusterOps, Restoring, BaseManager):
     """The shared body of both managers (their docstrings tell the
     options). A face sets ``_base`` (python-socketio's ``Manager`` or
     ``AsyncManager``), ``_runtime_class``, ``_asyncio`` and ``_soon``."""

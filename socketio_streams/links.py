@@ -118,7 +118,7 @@ class Links:
                                       self._mgr._inbound.on_entry)
                 self.readers[key] = reader
                 self._pinned[key] = pinned = runtime.event()
-        if reader is not None:
+        if reader is not None and pinned is not None:
             try:
                 yield from self._pin(reader)
             finally:

@@ -88,6 +88,7 @@ class Publisher:
         self._queue: deque[Item] = deque()
         self._lock = threading.Lock()
         self._seq = itertools.count(1)
+        self._since_pause = 0
         self._backoff = Backoff()
         self._wakeup = None
         self._done = None
@@ -125,6 +126,10 @@ class Publisher:
         that, ``BufferFullError``: never a silent drop. With room, queued
         at the first step, without yielding (``offer``)."""
         if self.offer(item):
+            self._since_pause += 1
+            if self._since_pause >= self._runtime.pause_every:
+                self._since_pause = 0  # a burst lets the others run
+                yield self._runtime.pause
             return
         deadline = time.monotonic() + self.FULL_WAIT
         while True:
@@ -209,7 +214,8 @@ class Publisher:
 
     def _take(self) -> list[Item]:
         with self._lock:
-            return list(itertools.islice(self._queue, self.BATCH))
+            return list(itertools.islice(
+                self._queue, min(self.BATCH, self._runtime.write_batch)))
 
     def _run(self) -> Steps[None]:
         try:
@@ -224,6 +230,7 @@ class Publisher:
                 if self._stopping and self.failures:
                     return  # close() gave up on an unreachable Redis
                 yield from self._send(batch)
+                yield self._runtime.pause  # let the others run
         finally:
             self._done.set()
 
@@ -256,7 +263,7 @@ class Publisher:
                     len(batch))
         # delivered before leaving the queue: once flush() sees it empty,
         # every on_written has run (recovery's local delivery, for tests)
-        self._deliver(batch[:done], replies[:done])
+        yield from self._deliver(batch[:done], replies[:done])
         with self._lock:
             for _ in range(done):
                 self._queue.popleft()
@@ -359,10 +366,13 @@ class Publisher:
         first, last = yield pipe.execute
         if last:
             return []
-        pipe = client.pipeline(transaction=False)
-        for written in entries:
-            pipe.xrange(stream, written.entry_id, written.entry_id)
-        found = yield pipe.execute
+        found: list = []
+        size = self._runtime.write_batch
+        for start in range(0, len(entries), size):  # up to RECENT_MAX
+            pipe = client.pipeline(transaction=False)
+            for written in entries[start:start + size]:
+                pipe.xrange(stream, written.entry_id, written.entry_id)
+            found += yield pipe.execute
         first_id = protocol.as_text(first[0][0]) if first else None
         return [w for w, there in zip(entries, found) if not there and (
             first_id is None or
@@ -379,7 +389,9 @@ class Publisher:
                                 len(self._recent) > RECENT_MAX):
             self._recent.popleft()
 
-    def _deliver(self, batch: list[Item], replies: list) -> None:
+    def _deliver(self, batch: list[Item], replies: list) -> Steps[None]:
+        """Count what was written and run each ``on_written`` (which may
+        make steps: the manager's local delivery)."""
         ok = 0
         for item, reply in zip(batch, replies):
             if isinstance(reply, Exception):
@@ -397,7 +409,9 @@ class Publisher:
             ok += 1
             if item.on_written is not None:
                 try:
-                    item.on_written(reply)
+                    steps = item.on_written(reply)
+                    if steps is not None:
+                        yield from steps
                 except Exception:
                     self._log.exception('publisher: on_written failed')
         self._stats.incr('published', ok)

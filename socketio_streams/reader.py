@@ -230,7 +230,8 @@ class StreamReader(_Loop):
         # after repeated failures, one entry at a time: if a batch is what
         # gets the connection killed (a proxy's or Redis' output limit),
         # smaller replies still get through
-        batch = self._options.read_count if self.failures < 3 else 1
+        batch = min(self._options.read_count, self._runtime.read_batch) \
+            if self.failures < 3 else 1
         reply = yield partial(
             self._connect().xread, {self.key: self.last_id}, count=batch,
             block=self._options.block_time_ms)
@@ -249,6 +250,8 @@ class StreamReader(_Loop):
                     self.position += 1
                 yield from self._hand_over(self._handle, self.key, entry_id,
                                            fields or {})
+                if count % self._runtime.pause_every == 0:
+                    yield self._runtime.pause
         if count:
             self.trouble = None
         # a full batch means a backlog: make sure trimming is not eating

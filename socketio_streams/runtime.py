@@ -22,6 +22,13 @@ class Runtime:
 
     #: how steps are driven in this world
     drive = staticmethod(run)
+    #: most commands in one pipeline, most entries asked of one XREAD
+    #: (``read_count`` is the user's), and how many emits or handled
+    #: entries in a row before the task lets others run (``sleep(0)``):
+    #: in the asyncio world, what holds the event loop at a time
+    write_batch = 500
+    read_batch = 10 ** 9
+    pause_every = 10 ** 18
     #: a callable for python-socketio (callbacks, patched methods) that
     #: drives the steps of a function in this world
     function = staticmethod(blocking)
@@ -60,6 +67,10 @@ class Runtime:
         """Wait until ``event`` is set, up to ``timeout`` s; its state."""
         return bool(event.wait(timeout))
 
+    def pause(self) -> Any:
+        """Let the other tasks run (asyncio); here nothing to do."""
+        return None
+
     def spawn(self, steps: Steps) -> Any:
         """Drive ``steps`` in a background task of the server's."""
         return self.start(run, steps)
@@ -77,6 +88,11 @@ class AsyncRuntime(Runtime):
 
     drive = staticmethod(arun)  # type: ignore[assignment]
     function = staticmethod(awaitable)
+    # redis.asyncio encodes a pipeline and parses its replies in one go:
+    # 100 XADDs hold the loop ~4 ms (500: ~20 ms; 4x that in debug mode)
+    write_batch = 50
+    read_batch = 200
+    pause_every = 50
 
     def __init__(self, server: Any = None):
         super().__init__(server)
@@ -105,6 +121,9 @@ class AsyncRuntime(Runtime):
     def event(self) -> Any:
         return asyncio.Event()
 
+    def pause(self) -> Any:
+        return asyncio.sleep(0)
+
     async def wait(self, event: Any,  # type: ignore[override]
                    timeout: float | None) -> bool:
         if not event.is_set():
@@ -115,7 +134,10 @@ class AsyncRuntime(Runtime):
         return event.is_set()
 
     def spawn(self, steps: Steps) -> Any:
-        return self.start(arun, steps)
+        task = self.start(arun, steps)
+        name = getattr(steps, '__qualname__', 'steps')
+        task.set_name(f'socketio_streams {name}')
+        return task
 
     def interrupt(self, task: Any, close: Callable[[], Steps]) -> None:
         """Cancel ``task``: the cancellation is thrown into its steps,

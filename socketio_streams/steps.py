@@ -84,7 +84,9 @@ def blocking(func: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(func)
     def call(*args: Any, **kwargs: Any) -> Any:
         result = func(*args, **kwargs)
-        return run(result) if inspect.isgenerator(result) else result
+        if inspect.isgenerator(result):
+            return run(result)  # type: ignore[arg-type]
+        return result
     return call
 
 
@@ -95,7 +97,7 @@ def awaitable(func: Callable[..., Any]) -> Callable[..., Any]:
     async def call(*args: Any, **kwargs: Any) -> Any:
         result = func(*args, **kwargs)
         if inspect.isgenerator(result):
-            return await arun(result)
+            return await arun(result)  # type: ignore[arg-type]
         if inspect.isawaitable(result):
             return await result
         return result

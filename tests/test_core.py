@@ -10,6 +10,7 @@ from socketio_streams.delivery import Delivery
 from socketio_streams.protocol import Message, MessageType as T
 from socketio_streams.restore import missed
 from socketio_streams.sockets import LocalSockets
+from socketio_streams.steps import run
 
 from .asyncmode import ASYNC_MODE
 
@@ -115,14 +116,16 @@ class Recording:
     def _targets(self, namespace, rooms, except_rooms):
         return self.targets
 
-    def _respond(self, request, type_, data):
+    def _respond(self, request, type_, data):  # steps, with no I/O
         self.calls.append(('respond', type_, data))
+        yield from ()
 
     def _event_handler(self, namespace, event):
         return self.on.get(event)
 
     def _disconnect_local(self, sid, eio_sid, namespace, close):
         self.calls.append(('disconnect', sid, close))
+        yield from ()
 
     def _apply_room(self, sid, namespace, room, join):
         self.calls.append(('room', sid, room, join))
@@ -132,9 +135,9 @@ def test_a_server_side_emit_is_answered_even_without_a_handler():
     ctx = Recording()
     ask = Message(T.SERVER_SIDE_EMIT, {'requestId': 'r1', 'packet': ['x']},
                   'other')
-    handlers.on_server_side_emit(ctx, ask)
+    run(handlers.on_server_side_emit(ctx, ask))
     ctx.on['x'] = lambda *args: 'answer'
-    handlers.on_server_side_emit(ctx, ask)
+    run(handlers.on_server_side_emit(ctx, ask))
     assert ctx.calls == [
         ('respond', T.SERVER_SIDE_EMIT_RESPONSE,
          {'requestId': 'r1', 'packet': None}),
@@ -147,8 +150,8 @@ def test_room_and_disconnect_operations_apply_to_the_targets():
     opts = protocol.make_opts()
     handlers.on_sockets_join(ctx, Message(
         T.SOCKETS_JOIN, {'opts': opts, 'rooms': ['r']}))
-    handlers.on_disconnect_sockets(ctx, Message(
-        T.DISCONNECT_SOCKETS, {'opts': opts, 'close': True}))
+    run(handlers.on_disconnect_sockets(ctx, Message(
+        T.DISCONNECT_SOCKETS, {'opts': opts, 'close': True})))
     assert ctx.calls == [('room', 's1', 'r', True), ('room', 's2', 'r', True),
                          ('disconnect', 's1', True),
                          ('disconnect', 's2', True)]
