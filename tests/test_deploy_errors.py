@@ -9,6 +9,7 @@ import pytest
 
 from socketio_streams import RedisStreamsManager
 from socketio_streams.errors import RESPONSE_ERRORS
+from socketio_streams.steps import run
 
 from .nodes import Node, wait_until
 from .servers import RedisProcess
@@ -118,7 +119,7 @@ def test_a_refused_key_is_named_with_the_command_that_wanted_it(
             client = node.client()
             node.sio.emit('warm', 1)
             client.wait_for('warm')
-            node.mgr._persist(client.sid(), '/')  # a dropped client's
+            run(node.mgr._persist(client.sid(), '/'))  # a dropped client's
             assert node.mgr.flush(5)
             wait_until(lambda: 'refused SET' in caplog.text, 5, 'the error')
         finally:
