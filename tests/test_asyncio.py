@@ -17,6 +17,7 @@ import socketio
 from socketio_streams import AckTimeoutError, AsyncRedisStreamsManager
 
 from .async_nodes import AsyncNode, Loop
+from .deployments import DEPLOYMENT
 from .nodes import NAMESPACES, SyncNode, settle, wait_until
 
 
@@ -284,3 +285,27 @@ def test_the_manager_can_be_made_before_the_loop(redis_server):
         await mgr.close()
         return mgr.stats()['published']
     assert asyncio.run(use()) == 1
+
+
+@pytest.mark.skipif(DEPLOYMENT != 'standalone',
+                    reason='a plain client of one server')
+def test_a_given_asyncio_client_is_used_and_a_sync_one_refused(
+        redis_server, make_sync, clients):
+    import redis
+    import redis.asyncio
+    sync = make_sync()
+    clients.append(sync.client())
+    with pytest.raises(TypeError, match='RedisStreamsManager'):
+        AsyncRedisStreamsManager(client=redis.Redis.from_url(
+            redis_server.url))
+
+    async def emit() -> None:
+        given = redis.asyncio.Redis.from_url(redis_server.url)
+        mgr = AsyncRedisStreamsManager(client=given, write_only=True)
+        await mgr.emit('via', 'given client')
+        assert await mgr.flush(5)
+        await mgr.close()
+        assert await given.ping()  # still the caller's to use and close
+        await given.aclose()
+    asyncio.run(emit())
+    clients[0].wait_for('via')
