@@ -87,7 +87,7 @@ def blocking(func: Callable[..., Any]) -> Callable[..., Any]:
         if inspect.isgenerator(result):
             return run(result)  # type: ignore[arg-type]
         return result
-    return call
+    return _returning(call)
 
 
 def awaitable(func: Callable[..., Any]) -> Callable[..., Any]:
@@ -101,4 +101,19 @@ def awaitable(func: Callable[..., Any]) -> Callable[..., Any]:
         if inspect.isawaitable(result):
             return await result
         return result
+    return _returning(call)
+
+
+def _returning(call: Callable) -> Callable:
+    """Give ``call`` its own signature, returning what its driven steps
+    return (``Steps[R]`` -> ``R``, as ``async def`` shows it), for
+    ``help()`` and tools."""
+    annotations = dict(getattr(call, '__annotations__', {}))
+    returns = annotations.get('return')
+    if isinstance(returns, str) and returns.startswith('Steps['):
+        annotations['return'] = returns[len('Steps['):-1]
+        call.__annotations__ = annotations
+        signature = inspect.signature(call)
+        call.__signature__ = signature.replace(  # type: ignore
+            return_annotation=annotations['return'])
     return call
