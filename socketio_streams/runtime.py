@@ -89,10 +89,11 @@ class AsyncRuntime(Runtime):
     drive = staticmethod(arun)  # type: ignore[assignment]
     function = staticmethod(awaitable)
     # redis.asyncio encodes a pipeline and parses its replies in one go:
-    # 100 XADDs hold the loop ~4 ms (500: ~20 ms; 4x that in debug mode)
-    write_batch = 50
-    read_batch = 200
-    pause_every = 50
+    # 100 XADDs hold the loop ~4 ms (500: ~20 ms; 4x that in debug mode,
+    # and more on a loaded host)
+    write_batch = 25
+    read_batch = 100
+    pause_every = 25
 
     def __init__(self, server: Any = None):
         super().__init__(server)

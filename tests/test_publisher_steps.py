@@ -16,7 +16,7 @@ from socketio_streams import BufferFullError, protocol
 from socketio_streams.connection import Connector
 from socketio_streams.options import Options
 from socketio_streams.publisher import Item, Publisher
-from socketio_streams.runtime import AsyncRuntime
+from socketio_streams.runtime import AsyncRuntime, Runtime
 from socketio_streams.stats import Stats
 from socketio_streams.steps import arun, done
 
@@ -191,8 +191,8 @@ def test_close_cancels_a_task_stuck_on_a_frozen_redis(redis_server, caplog):
 
 def _unstarted() -> Publisher:
     """A publisher that never connects (its writer is replaced)."""
-    return Publisher(Connector('redis://127.0.0.1:1/0'), None, Options(),
-                     Stats(), LOG)
+    return Publisher(Connector('redis://127.0.0.1:1/0'), Runtime(),
+                     Options(), Stats(), LOG)
 
 
 class _Pipe:

@@ -2,16 +2,18 @@
 (steps) driven in the asyncio world with a real Redis."""
 import asyncio
 import threading
+import types
 
 import pytest
 
-from socketio_streams import cluster, protocol
+from socketio_streams import cluster, handlers, protocol
 from socketio_streams.cluster import (AckExpiry, BroadcastAcks, ClientAcks,
                                       Pending, Request, Requests, ack_value)
 from socketio_streams.exceptions import AckTimeoutError
 from socketio_streams.options import Options
 from socketio_streams.runtime import AsyncRuntime
-from socketio_streams.steps import arun
+from socketio_streams.protocol import Message, MessageType as T
+from socketio_streams.steps import arun, run
 
 from . import asyncredis
 
@@ -66,12 +68,26 @@ def test_broadcast_acks_are_done_when_every_client_answered():
 
 
 @pytest.mark.parametrize('single', [True, False])
-def test_client_acks_call_back_and_end_with_one_answer_if_single(single):
-    calls = []
-    acks = ClientAcks(lambda *args: calls.append(args), 0, single=single)
+def test_client_acks_end_with_one_answer_if_single(single):
+    acks = ClientAcks(print, 0, single=single)
     assert acks.on_ack('a', [1, 2]) is single
     assert acks.on_count('a', 5) is False
-    assert calls == [(1, 2)]
+
+
+@pytest.mark.parametrize('single', [True, False])
+def test_each_answer_to_an_emit_calls_its_callback(single):
+    """The handler calls it (it may be a coroutine function), once per
+    answer; a single socket's request ends with the first."""
+    calls: list = []
+    requests = Requests(None, Options(), 'me')
+    requests.add('r1', ClientAcks(lambda *args: calls.append(args), 1e12,
+                                  single=single))
+    ctx = types.SimpleNamespace(_requests=requests)
+    for packet in (1, 2):
+        run(handlers.on_broadcast_ack(ctx, Message(
+            T.BROADCAST_ACK, {'requestId': 'r1', 'packet': packet},
+            'other')))
+    assert calls == ([(1,)] if single else [(1,), (2,)])
 
 
 def test_ack_expiry_forgets_the_expired_and_those_over_the_limit():

@@ -189,7 +189,7 @@ def test_a_lagging_reader_shows_in_stats_and_health(redis_server, nodes,
         gate = gates.get(len(seen))
         if gate is not None:
             gate.wait(30)
-        handle(key, entry_id, fields)
+        return handle(key, entry_id, fields)  # its steps, for the reader
 
     reader._handle = gated
     emitter = RedisStreamsManager(redis_server.url, write_only=True)
