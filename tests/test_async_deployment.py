@@ -289,3 +289,41 @@ def test_server_side_emit_with_ack_across_async_and_node_servers(mixed):
     assert answers == [(None, ['pong from js'])]
     assert js.command('serverSideEmit', event='hello', args=[2],
                       ack=True) == ['pong from py 2']
+
+
+def test_clients_of_a_stopped_server_are_recovered_by_another(
+        served, redis_server, emitters):
+    """A rolling restart: SIGTERM ends a uvicorn, its JS client goes to
+    another one and is recovered with what it missed meanwhile. (Not
+    aiohttp.web: with a websocket open, SIGTERM does not end it within
+    20 s.)"""
+    try:
+        npm_ready()
+    except NodeUnavailable as exc:  # pragma: no cover - node is in the CI
+        pytest.skip(f'Node.js peers unavailable: {exc}')
+    first = served('uvicorn', recovery=30)
+    other = served('uvicorn', recovery=30)
+    emitters.append(RedisStreamsManager(redis_server.url, write_only=True))
+    emitter = emitters[0]
+    client = NodeClient(first.url, reconnection_delay=100,
+                        reconnection_delay_max=200)
+    try:
+        emitter.emit('warmup', 0)
+        client.wait_for('warmup')
+        sid = client.sid
+        assert first.sigterm() == 0
+        client.wait_for('disconnect')
+        emitter.emit('missed', 1)
+        emitter.emit('missed', 2, to=sid)
+        assert emitter.flush(5)
+        connects = len(client.events('connect'))
+        client.command('connect', url=other.url)
+        wait_until(lambda: len(client.events('connect')) > connects, 10,
+                   'back on the other server')
+        line = client.events('connect')[-1]
+        assert (line['recovered'], line['id']) == (True, sid)
+        client.wait_for(lambda ln: ln.get('event') == 'missed' and
+                        ln['args'][0] == 2)
+        assert [args[0] for args in got_js(client, 'missed')] == [1, 2]
+    finally:
+        client.stop()
