@@ -13,6 +13,8 @@ import signal
 import socket
 import subprocess
 import time
+import urllib.request
+from typing import Callable
 
 import redis
 
@@ -35,6 +37,28 @@ def stop_process(proc: subprocess.Popen | None, grace: float = 5.0) -> None:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait(5)
+
+
+def wait_serving(proc: subprocess.Popen, url: str, output: Callable[[], str],
+                 timeout: float = 30.0) -> None:
+    """Until the HTTP server ``proc`` we started answers an Engine.IO
+    handshake at ``url``; AssertionError with its ``output()`` if it
+    exits first or ``timeout`` passes."""
+    deadline = time.monotonic() + timeout
+    handshake = f'{url}/socket.io/?EIO=4&transport=polling'
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise AssertionError(f'{proc.args} exited ({proc.poll()}):\n'
+                                 f'{output()}')
+        try:
+            with urllib.request.urlopen(handshake, timeout=2) as reply:
+                if reply.status == 200:
+                    return
+        except OSError:  # not listening yet
+            pass
+        time.sleep(0.05)
+    raise AssertionError(f'{url} not serving after {timeout} s:\n'
+                         f'{output()}')
 
 
 def server_binary() -> tuple[str, str]:

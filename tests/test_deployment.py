@@ -12,14 +12,13 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import urllib.request
 from pathlib import Path
 
 import pytest
 
 from .asyncmode import ASYNC_MODE
-from .nodes import Client, wait_until
-from .servers import free_port, stop_process
+from .nodes import Client
+from .servers import free_port, stop_process, wait_serving
 
 ROOT = Path(__file__).resolve().parent.parent
 START_TIMEOUT = 30.0
@@ -75,20 +74,7 @@ class Gunicorn:
 
     def wait_ready(self) -> None:
         """Until the worker answers an Engine.IO handshake."""
-        def ready() -> bool:
-            if self.proc.poll() is not None:
-                raise AssertionError(f'gunicorn exited ({self.proc.poll()})'
-                                     f':\n{self.output()}')
-            url = f'{self.url}/socket.io/?EIO=4&transport=polling'
-            try:
-                with urllib.request.urlopen(url, timeout=2) as reply:
-                    return reply.status == 200
-            except OSError:  # not listening yet
-                return False
-        try:
-            wait_until(ready, START_TIMEOUT, f'gunicorn on {self.port}')
-        except AssertionError as exc:
-            raise AssertionError(f'{exc}\n{self.output()}') from None
+        wait_serving(self.proc, self.url, self.output, START_TIMEOUT)
 
     def output(self) -> str:
         return self.log.read_text(errors='replace')[-3000:]
