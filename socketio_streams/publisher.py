@@ -44,6 +44,9 @@ __all__ = ['Item', 'Publisher', 'TRANSIENT', 'transient']
 RECENT_SECONDS = 5.0
 #: at most this many of them (the oldest go first)
 RECENT_MAX = 20_000
+#: how long a task ended from outside, before close(), still writes what
+#: is queued (as the sync manager does at the interpreter's exit)
+DRAIN_WAIT = 2.0
 
 
 @dataclass
@@ -231,8 +234,27 @@ class Publisher:
                     return  # close() gave up on an unreachable Redis
                 yield from self._send(batch)
                 yield self._runtime.pause  # let the others run
+        except BaseException:  # cancelled: the event loop is ending
+            if self.closed or not self._queue:
+                raise
+            yield from self._drain(DRAIN_WAIT)
+            raise
         finally:
             self._done.set()
+
+    def _drain(self, timeout: float) -> Steps[None]:
+        """Write what is queued, for up to ``timeout`` s, when the task is
+        ended from outside before ``close()`` (``asyncio.run`` cancelling
+        every task of a server that never closed its manager); what is
+        left is logged."""
+        deadline = time.monotonic() + timeout
+        while self._queue and time.monotonic() < deadline:
+            yield from self._send(self._take())
+        log = self._log.error if self._queue else self._log.warning
+        log('publisher: the event loop is ending and the manager was not '
+            'closed (ASGIApp(sio, on_shutdown=sio.shutdown) closes it); %s',
+            f'{len(self._queue)} packets not written to Redis'
+            if self._queue else 'what was queued is written')
 
     def _send(self, batch: list[Item]) -> Steps[None]:
         failure: Exception | None = None

@@ -309,3 +309,30 @@ def test_a_given_asyncio_client_is_used_and_a_sync_one_refused(
         await given.aclose()
     asyncio.run(emit())
     clients[0].wait_for('via')
+
+
+DRAIN = textwrap.dedent('''
+    import asyncio, sys
+    from socketio_streams import AsyncRedisStreamsManager
+
+    async def main():
+        mgr = AsyncRedisStreamsManager(sys.argv[1], write_only=True)
+        for i in range(2000):
+            await mgr.emit('x', i)
+        # neither flush() nor close(): asyncio.run cancels every task
+
+    asyncio.run(main())
+''')
+
+
+def test_what_is_queued_is_written_when_the_loop_ends_unclosed(
+        redis_server, tmp_path):
+    script = tmp_path / 'drain.py'
+    script.write_text(DRAIN)
+    done = subprocess.run([sys.executable, str(script), redis_server.url],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert 'the manager was not closed' in done.stderr
+    client = redis_server.client()
+    entries = client.xrange('socket.io')
+    assert len(entries) == 2000
