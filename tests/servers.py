@@ -26,6 +26,15 @@ def free_port() -> int:
             return port
 
 
+def listening(port: int) -> bool:
+    """True once something accepts connections on 127.0.0.1:port."""
+    try:
+        socket.create_connection(('127.0.0.1', port), 0.2).close()
+        return True
+    except OSError:
+        return False
+
+
 def stop_process(proc: subprocess.Popen | None, grace: float = 5.0) -> None:
     """Stop a process we started: SIGTERM, then SIGKILL after ``grace``."""
     if proc is not None and proc.poll() is None:

@@ -10,7 +10,7 @@ import pytest
 import socketio
 
 from .nodes import wait_until
-from .servers import free_port
+from .servers import free_port, listening
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 EXAMPLES = os.path.join(ROOT, 'examples')
@@ -53,14 +53,6 @@ def stop_all(procs: list) -> None:
         proc.terminate()
     for proc in procs:
         proc.wait(10)
-
-
-def listening(port: int) -> bool:
-    try:
-        socket.create_connection(('127.0.0.1', port), 0.2).close()
-        return True
-    except OSError:
-        return False
 
 
 @pytest.mark.parametrize('options', [[], ['--async']],
