@@ -10,7 +10,7 @@ import pytest
 import socketio
 
 from .nodes import wait_until
-from .servers import free_port, listening
+from .servers import free_port, start_listening
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 EXAMPLES = os.path.join(ROOT, 'examples')
@@ -32,16 +32,12 @@ def start_chats(kinds: list, redis_url: str) -> tuple:
     """A chat server of each kind on a free port, listening: (ports,
     processes)."""
     ports = [free_port() for _ in kinds]
-    procs = [subprocess.Popen(
-        chat_command(kind, port), cwd=ROOT,
-        env={**os.environ, 'REDIS_URL': redis_url, 'SIO_ASYNC_MODE': ''},
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        for kind, port in zip(kinds, ports)]
+    env = {**os.environ, 'REDIS_URL': redis_url, 'SIO_ASYNC_MODE': ''}
+    procs: list = []
     try:
-        for port, proc in zip(ports, procs):
-            wait_until(lambda p=port, q=proc: q.poll() is not None or
-                       listening(p), 30, f'a chat on {port}')
-            assert proc.poll() is None, f'the chat on {port} exited'
+        for kind, port in zip(kinds, ports):
+            procs.append(start_listening(chat_command(kind, port), port,
+                                         ROOT, env))
     except BaseException:
         stop_all(procs)
         raise
