@@ -24,12 +24,16 @@ from flask_socketio import SocketIO, emit, join_room
 
 from socketio_streams import AckTimeoutError, RedisStreamsManager
 
+# beside this file: on the path as a script and under gunicorn --chdir
+from chat_common import (STATIC, TEMPLATES, label, message, panel, people,
+                         ping_answer, ping_result, session)
+
 if __name__ == '__main__' and len(sys.argv) > 1:
     PORT = int(sys.argv[1])
 else:  # under gunicorn: the port of BIND (see examples/gunicorn.conf.py)
     PORT = int(os.environ.get('BIND', '127.0.0.1:5000').rpartition(':')[2])
-LABEL = os.environ.get('SERVER_LABEL') or f'{socket.gethostname()}:{PORT}'
-app = Flask(__name__)
+LABEL = label(PORT)
+app = Flask(__name__, template_folder=TEMPLATES, static_folder=STATIC)
 mgr = RedisStreamsManager(os.environ.get('REDIS_URL',
                                          'redis://localhost:6379/0'),
                           connection_state_recovery=True)
@@ -53,23 +57,13 @@ def index():
     return render_template('chat.html', server=LABEL)
 
 
-def clean(text, limit: int = 500) -> str:
-    return str(text if text is not None else '').strip()[:limit]
-
-
 def everyone(skip_sid=None) -> list:
     """Every socket of every server, as the page lists them."""
     try:
         sockets = mgr.fetch_sockets(skip_sid=skip_sid, timeout=3)
     except AckTimeoutError as exc:  # a server did not answer: the others
         sockets = exc.responses
-    people = []
-    for s in sockets:
-        data = s.data if isinstance(s.data, dict) else {}
-        people.append({'sid': s.sid, 'name': data.get('name', 'anonymous'),
-                       'server': data.get('server', '?'),
-                       'rooms': sorted(s.rooms)})
-    return sorted(people, key=lambda p: (p['name'].lower(), p['server']))
+    return people(sockets)
 
 
 def push_online(skip_sid=None) -> None:
@@ -81,8 +75,7 @@ def push_online(skip_sid=None) -> None:
 def hello(name):
     """A page (re)connected, or renamed its user: remember the name where
     fetch_sockets finds it (the socket's session) and tell everyone."""
-    socketio.server.save_session(request.sid, {
-        'name': clean(name, 40) or 'anonymous', 'server': LABEL})
+    socketio.server.save_session(request.sid, session(name, LABEL))
     socketio.start_background_task(push_online)
     return {'server': LABEL, 'recovered': mgr.is_recovered(request.sid)}
 
@@ -92,15 +85,14 @@ def disconnect(*reason):
     socketio.start_background_task(push_online, request.sid)
 
 
-def message(text, **extra) -> dict:
-    name = socketio.server.get_session(request.sid).get('name', 'anonymous')
-    return {'text': clean(text), 'name': name, 'server': LABEL,
-            'time': time.time(), **extra}
+def said(text, **extra) -> dict:
+    return message(socketio.server.get_session(request.sid), text, LABEL,
+                   **extra)
 
 
 @socketio.on('say')
 def say(text):
-    emit('said', message(text), broadcast=True)
+    emit('said', said(text), broadcast=True)
 
 
 @socketio.on('join')
@@ -111,7 +103,7 @@ def join(room):
 
 @socketio.on('say-to')
 def say_to(room, text):
-    emit('said', message(text, room=room), to=str(room))
+    emit('said', said(text, room=room), to=str(room))
 
 
 @socketio.on('who')
@@ -123,7 +115,7 @@ def who():
 @mgr.on('server-ping')
 def answer_ping(sent_at):
     """Another server's /ping: say who we are and when it arrived."""
-    return {'server': LABEL, 'received': time.time(), 'sent': sent_at}
+    return ping_answer(LABEL, sent_at)
 
 
 @socketio.on('ping-servers')
@@ -135,12 +127,7 @@ def ping_servers():
     started = time.perf_counter()
 
     def answered(err, responses):
-        result.update(
-            round_trip_ms=round((time.perf_counter() - started) * 1000, 1),
-            timed_out=err is not None, servers=[
-                {'server': r['server'], 'one_way_ms':
-                 round((r['received'] - r['sent']) * 1000, 1)}
-                for r in responses if isinstance(r, dict)])
+        result.update(ping_result(started, err, responses))
         done.set()
 
     mgr.server_side_emit('server-ping', time.time(), callback=answered,
@@ -153,15 +140,7 @@ def ping_servers():
 def cluster():
     """The panel: servers, sockets per server, this server's counters;
     and who is online (again: a server that died said nothing)."""
-    people = everyone()
-    per_server: dict = {}
-    for person in people:
-        per_server[person['server']] = per_server.get(person['server'], 0) + 1
-    stats = mgr.stats()
-    return {'server': LABEL, 'servers': mgr.server_count(),
-            'sockets': per_server, 'online': people,
-            'stats': {key: stats[key] for key in (
-                'published', 'delivered', 'lag', 'reconnects', 'healthy')}}
+    return panel(LABEL, mgr.server_count(), everyone(), mgr.stats())
 
 
 @socketio.on('ping-all')

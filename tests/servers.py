@@ -12,6 +12,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import tempfile
 import time
 import urllib.request
 from typing import Callable
@@ -26,6 +27,36 @@ def free_port() -> int:
             port = s.getsockname()[1]
         if port != 6379:
             return port
+
+
+def listening(port: int) -> bool:
+    """True once something accepts connections on 127.0.0.1:port."""
+    try:
+        socket.create_connection(('127.0.0.1', port), 0.2).close()
+        return True
+    except OSError:
+        return False
+
+
+def start_listening(command: list, port: int, cwd=None, env=None,
+                    timeout: float = 30.0) -> subprocess.Popen:
+    """Start a server with ``command`` and wait until it listens on
+    ``port``; if it exits first, fail with its stderr (kept in a file, not
+    a pipe that a chatty server would fill)."""
+    from .nodes import wait_until
+    with tempfile.TemporaryFile() as err:
+        proc = subprocess.Popen(command, cwd=cwd, env=env,
+                                stdout=subprocess.DEVNULL, stderr=err)
+        try:
+            wait_until(lambda: proc.poll() is not None or listening(port),
+                       timeout, f'{command} to listen')
+            if proc.poll() is not None:
+                err.seek(0)
+                raise AssertionError(err.read().decode(errors='replace'))
+        except BaseException:
+            stop_process(proc)
+            raise
+    return proc
 
 
 def stop_process(proc: subprocess.Popen | None, grace: float = 5.0) -> None:

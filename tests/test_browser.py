@@ -4,18 +4,15 @@ a recovered connection. Takes the README's screenshots."""
 import os
 import shutil
 import socket
-import subprocess
-import sys
 
 import pytest
 
 from .nodes import wait_until
-from .servers import free_port
+from .test_examples import start_chats, stop_all
 
 CHROMIUM = shutil.which('chromium') or shutil.which('chromium-browser')
 DRIVER = shutil.which('chromedriver')
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-EXAMPLES = os.path.join(ROOT, 'examples')
 SCREENSHOTS = os.path.join(ROOT, 'docs', 'screenshots')
 
 pytestmark = pytest.mark.skipif(
@@ -23,29 +20,14 @@ pytestmark = pytest.mark.skipif(
     reason='needs Debian chromium and chromium-driver (CI installs them)')
 
 
-@pytest.fixture
-def chat_servers(redis_server):
-    ports = [free_port(), free_port()]
-    procs = [subprocess.Popen(
-        [sys.executable, os.path.join(EXAMPLES, 'chat.py'), str(port)],
-        env={**os.environ, 'REDIS_URL': redis_server.url,
-             'SIO_ASYNC_MODE': ''},
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        for port in ports]
-    for port in ports:
-        wait_until(lambda p=port: _listening(p), 15, f'chat on {port}')
+@pytest.fixture(params=[['flask', 'flask'], ['uvicorn', 'fastapi']],
+                ids=['flask', 'fastapi'])
+def chat_servers(request, redis_server):
+    """Two chat servers: ``examples/chat.py`` twice, or
+    ``examples/fastapi_chat.py`` under uvicorn and as a script."""
+    ports, procs = start_chats(request.param, redis_server.url)
     yield ports
-    for proc in procs:
-        proc.terminate()
-        proc.wait(10)
-
-
-def _listening(port):
-    try:
-        socket.create_connection(('127.0.0.1', port), 0.2).close()
-        return True
-    except OSError:
-        return False
+    stop_all(procs)
 
 
 def _browser():
@@ -99,7 +81,7 @@ def send(browser, text):
     browser.find_element(By.ID, 'send').click()
 
 
-def test_chat_across_servers_in_real_browsers(chat_servers):
+def test_chat_across_servers_in_real_browsers(chat_servers, request):
     from selenium.webdriver.common.by import By
     labels = [f'{socket.gethostname()}:{port}' for port in chat_servers]
     urls = [f'http://127.0.0.1:{port}/' for port in chat_servers]
@@ -168,9 +150,11 @@ def test_chat_across_servers_in_real_browsers(chat_servers):
         assert not bob.find_element(By.ID, 'recovered').is_displayed()
         wait_text(bob, 'online', 'Alice', 'Bob')
 
-        os.makedirs(SCREENSHOTS, exist_ok=True)
-        alice.save_screenshot(os.path.join(SCREENSHOTS, 'chat-alice.png'))
-        bob.save_screenshot(os.path.join(SCREENSHOTS, 'chat-bob.png'))
+        if request.node.callspec.id == 'flask':  # the README's pictures
+            os.makedirs(SCREENSHOTS, exist_ok=True)
+            alice.save_screenshot(os.path.join(SCREENSHOTS,
+                                               'chat-alice.png'))
+            bob.save_screenshot(os.path.join(SCREENSHOTS, 'chat-bob.png'))
 
         # the page's own button: drop, reconnect by itself, recover
         bob.find_element(By.ID, 'drop').click()

@@ -5,16 +5,17 @@ the comment ``.. readme-test: skip`` (for an illustrative fragment). A
 block that defines ``app`` is a server quickstart: two copies are served
 and the README's client (the block that makes a ``socketio.Client``) talks
 across them; the threaded gunicorn command the README gives for it serves
-it too, and the Flask one runs as a script (Werkzeug). The others run as
-scripts. ``redis://localhost:6379/0`` becomes the private server's URL and
-``http://127.0.0.1:5000`` the served app's.
+it too, and the Flask one runs as a script (Werkzeug). An asyncio one
+(``socketio.AsyncServer``) is served as the README says, twice: the FastAPI
+app by its uvicorn commands (one with ``--workers``), the aiohttp one as a
+script. The others run as scripts. ``redis://localhost:6379/0`` becomes
+the private server's URL and ``http://127.0.0.1:5000`` the served app's.
 """
 from __future__ import annotations
 
 import importlib.util
 import os
 import re
-import socket
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -22,7 +23,8 @@ from dataclasses import dataclass
 import pytest
 
 from .asyncmode import ASYNC_MODE
-from .nodes import serve, wait_until
+from .nodes import serve
+from .servers import free_port, start_listening
 
 README = os.path.join(os.path.dirname(__file__), os.pardir, 'README.rst')
 REDIS_URL = 'redis://localhost:6379/0'
@@ -39,6 +41,10 @@ class Block:
     @property
     def is_server(self) -> bool:
         return re.search(r'^app = ', self.code, re.M) is not None
+
+    @property
+    def is_async(self) -> bool:
+        return 'socketio.AsyncServer(' in self.code
 
     @property
     def is_client(self) -> bool:
@@ -80,7 +86,8 @@ def blocks(source: str | None = None) -> list[Block]:
 
 def runnable(kind: str) -> list:
     chosen = [b for b in blocks() if not b.skip and (
-        (kind == 'server' and b.is_server) or
+        (kind == 'server' and b.is_server and not b.is_async) or
+        (kind == 'async-server' and b.is_server and b.is_async) or
         (kind == 'client' and b.is_client) or
         (kind == 'script' and not b.is_server and not b.is_client))]
     return [pytest.param(b, id=f'line{b.line}') for b in chosen]
@@ -104,6 +111,7 @@ def run_client(redis_url: str, app_url: str) -> str:
 def test_the_readme_has_the_quickstarts():
     found = blocks()
     assert len(runnable('server')) == 2
+    assert len(runnable('async-server')) == 2
     assert len(runnable('client')) == 1
     assert len(runnable('script')) >= 2
     assert all(REDIS_URL in b.code for b in found if b.is_server)
@@ -179,12 +187,6 @@ def test_quickstart_servers_and_client_talk_across(block, redis_server,
             manager_of(app).close(timeout=2)
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(('127.0.0.1', 0))
-        return s.getsockname()[1]
-
-
 def gunicorn_threads_command(module: str) -> list[str]:
     """The README's threaded gunicorn command for ``module``."""
     match = re.search(rf'^ *(gunicorn -w 1 --threads \d+ -b \S+ '
@@ -210,27 +212,47 @@ def test_quickstart_under_the_readmes_gunicorn_command(block, redis_server,
                    redis_server.url, tmp_path)
 
 
+def stop(proc: subprocess.Popen) -> None:
+    """SIGTERM; a server that is still up 10 s later fails the test."""
+    proc.terminate()
+    proc.wait(10)
+
+
 def serve_and_talk(command: list, port: int, redis_url: str, cwd) -> None:
     """Start a server with ``command``; the README's client talks to it."""
-    proc = subprocess.Popen(command, cwd=cwd, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE, text=True)
+    proc = start_listening(command, port, cwd)
     try:
-        wait_until(lambda: proc.poll() is not None or _listening(port), 30,
-                   f'{command} to listen')
-        assert proc.poll() is None, proc.communicate()[1]
         assert run_client(redis_url,
                           f'http://127.0.0.1:{port}') == 'got hello\n'
     finally:
-        proc.terminate()
-        proc.wait(10)
+        stop(proc)
 
 
-def _listening(port: int) -> bool:
-    try:
-        socket.create_connection(('127.0.0.1', port), 0.2).close()
-        return True
-    except OSError:
-        return False
+def async_commands(code: str, tmp_path) -> list:
+    """The two commands the README serves an asyncio quickstart (``code``)
+    with, on free ports: [(command, port)]. FastAPI: its uvicorn commands,
+    ``fastapi_app.py`` in ``tmp_path``; aiohttp: ``python aiohttp_app.py``,
+    the port in its code changed."""
+    if 'FastAPI(' in code:
+        (tmp_path / 'fastapi_app.py').write_text(code)
+        found = re.findall(r'^ *(uvicorn fastapi_app:app --port 500\d\b.*?)'
+                           r'$', text(), re.M)
+        assert len(found) == 2 and '--workers' in found[1], found
+        commands = []
+        for line in found:
+            words, port = line.split(), free_port()
+            words[words.index('--port') + 1] = str(port)
+            commands.append(([sys.executable, '-m', *words], port))
+        return commands
+    assert 'python aiohttp_app.py' in text()
+    assert 'port=5000' in code
+    commands = []
+    for n in range(2):
+        port = free_port()
+        script = tmp_path / f'aiohttp_app{n}.py'
+        script.write_text(code.replace('port=5000', f'port={port}'))
+        commands.append(([sys.executable, str(script)], port))
+    return commands
 
 
 @pytest.mark.skipif(
@@ -247,3 +269,24 @@ def test_flask_quickstart_runs_as_a_script(redis_server, tmp_path):
         'port=5000', f'port={port}'))
     serve_and_talk([sys.executable, str(script)], port, redis_server.url,
                    tmp_path)
+
+
+@pytest.mark.parametrize('block', runnable('async-server'))
+def test_async_quickstart_served_as_the_readme_says(block, redis_server,
+                                                    tmp_path, clients):
+    """Two copies served by the README's commands: a client of one gets
+    what the README's client sends through the other."""
+    commands = async_commands(block.with_urls(redis_server.url), tmp_path)
+    procs: list = []
+    try:
+        procs += [start_listening(command, port, tmp_path)
+                  for command, port in commands]
+        from .nodes import Client
+        clients.append(Client(f'http://127.0.0.1:{commands[0][1]}', ['/']))
+        out = run_client(redis_server.url,
+                         f'http://127.0.0.1:{commands[1][1]}')
+        assert out == 'got hello\n'
+        assert clients[0].wait_for('chat') == [('hello',)]
+    finally:
+        for proc in procs:
+            stop(proc)
