@@ -37,7 +37,7 @@ sio = socketio.AsyncServer(async_mode='asgi', client_manager=mgr)
 web = FastAPI()
 web.mount('/static', StaticFiles(directory=STATIC), name='static')
 templates = Jinja2Templates(directory=TEMPLATES)
-app = socketio.ASGIApp(sio, other_asgi_app=web)
+app = socketio.ASGIApp(sio, other_asgi_app=web, on_shutdown=sio.shutdown)
 port = None  # uvicorn knows it; we learn it from the first request
 
 
