@@ -1,17 +1,22 @@
 """The cluster figures of issue 13: RedisStreamsManager against
-socketio.RedisManager, in turn, in one run, on one private Redis/Valkey.
+socketio.RedisManager (and with ``--asyncio`` AsyncRedisStreamsManager
+against socketio.AsyncRedisManager), in turn, in one run, on one private
+Redis/Valkey.
 
     python -m benchmarks.cluster [--quick] [--runs N] [--curve]
                                  [--emits N] [--profile DIR]
+                                 [--asyncio] [--no-sync]
 
-Each server is a threading ``socketio.Server`` in its own process (so its
+Each server is a threading ``socketio.Server`` (or a
+``socketio.AsyncServer`` on an event loop) in its own process (so its
 CPU can be read from /proc) with fake clients registered with its manager;
 deliveries are captured at the Engine.IO boundary (``_send_eio_packet``),
 no websocket. Server 0 emits ``{'seq': i, 'pad': 100 bytes}``. Figures
 (medians of ``--runs``): burst delivery rate per remote client with 3
 servers x 1 and x 10 clients, time inside ``emit()``, CPU of the whole
 cluster (servers + redis-server) and latency at a steady rate, and raw
-redis-py (pipelined XADD, then XREAD) as the transport's limit.
+redis-py (pipelined XADD, then XREAD; redis.asyncio for the asyncio pair)
+as the transport's limit.
 ``--curve`` adds per-server CPU per entry for 2, 4 and 8 servers where only
 server 1 has the target room; ``--emits N`` the emitting server's RSS over
 N emits and the warnings (gaps) the servers logged; ``--profile DIR``
@@ -21,6 +26,7 @@ at the steady rate.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import cProfile
 import logging
 import multiprocessing
@@ -31,15 +37,21 @@ import statistics
 import tempfile
 import threading
 import time
+from functools import partial
 from typing import Any
 
 import redis
+import redis.asyncio
 
+from socketio_streams.steps import Steps, arun, run
 from tests.servers import RedisProcess
 
-from .harness import MANAGERS, make_manager
+from .harness import ASYNC_MANAGERS, MANAGERS, make_manager
 
-STREAMS, PUBSUB = 'RedisStreamsManager', 'socketio.RedisManager'
+#: (ours, theirs) compared in a table
+PAIRS = {'sync': ('RedisStreamsManager', 'socketio.RedisManager'),
+         'asyncio': ('AsyncRedisStreamsManager',
+                     'socketio.AsyncRedisManager')}
 TICK = os.sysconf('SC_CLK_TCK')
 PAD = 'x' * 100
 BEHIND = re.compile(r'fell behind by (\d+) entries')
@@ -107,28 +119,89 @@ def _profile_threads() -> list:
     return profiles
 
 
+class Threads:
+    """The sync world: a threading ``socketio.Server``, the worker's steps
+    driven with blocking calls."""
+
+    sleep: Any = staticmethod(time.sleep)
+
+    def server(self, **options: Any) -> Any:
+        import socketio
+        return socketio.Server(async_mode='threading', **options)
+
+    def sender(self, send: Any) -> Any:
+        return send
+
+    def drive(self, steps: Steps) -> Any:
+        return run(steps)
+
+    def stop(self) -> None:
+        pass
+
+
+class EventLoop(Threads):
+    """The asyncio world: a ``socketio.AsyncServer`` on an event loop in a
+    thread, the worker's steps driven there."""
+
+    sleep = staticmethod(asyncio.sleep)
+
+    def __init__(self) -> None:
+        from tests.async_nodes import Loop
+        self.loop = Loop()
+
+    def server(self, **options: Any) -> Any:
+        import socketio
+        return socketio.AsyncServer(async_mode='asgi', **options)
+
+    def sender(self, send: Any) -> Any:
+        async def send_async(eio_sid: str, pkt: Any) -> None:
+            send(eio_sid, pkt)
+        return send_async
+
+    def drive(self, steps: Steps) -> Any:
+        return self.loop.run(arun(steps), 3600)
+
+    def stop(self) -> None:
+        self.loop.stop()
+
+
+def setup(world: Threads, kind: str, url: str, sink: Sink) -> Steps:
+    """The server, its deliveries going to ``sink``."""
+    sio = world.server(client_manager=make_manager(kind, url))
+    sio._send_eio_packet = world.sender(sink.send)
+    sio.manager_initialized = True
+    yield partial(sio.manager.initialize)
+    return sio
+
+
+def connect(sio: Any, clients: int, count: int, room: str | None) -> Steps:
+    """``count`` more fake clients, in ``room``: how many there are."""
+    for n in range(clients + 1, clients + count + 1):
+        sid = yield partial(sio.manager.connect, f'eio{n}', '/')
+        if room:
+            yield partial(sio.manager.enter_room, sid, '/', room)
+    return clients + count
+
+
+def close(sio: Any) -> Steps:
+    if hasattr(sio.manager, 'close'):
+        yield partial(sio.manager.close)
+
+
 def worker(conn, kind: str, url: str, profile: str | None) -> None:
-    import socketio
     warnings = Warnings()
     logging.getLogger().handlers = [warnings]  # counted, not printed
     for name in ('socketio_streams', 'socketio'):
         logging.getLogger(name).setLevel(logging.WARNING)
     profiles = _profile_threads() if profile else []
-    sio = socketio.Server(client_manager=make_manager(kind, url),
-                          async_mode='threading')
+    world = EventLoop() if kind in ASYNC_MANAGERS else Threads()
     sink = Sink()
-    sio._send_eio_packet = sink.send
-    sio.manager_initialized = True
-    sio.manager.initialize()
+    sio = world.drive(setup(world, kind, url, sink))
     clients = 0
     while True:
         cmd, *args = conn.recv()
         if cmd == 'clients':  # (count, room or None)
-            for _ in range(args[0]):
-                clients += 1
-                sid = sio.manager.connect(f'eio{clients}', '/')
-                if args[1]:
-                    sio.manager.enter_room(sid, '/', args[1])
+            clients = world.drive(connect(sio, clients, *args))
             conn.send(clients)
         elif cmd == 'expect':  # (target, record arrival times)
             sink.reset(*args)
@@ -140,9 +213,9 @@ def worker(conn, kind: str, url: str, profile: str | None) -> None:
             conn.send([(t, int(data.split('"seq":')[1].split(',')[0]))
                        for t, data in sink.times or ()])
         elif cmd == 'burst':  # (count, room, rss every)
-            conn.send(burst(sio, *args))
+            conn.send(world.drive(burst(sio, *args)))
         elif cmd == 'steady':  # (rate, seconds, room)
-            conn.send(steady(sio, *args))
+            conn.send(world.drive(steady(world.sleep, sio, *args)))
         elif cmd == 'rss':
             conn.send(rss_mb())
         elif cmd == 'warnings':
@@ -154,35 +227,37 @@ def worker(conn, kind: str, url: str, profile: str | None) -> None:
                     prof.disable()
                 stats = pstats.Stats(*profiles)
                 stats.dump_stats(str(profile))
-            sio.manager.close() if hasattr(sio.manager, 'close') else None
+            world.drive(close(sio))
+            world.stop()
             conn.send(None)
             return
 
 
-def burst(sio, count: int, room: str | None, every: int = 0) -> tuple:
+def burst(sio, count: int, room: str | None, every: int = 0) -> Steps:
     """Emit ``count`` packets at once: (start, seconds in emit(), RSS)."""
     rss = [(0, rss_mb())]
     start = time.monotonic()
     inside = 0.0
     for i in range(count):
         t = time.perf_counter()
-        sio.emit('n', {'seq': i, 'pad': PAD}, to=room)
+        yield partial(sio.emit, 'n', {'seq': i, 'pad': PAD}, to=room)
         inside += time.perf_counter() - t
         if every and (i + 1) % every == 0:
             rss.append((i + 1, rss_mb()))
     return start, inside, rss
 
 
-def steady(sio, rate: int, seconds: float, room: str | None) -> tuple:
+def steady(sleep, sio, rate: int, seconds: float,
+           room: str | None) -> Steps:
     """Emit at ``rate``/s: (send times by seq, seconds in emit())."""
     sent, inside = [], 0.0
     start = time.monotonic()
     for i in range(int(rate * seconds)):
         delay = start + i / rate - time.monotonic()
         if delay > 0:
-            time.sleep(delay)
+            yield partial(sleep, delay)
         t = time.monotonic()
-        sio.emit('n', {'seq': i, 'pad': PAD}, to=room)
+        yield partial(sio.emit, 'n', {'seq': i, 'pad': PAD}, to=room)
         inside += time.monotonic() - t
         sent.append(t)
     return sent, inside
@@ -329,10 +404,17 @@ def print_top(stats: pstats.Stats, top: int, entries: int) -> None:
               f'{where[-90:]}')
 
 
-def raw_redis(url: str, count: int) -> float:
-    """Pipelined XADD of ``count`` entries, then XREAD them all: msg/s."""
-    client = redis.Redis.from_url(url)
-    client.delete('raw')
+def raw_redis(url: str, count: int, world: str = 'sync') -> float:
+    """Pipelined XADD of ``count`` entries, then XREAD them all: msg/s,
+    with redis-py's sync client or (``world='asyncio'``) redis.asyncio."""
+    if world == 'sync':
+        return run(raw_steps(redis.Redis.from_url(url), count))
+    return asyncio.run(arun(raw_steps(redis.asyncio.Redis.from_url(url),
+                                      count)))
+
+
+def raw_steps(client: Any, count: int) -> Steps[float]:
+    yield partial(client.delete, 'raw')
     data = '{"seq": %d, "pad": "%s"}'
     start = time.perf_counter()
     pipe = client.pipeline(transaction=False)
@@ -340,17 +422,17 @@ def raw_redis(url: str, count: int) -> float:
         pipe.xadd('raw', {'data': data % (i, PAD)}, maxlen=count,
                   approximate=True)
         if len(pipe) >= 500:
-            pipe.execute()
-    pipe.execute()
+            yield pipe.execute
+    yield pipe.execute
     got, last = 0, '0'
     while got < count:
-        reply: Any = client.xread({'raw': last}, count=1000)
+        reply: Any = yield partial(client.xread, {'raw': last}, count=1000)
         for _key, entries in reply or ():
             got += len(entries)
             last = entries[-1][0]
     rate = count / (time.perf_counter() - start)
-    client.delete('raw')
-    client.close()
+    yield partial(client.delete, 'raw')
+    yield getattr(client, 'aclose', client.close)
     return rate
 
 
@@ -424,22 +506,24 @@ ROWS = [('burst', 'burst 3x1: delivered msg/s per remote client', '{:,.0f}'),
         ('p99', 'steady latency p99, ms', '{:.2f}')]
 
 
-def table(results: dict, raw: float, args) -> None:
+def table(world: str, results: dict, raw: float, args) -> None:
     def median(kind, key):
         return statistics.median(r[key] for r in results[kind])
 
-    print(f'\n{args.runs} run(s), medians; burst {args.burst} packets; '
-          f'steady {args.rate}/s for {args.seconds:g} s')
-    print(f'| {"figure":44} | {STREAMS:>19} | {PUBSUB:>21} | ratio |')
-    print(f'| {"-" * 44} | {"-" * 19} | {"-" * 21} | ----- |')
+    ours, theirs = PAIRS[world]
+    print(f'\n{world}: {args.runs} run(s), medians; burst {args.burst} '
+          f'packets; steady {args.rate}/s for {args.seconds:g} s')
+    print(f'| {"figure":44} | {ours:>24} | {theirs:>26} | ratio |')
+    print(f'| {"-" * 44} | {"-" * 24} | {"-" * 26} | ----- |')
     for key, label, fmt in ROWS:
-        a, b = median(STREAMS, key), median(PUBSUB, key)
+        a, b = median(ours, key), median(theirs, key)
         ratio = f'{a / b:4.2f}x' if b else '-'
-        print(f'| {label:44} | {fmt.format(a):>19} | {fmt.format(b):>21} '
+        print(f'| {label:44} | {fmt.format(a):>24} | {fmt.format(b):>26} '
               f'| {ratio:>5} |')
-    burst = median(STREAMS, 'burst')
-    print(f'| {"raw redis-py: pipelined XADD, then XREAD":44} | '
-          f'{raw:>17,.0f}/s | {"":21} | burst = {burst / raw:.0%} |')
+    burst = median(ours, 'burst')
+    client = 'redis-py' if world == 'sync' else 'redis.asyncio'
+    print(f'| {"raw " + client + ": pipelined XADD, then XREAD":44} | '
+          f'{raw:>22,.0f}/s | {"":26} | burst = {burst / raw:.0%} |')
 
 
 def main() -> None:
@@ -456,8 +540,15 @@ def main() -> None:
                         help='CPU per entry for 2, 4 and 8 servers')
     parser.add_argument('--emits', type=int, default=0,
                         help='RSS of the emitter over N emits')
-    parser.add_argument('--managers', nargs='+', default=MANAGERS,
-                        choices=MANAGERS, help='for --emits and --curve')
+    parser.add_argument('--asyncio', action='store_true',
+                        help='also AsyncRedisStreamsManager against '
+                        'socketio.AsyncRedisManager')
+    parser.add_argument('--no-sync', action='store_true',
+                        help='leave the sync managers out')
+    parser.add_argument('--managers', nargs='+',
+                        choices=MANAGERS + ASYNC_MANAGERS,
+                        help='for --profile, --emits and --curve '
+                        '(default: those of the table)')
     parser.add_argument('--no-table', action='store_true')
     parser.add_argument('--profile', metavar='DIR',
                         help='profile servers 0 and 1 at the steady rate')
@@ -467,6 +558,10 @@ def main() -> None:
     args.runs = args.runs or (1 if args.quick else 3)
     args.burst = args.burst or (3000 if args.quick else 10_000)
     args.seconds = args.seconds or (3.0 if args.quick else 10.0)
+    worlds = [w for w, on in (('sync', not args.no_sync),
+                              ('asyncio', args.asyncio)) if on]
+    args.managers = args.managers or [
+        kind for world in worlds for kind in reversed(PAIRS[world])]
     logging.basicConfig(level=logging.CRITICAL)
     import redis.utils
     print(f'hiredis: {redis.utils.HIREDIS_AVAILABLE}; os.cpu_count() '
@@ -474,17 +569,20 @@ def main() -> None:
     server = RedisProcess(tempfile.mkdtemp()).start()
     try:
         if not args.no_table:
-            results: dict = {STREAMS: [], PUBSUB: []}
-            for run in range(args.runs):
-                for kind in (STREAMS, PUBSUB):
+            kinds = [kind for world in worlds for kind in PAIRS[world]]
+            results: dict = {kind: [] for kind in kinds}
+            for i in range(args.runs):
+                for kind in kinds:
                     results[kind].append(run_cluster(kind, server, args))
-                    print(f'run {run + 1} {kind}: ' + ', '.join(
-                        f'{k} {v:.3g}' for k, v in results[kind][-1].items()),
-                        flush=True)
-            raw = statistics.median(raw_redis(server.url, 100_000)
-                                    for _ in range(args.runs))
+                    print(f'run {i + 1} {kind}: ' + ', '.join(
+                        f'{k} {v:.3g}' for k, v in results[kind][-1].items())
+                        + f'; load {os.getloadavg()[0]:.2f}', flush=True)
+            raws = {world: statistics.median(
+                raw_redis(server.url, 100_000, world)
+                for _ in range(args.runs)) for world in worlds}
             print(f'{server.kind}-server, load {os.getloadavg()[0]:.2f}')
-            table(results, raw, args)
+            for world in worlds:
+                table(world, results, raws[world], args)
         if args.profile:
             for kind in args.managers:
                 profile_steady(kind, server, args)
@@ -496,7 +594,7 @@ def main() -> None:
                 for size in (2, 4, 8):
                     per = curve(kind, server, size, args)
                     rest = statistics.mean(per[2:]) if size > 2 else 0
-                    print(f'{kind:22} {size} servers: emitter {per[0]:6.1f}'
+                    print(f'{kind:26} {size} servers: emitter {per[0]:6.1f}'
                           f'  room holder {per[1]:6.1f}  others '
                           f'{rest:6.1f}', flush=True)
         if args.emits:

@@ -6,13 +6,15 @@ import socketio
 from tests.nodes import Client, serve
 
 MANAGERS = ('socketio.RedisManager', 'RedisStreamsManager')
+#: the managers for ``socketio.AsyncServer``
+ASYNC_MANAGERS = ('socketio.AsyncRedisManager', 'AsyncRedisStreamsManager')
 
 
 def make_manager(kind: str, url: str, **options):
-    if kind == 'socketio.RedisManager':
-        return socketio.RedisManager(url, **options)
-    from socketio_streams import RedisStreamsManager
-    return RedisStreamsManager(url, **options)
+    if kind.startswith('socketio.'):
+        return getattr(socketio, kind.split('.')[1])(url, **options)
+    import socketio_streams
+    return getattr(socketio_streams, kind)(url, **options)
 
 
 class Server:
