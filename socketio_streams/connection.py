@@ -276,6 +276,15 @@ class Connector:
                 f'Redis Cluster {self.describe()}: {exc}') from exc
 
     def _new_client(self, kwargs: dict) -> Any:
+        # a cluster client retries a failed command itself (10 times by
+        # default), reconnecting: ``cluster_retries=0`` leaves it to us
+        # (a reader closed under its XREAD must end, not block again)
+        retries = kwargs.pop('cluster_retries', None)
+        if retries is not None and self.is_cluster and not self.asyncio:
+            # (an asyncio task is cancelled instead)
+            kwargs['cluster_retry'] = _no_retry(
+                type(self._client) if self.target is None
+                else self.target.library, retries)
         if self.target is None:
             return self._duplicate(self._client, kwargs)
         t = self.target
@@ -294,6 +303,8 @@ class Connector:
             return sentinel.master_for(t.service, **kwargs)
         nodes = [lib.cluster.ClusterNode(h, p) for h, p in t.hosts]
         kwargs.pop('retry', None)  # per node, not the cluster's own
+        if 'cluster_retry' in kwargs:
+            kwargs['retry'] = kwargs.pop('cluster_retry')
         return cluster_class(lib)(
             startup_nodes=nodes, **{**t.kwargs, **kwargs})
 
@@ -312,6 +323,8 @@ class Connector:
                 node_kwargs['ssl'] = True
             node_kwargs.update(kwargs)
             node_kwargs.pop('retry', None)
+            if 'cluster_retry' in node_kwargs:
+                node_kwargs['retry'] = node_kwargs.pop('cluster_retry')
             node_class = type(nodes[0])
             return type(client)(startup_nodes=[
                 node_class(n.host, n.port) for n in nodes], **node_kwargs)
@@ -323,6 +336,15 @@ class Connector:
             return pool.sentinel_manager.master_for(pool.service_name, **pkw)
         new_pool = type(pool)(connection_class=pool.connection_class, **pkw)
         return type(client)(connection_pool=new_pool)
+
+
+def _no_retry(library: Any, retries: int) -> Any:
+    """A ``Retry`` of ``retries`` attempts, no backoff, from the client's
+    library (redis-py or valkey-py)."""
+    root = library.__module__.split('.')[0] if isinstance(library, type) \
+        else library.__name__.split('.')[0]
+    lib = importlib.import_module(root)
+    return lib.retry.Retry(lib.backoff.NoBackoff(), retries)
 
 
 #: what a copy of a user's cluster client keeps of its node connections

@@ -222,6 +222,8 @@ class ManagerCore(ClusterOps, Restoring, BaseManager):
     # --- python-socketio hooks -----------------------------------------------
 
     def pre_connect(self, eio_sid: str, namespace: str) -> Steps[Any]:
+        if not self.write_only:  # (asyncio: initialize() could not wait)
+            yield from self._links.listen()
         yield from self._links.watch(namespace)
         handshake = self.sockets.handshake_of(eio_sid, namespace)
         session = handshake.session if handshake else None

@@ -223,6 +223,7 @@ class Publisher:
     def _run(self) -> Steps[None]:
         try:
             while True:
+                yield self._runtime.check_cancelled
                 batch = self._take()
                 if not batch:
                     if self._stopping:
@@ -237,6 +238,7 @@ class Publisher:
         except BaseException:  # cancelled: the event loop is ending
             if self.closed or not self._queue:
                 raise
+            yield self._runtime.go_on
             yield from self._drain(DRAIN_WAIT)
             raise
         finally:

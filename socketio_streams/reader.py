@@ -20,7 +20,7 @@ from typing import Any, Callable
 from . import protocol
 from .backoff import Backoff
 from .connection import (CLUSTER_ERRORS, RESPONSE_ERRORS, RETRYABLE,
-                         close_client, explain, transient, why)
+                         close_client, explain, initialize, transient, why)
 from .steps import Steps
 
 
@@ -89,6 +89,7 @@ class _Loop:
 
     def _loop(self) -> Steps[None]:
         while not self._stopped:
+            yield self._runtime.check_cancelled
             try:
                 yield from self.step()
             except Exception as exc:
@@ -180,7 +181,8 @@ class StreamReader(_Loop):
     def _connect(self) -> Any:
         if self._client is None:
             self._client = self._connector.new_client(
-                socket_timeout=self._options.block_seconds + 10)
+                socket_timeout=self._options.block_seconds + 10,
+                cluster_retries=0)
         return self._client
 
     def _info(self, client: Any = None) -> Steps[dict | None]:
@@ -408,6 +410,8 @@ class Subscriber(_Loop):
             # no reply timeout: it waits for messages (keepalive probes
             # notice a vanished host)
             self._client = self._connector.new_client(socket_timeout=None)
+            # an asyncio cluster client learns its slot map first
+            yield from initialize(self._client)
             # subscribe confirmations are skipped by _deliver: valkey-py's
             # cluster drops every sharded message if told to ignore them
             self._pubsub = self._client.pubsub()

@@ -71,6 +71,14 @@ class Runtime:
         """Let the other tasks run (asyncio); here nothing to do."""
         return None
 
+    def go_on(self) -> None:
+        """A task that caught its cancellation goes on working for a while
+        (asyncio); here nothing to do."""
+
+    def check_cancelled(self) -> None:
+        """Raise the task's cancellation if something it awaited caught
+        it (asyncio); here nothing to do."""
+
     def spawn(self, steps: Steps) -> Any:
         """Drive ``steps`` in a background task of the server's."""
         return self.start(run, steps)
@@ -125,13 +133,32 @@ class AsyncRuntime(Runtime):
     def pause(self) -> Any:
         return asyncio.sleep(0)
 
+    def go_on(self) -> None:
+        task = asyncio.current_task()
+        if task is not None and hasattr(task, 'uncancel'):  # >= 3.11
+            task.uncancel()  # its waits behave again, timeouts included
+
+    def check_cancelled(self) -> None:
+        # a loop task asked to end must end, even if the cancellation was
+        # lost inside a call it awaited (seen with redis.asyncio on 3.11:
+        # asyncio.run then waits for the task for ever)
+        task = asyncio.current_task()
+        if task is not None and getattr(task, 'cancelling', None) and \
+                task.cancelling():
+            raise asyncio.CancelledError()
+
     async def wait(self, event: Any,  # type: ignore[override]
                    timeout: float | None) -> bool:
         if not event.is_set():
+            # not wait_for or asyncio.timeout: on 3.11 either can swallow
+            # a cancellation that comes as the timeout expires (the task
+            # then waits on, "cancelling", and asyncio.run never ends);
+            # asyncio.wait cancels nothing of the caller's
+            waiter = asyncio.ensure_future(event.wait())
             try:
-                await asyncio.wait_for(event.wait(), timeout)
-            except asyncio.TimeoutError:
-                pass
+                await asyncio.wait({waiter}, timeout=timeout)
+            finally:
+                waiter.cancel()
         return event.is_set()
 
     def spawn(self, steps: Steps) -> Any:

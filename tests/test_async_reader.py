@@ -31,12 +31,9 @@ KEY = 'socket.io'
 NAME = 'under-test'
 
 
-class AsyncConnector(Connector):
-    """``redis.asyncio`` clients of the URL's server (until the connector
-    makes them itself)."""
-
-    def _new_client(self, kwargs: dict):
-        return redis.asyncio.Redis.from_url(self.target.url, **kwargs)
+def AsyncConnector(url: str, **kwargs) -> Connector:
+    """The connector of the asyncio manager."""
+    return Connector(url, asyncio=True, **kwargs)
 
 
 @pytest.fixture

@@ -10,7 +10,6 @@ import warnings
 from typing import Any
 
 import pytest
-import redis.asyncio
 
 from socketio_streams import BufferFullError, protocol
 from socketio_streams.connection import Connector
@@ -25,13 +24,9 @@ from .servers import RedisProcess
 LOG = logging.getLogger('socketio_streams')
 
 
-class AsyncConnector(Connector):
-    """redis.asyncio clients of the URL's server (a stand-in until
-    ``Connector(asyncio=True)`` exists)."""
-
-    def _new_client(self, kwargs: dict) -> Any:
-        assert self.target is not None
-        return redis.asyncio.Redis.from_url(self.target.url, **kwargs)
+def AsyncConnector(url: str) -> Connector:
+    """The connector of the asyncio manager."""
+    return Connector(url, asyncio=True)
 
 
 def _publisher(url: str, **options: Any) -> Publisher:
