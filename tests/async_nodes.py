@@ -65,7 +65,9 @@ class OnLoop:
     """A blocking view of an object that lives on ``loop``: every method
     runs there; a coroutine's result is awaited there and returned. From
     the loop's own thread (a sync event handler), a coroutine is started
-    as a task instead (it cannot be waited for there)."""
+    as a task instead (it cannot be waited for there). Once the loop is
+    closed (the node stopped), a method runs in the caller's thread: a
+    closed manager's ``stats()`` or ``healthy()`` still answer."""
 
     def __init__(self, target: Any, loop: Loop) -> None:
         self._target = target
@@ -86,6 +88,15 @@ class OnLoop:
             if inspect.isawaitable(result):
                 return asyncio.ensure_future(result)
             return result
+        if self._loop.loop.is_closed():
+            result = func(*args, **kwargs)
+            if inspect.isawaitable(result):
+                close = getattr(result, 'close', None)
+                if close is not None:
+                    close()
+                raise RuntimeError(f'{func.__qualname__}: the node is '
+                                   f'stopped, its event loop closed')
+            return self._wrap(result)
 
         async def invoke() -> Any:
             result = func(*args, **kwargs)
@@ -179,6 +190,9 @@ class AsyncNode(Serving):
         return data
 
     def stop(self) -> None:
+        """Stop serving, close the manager, end the loop (once)."""
+        if self.loop.loop.is_closed():
+            return
         try:
             self.http.stop()
             self.loop.run(self._mgr.close(timeout=2))
