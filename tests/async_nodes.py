@@ -189,6 +189,17 @@ class AsyncNode(Serving):
     async def _echo(self, sid: str, data: Any) -> Any:
         return data
 
+    def forked(self) -> None:
+        self.loop = Loop()
+        self.mgr = OnLoop(self._mgr, self.loop)
+        self.sio = OnLoop(self._sio, self.loop)
+
+    def at_once(self, calls: Any) -> list:
+        async def make() -> list:  # the views start tasks on the loop
+            return [await r if inspect.isawaitable(r) else r
+                    for r in calls()]
+        return self.loop.run(make())
+
     def stop(self) -> None:
         """Stop serving, close the manager, end the loop (once)."""
         if self.loop.loop.is_closed():

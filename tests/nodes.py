@@ -144,6 +144,17 @@ class Serving:
     def client(self, namespaces=None, **kwargs) -> 'Client':
         return Client(self.url, namespaces or ['/'], **kwargs)
 
+    def at_once(self, calls: Callable[[], list]) -> list:
+        """The results of ``calls()`` (a list of calls of the node's
+        ``sio``/``mgr``), made in one go as an event handler would make
+        them: on an AsyncNode's loop, with no round trip to it between
+        two."""
+        return calls()
+
+    def forked(self) -> None:
+        """In a child of ``fork()``: make the node's ``sio``/``mgr`` work
+        in this process (an AsyncNode's loop thread did not come along)."""
+
 
 def Node(redis_url: str, **options: Any) -> Any:
     """A server of the manager ``SIO_TEST_MANAGER`` names."""
