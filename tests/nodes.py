@@ -8,7 +8,9 @@ werkzeug in threads, by ``eventlet.wsgi`` or by ``gevent.pywsgi``.
 """
 from __future__ import annotations
 
+import asyncio
 import functools
+import inspect
 import os
 import threading
 import time
@@ -26,6 +28,21 @@ NAMESPACES = ['/', '/chat']
 #: SIO_ASYNC_MODE) or ``asyncio`` (AsyncRedisStreamsManager under uvicorn,
 #: see async_nodes.py)
 MANAGER = os.environ.get('SIO_TEST_MANAGER') or 'sync'
+
+
+def waiting_first(step: Callable, wait: Callable) -> Callable:
+    """``step`` (a manager task's step: a plain function, or one making
+    steps) calling the blocking ``wait(*args)`` first, which holds that
+    task only: under the asyncio manager it waits in a thread, not on the
+    node's loop."""
+    def steps(*args: Any) -> Any:
+        yield (functools.partial(asyncio.to_thread, wait, *args)
+               if MANAGER == 'asyncio' else functools.partial(wait, *args))
+        result = step(*args)
+        if inspect.isgenerator(result):
+            result = yield from result
+        return result
+    return steps
 
 
 def wait_until(predicate: Callable[[], Any], timeout: float = 5.0,

@@ -1,15 +1,12 @@
 """Connection state recovery, proven with the official JavaScript client."""
-import asyncio
-import inspect
 import threading
-from functools import partial
 
 import pytest
 
 from socketio_streams import protocol
 
 from .nodejs import NodeClient, NodeUnavailable, npm_ready
-from .nodes import MANAGER, wait_until
+from .nodes import waiting_first, wait_until
 
 try:
     npm_ready()
@@ -213,7 +210,7 @@ def test_session_is_stored_in_the_node_format(csr_nodes, js_clients,
     client.command('close_transport')
     client.wait_for('disconnect')
     r = redis_server.client()
-    from .nodes import MANAGER, wait_until
+    from .nodes import wait_until
     keys = wait_until(lambda: r.keys('sio:session:*'), 5, 'session stored')
     session = protocol.decode_session(r.get(keys[0]))
     assert session['sid'] == sid
@@ -476,20 +473,10 @@ def test_the_replay_starts_exactly_where_live_delivery_started(
 
 def _paused(obj, name):
     """Make ``obj.name`` (a task's step: real work, on real Redis) wait
-    until the returned event is set: a delay at a chosen point (one that
-    holds its task only, not the asyncio manager's event loop)."""
+    until the returned event is set: a delay at a chosen point."""
     release = threading.Event()
-    original = getattr(obj, name)
-
-    def wait_then_call(*args):
-        yield partial(asyncio.to_thread, release.wait, 10) \
-            if MANAGER == 'asyncio' else partial(release.wait, 10)
-        result = original(*args)
-        if inspect.isgenerator(result):
-            result = yield from result
-        return result
-
-    setattr(obj, name, wait_then_call)
+    setattr(obj, name, waiting_first(getattr(obj, name),
+                                     lambda *args: release.wait(10)))
     return release
 
 
