@@ -22,6 +22,7 @@ import uvicorn
 
 from socketio_streams import AsyncRedisStreamsManager
 from socketio_streams.cluster import RemoteSocket
+from socketio_streams.steps import arun
 
 from .nodes import Serving
 
@@ -188,6 +189,9 @@ class AsyncNode(Serving):
 
     async def _echo(self, sid: str, data: Any) -> Any:
         return data
+
+    def drive(self, steps: Any) -> Any:
+        return self.loop.run(arun(steps))
 
     def forked(self) -> None:
         self.loop = Loop()

@@ -20,6 +20,7 @@ import socketio
 from werkzeug.serving import WSGIRequestHandler, make_server
 
 from socketio_streams import RedisStreamsManager
+from socketio_streams.steps import run
 
 from .asyncmode import ASYNC_MODE
 
@@ -167,6 +168,11 @@ class Serving:
         them: on an AsyncNode's loop, with no round trip to it between
         two."""
         return calls()
+
+    def drive(self, steps: Any) -> Any:
+        """Drive the steps of one of the manager's internals (``steps``
+        as ``node.mgr._persist(...)`` returns them) in the node's world."""
+        return run(steps)
 
     def forked(self) -> None:
         """In a child of ``fork()``: make the node's ``sio``/``mgr`` work
