@@ -408,12 +408,16 @@ class ManagerCore(ClusterOps, Restoring, BaseManager):
     def _disconnect_local(self, sid: str, eio_sid: str, namespace: str,
                           close: bool) -> Steps[None]:
         if close:
-            # engine.io waits for the client's queue to drain: never in
-            # the reader, where a stuck client would stop the stream
-            self._runtime.start(self.server.eio.disconnect, eio_sid)
+            self._close_connection(eio_sid)
         else:
             yield partial(self.server.disconnect, sid, namespace=namespace,
                           ignore_queue=True)
+
+    def _close_connection(self, eio_sid: str) -> None:
+        """Close a client's whole connection, in a task of its own:
+        engine.io waits for the client's queue to drain, never to be
+        done in the reader, where a stuck client would stop the stream."""
+        self._runtime.start(self.server.eio.disconnect, eio_sid)
 
 
 #: the managers of this process not closed yet (both faces)
