@@ -20,7 +20,7 @@ from typing import Any, Callable
 from . import protocol
 from .backoff import Backoff
 from .connection import (CLUSTER_ERRORS, RESPONSE_ERRORS, RETRYABLE,
-                         close_client, explain, transient, why)
+                         close_client, explain, initialize, transient, why)
 from .steps import Steps
 
 
@@ -408,6 +408,8 @@ class Subscriber(_Loop):
             # no reply timeout: it waits for messages (keepalive probes
             # notice a vanished host)
             self._client = self._connector.new_client(socket_timeout=None)
+            # an asyncio cluster client's pubsub needs the slot map
+            yield from initialize(self._client)
             # subscribe confirmations are skipped by _deliver: valkey-py's
             # cluster drops every sharded message if told to ignore them
             self._pubsub = self._client.pubsub()

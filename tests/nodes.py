@@ -31,6 +31,16 @@ NAMESPACES = ['/', '/chat']
 MANAGER = os.environ.get('SIO_TEST_MANAGER') or 'sync'
 
 
+def client_library() -> Any:
+    """``redis``, or ``redis.asyncio`` under the asyncio manager: where
+    the clients a ``Node(None, client=...)`` takes come from."""
+    import redis.asyncio.cluster
+    import redis.asyncio.sentinel
+    import redis.cluster
+    import redis.sentinel
+    return redis.asyncio if MANAGER == 'asyncio' else redis
+
+
 def waiting_first(step: Callable, wait: Callable) -> Callable:
     """``step`` (a manager task's step: a plain function, or one making
     steps) calling the blocking ``wait(*args)`` first, which holds that
