@@ -18,7 +18,9 @@ from .deployments import (ClusterProcess, assert_serving,
                           assert_unreplicated_resent, client_libraries,
                           lose_unreplicated, only_in, steady_broadcast,
                           wait_for)
-from .nodes import MANAGER, Node, client_library, wait_until
+from .async_nodes import AsyncNode
+from .nodes import (MANAGER, NAMESPACES, Node, SyncNode, client_library,
+                    wait_until)
 
 pytestmark = only_in('cluster')
 
@@ -68,6 +70,18 @@ def test_a_cluster_url_and_a_passed_cluster_client_both_work(
     assert nodes[0].mgr.server_count() == 2
     assert len(nodes[1].mgr.fetch_sockets(namespace='/chat')) == 2
     assert client_libraries(nodes[0].mgr) == {'redis'}
+
+
+def test_an_async_server_subscribes_on_a_cluster(redis_cluster, nodes,
+                                                 clients):
+    """An AsyncRedisStreamsManager's subscriber (redis.asyncio's cluster
+    pubsub, which needs the slot map first) answers and gets answers, in
+    whichever env (a sync server beside it)."""
+    nodes.append(AsyncNode(redis_cluster.url, NAMESPACES))
+    nodes.append(SyncNode(redis_cluster.url))
+    clients.extend(node.client() for node in nodes)
+    assert nodes[0].mgr.server_count() == nodes[1].mgr.server_count() == 2
+    assert len(nodes[0].mgr.fetch_sockets()) == 2
 
 
 def test_each_stream_has_one_reader_on_the_node_that_holds_it(
