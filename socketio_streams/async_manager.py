@@ -61,3 +61,18 @@ class AsyncRedisStreamsManager(ManagerCore, AsyncManager):
     def initialize(self) -> None:
         self._start_deferred()
         super().initialize()
+
+    def _close_connection(self, eio_sid: str) -> None:
+        self._runtime.start(self._disconnect_eio, eio_sid)
+
+    async def _disconnect_eio(self, eio_sid: str) -> None:
+        eio = self.server.eio
+        sock = eio.sockets.get(eio_sid)
+        await eio.disconnect(eio_sid)
+        if sock is not None:
+            # python-engineio's AsyncSocket.close (<= 4.15.1), unlike its
+            # Socket.close, does not wake the websocket's writer: the
+            # connection would stay open until the ping timeout (a client
+            # that ignores engine.io's CLOSE packet, as socket.io-client's
+            # websocket transport does, stays connected that long)
+            sock.queue.put_nowait(None)

@@ -12,9 +12,11 @@ of python-socketio's private methods).
 """
 from __future__ import annotations
 
+import os
 import secrets
 import threading
 import time
+import weakref
 from functools import partial
 from typing import Any, Callable
 
@@ -88,6 +90,7 @@ class ManagerCore(ClusterOps, Restoring, BaseManager):
         self._inbound = Inbound(self)
         self._links = Links(self)
         self._new_process()
+        _open_managers.add(self)
         self._remote_acks = AckExpiry(MAX_REMOTE_ACKS)
         self._handlers_by_event: dict[tuple[str, str], Callable] = {}
         self._recovery = Recovery(self._connector, self.options, self._log) \
@@ -178,7 +181,9 @@ class ManagerCore(ClusterOps, Restoring, BaseManager):
         yield partial(self._connector.close, self._log.debug)
 
     def _forget(self) -> None:
-        """A closed manager is no longer flushed at exit (the faces')."""
+        """A closed manager is no longer renewed after a fork, nor
+        flushed at exit."""
+        _open_managers.discard(self)
 
     def flush(self, timeout: float = 5.0) -> Steps[bool]:
         """Wait until everything queued is in Redis, and handled (with
@@ -405,9 +410,30 @@ class ManagerCore(ClusterOps, Restoring, BaseManager):
     def _disconnect_local(self, sid: str, eio_sid: str, namespace: str,
                           close: bool) -> Steps[None]:
         if close:
-            # engine.io waits for the client's queue to drain: never in
-            # the reader, where a stuck client would stop the stream
-            self._runtime.start(self.server.eio.disconnect, eio_sid)
+            self._close_connection(eio_sid)
         else:
             yield partial(self.server.disconnect, sid, namespace=namespace,
                           ignore_queue=True)
+
+    def _close_connection(self, eio_sid: str) -> None:
+        """Close a client's whole connection, in a task of its own:
+        engine.io waits for the client's queue to drain, never to be
+        done in the reader, where a stuck client would stop the stream."""
+        self._runtime.start(self.server.eio.disconnect, eio_sid)
+
+
+#: the managers of this process not closed yet (both faces)
+_open_managers: weakref.WeakSet = weakref.WeakSet()
+
+
+def _after_fork() -> None:
+    """Each child of a ``fork()`` (gunicorn ``--preload``) gets an identity
+    among the servers, tasks and locks of its own: the parent's tasks did
+    not come along, what it queued is its own to send, and two processes
+    sharing a uid would take each other's packets for their own and drop
+    them. The child starts listening again at its first connection."""
+    for mgr in list(_open_managers):
+        mgr._new_process()
+
+
+os.register_at_fork(after_in_child=_after_fork)

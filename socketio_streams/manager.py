@@ -4,14 +4,12 @@ calls (see :mod:`.core`)."""
 from __future__ import annotations
 
 import atexit
-import os
 import time
-import weakref
 from typing import Any
 
 from socketio import Manager
 
-from .core import ManagerCore, faced
+from .core import ManagerCore, _open_managers, faced
 from .runtime import Runtime
 from .steps import Steps, blocking, run
 
@@ -62,29 +60,9 @@ class RedisStreamsManager(ManagerCore, Manager):
                  **options: Any):
         super().__init__(url, client=client, redis_options=redis_options,
                          **options)
-        _open_managers.add(self)
 
     def _soon(self, steps: Steps) -> None:
         run(steps)
-
-    def _forget(self) -> None:
-        _open_managers.discard(self)
-
-
-_open_managers: weakref.WeakSet = weakref.WeakSet()
-
-
-def _after_fork() -> None:
-    """Each child of a ``fork()`` (gunicorn ``--preload``) gets an identity
-    among the servers, tasks and locks of its own: the parent's tasks did
-    not come along, what it queued is its own to send, and two processes
-    sharing a uid would take each other's packets for their own and drop
-    them. The child starts listening again at its first connection."""
-    for mgr in list(_open_managers):
-        mgr._new_process()
-
-
-os.register_at_fork(after_in_child=_after_fork)
 
 
 @atexit.register
@@ -92,7 +70,8 @@ def _close_all(timeout: float = EXIT_WAIT) -> None:
     """Flush what is still queued when the interpreter exits: one wait
     of up to ``timeout`` s for all managers together, then each closes
     (logging what it could not write, and why)."""
-    managers = list(_open_managers)
+    managers = [mgr for mgr in list(_open_managers)
+                if isinstance(mgr, RedisStreamsManager)]
     deadline = time.monotonic() + timeout
     for mgr in managers:
         mgr.flush(max(deadline - time.monotonic(), 0))

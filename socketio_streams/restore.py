@@ -57,6 +57,7 @@ class Restoring:
     _stream: Any
     _session: Any
     _send_eio: Any
+    _close_connection: Any
     server: Any
     pending_connect: dict
     basic_enter_room: Any
@@ -152,7 +153,7 @@ class Restoring:
             yield from self._send_eio(eio_sid, eio_pkts)
         self._stats.incr('delivered', sent)
         if not complete:
-            self._runtime.start(self.server.eio.disconnect, eio_sid)
+            self._close_connection(eio_sid)
 
     def _persist(self, sid: str, namespace: str) -> Steps[None]:
         """Keep a dropped client's session for ``max_disconnection_duration``

@@ -22,6 +22,7 @@ import uvicorn
 
 from socketio_streams import AsyncRedisStreamsManager
 from socketio_streams.cluster import RemoteSocket
+from socketio_streams.steps import arun
 
 from .nodes import Serving
 
@@ -65,7 +66,9 @@ class OnLoop:
     """A blocking view of an object that lives on ``loop``: every method
     runs there; a coroutine's result is awaited there and returned. From
     the loop's own thread (a sync event handler), a coroutine is started
-    as a task instead (it cannot be waited for there)."""
+    as a task instead (it cannot be waited for there). Once the loop is
+    closed (the node stopped), a method runs in the caller's thread: a
+    closed manager's ``stats()`` or ``healthy()`` still answer."""
 
     def __init__(self, target: Any, loop: Loop) -> None:
         self._target = target
@@ -86,6 +89,15 @@ class OnLoop:
             if inspect.isawaitable(result):
                 return asyncio.ensure_future(result)
             return result
+        if self._loop.loop.is_closed():
+            result = func(*args, **kwargs)
+            if inspect.isawaitable(result):
+                close = getattr(result, 'close', None)
+                if close is not None:
+                    close()
+                raise RuntimeError(f'{func.__qualname__}: the node is '
+                                   f'stopped, its event loop closed')
+            return self._wrap(result)
 
         async def invoke() -> Any:
             result = func(*args, **kwargs)
@@ -178,7 +190,24 @@ class AsyncNode(Serving):
     async def _echo(self, sid: str, data: Any) -> Any:
         return data
 
+    def drive(self, steps: Any) -> Any:
+        return self.loop.run(arun(steps))
+
+    def forked(self) -> None:
+        self.loop = Loop()
+        self.mgr = OnLoop(self._mgr, self.loop)
+        self.sio = OnLoop(self._sio, self.loop)
+
+    def at_once(self, calls: Any) -> list:
+        async def make() -> list:  # the views start tasks on the loop
+            return [await r if inspect.isawaitable(r) else r
+                    for r in calls()]
+        return self.loop.run(make())
+
     def stop(self) -> None:
+        """Stop serving, close the manager, end the loop (once)."""
+        if self.loop.loop.is_closed():
+            return
         try:
             self.http.stop()
             self.loop.run(self._mgr.close(timeout=2))

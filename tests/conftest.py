@@ -6,10 +6,16 @@ monkey patched first, before anything imports socket, threading or redis.
 With ``SIO_TEST_DEPLOYMENT`` set, only the tests that use its server (the
 ``redis_server`` fixture) or are marked ``deployment`` are collected: the
 others would run just as they do in the standalone envs.
+
+With ``SIO_TEST_MANAGER=asyncio``, only the tests that run servers through
+``Node`` (see ``uses_nodes``) and the asyncio tests are collected: the
+others test the sync manager directly, as they do in the other envs.
 """
 from __future__ import annotations
 
 import functools
+import inspect
+import re
 
 from .asyncmode import monkey_patch
 
@@ -23,38 +29,66 @@ from .deployments import DEPLOYMENT, suite_server  # noqa: E402
 # the Node.js interoperability fixtures, for test_node_interop*.py
 from .interop import (js, js_client, make_js_server, py,  # noqa: E402,F401
                       py_client)
-from .nodes import Node  # noqa: E402
+from .nodes import MANAGER, Node  # noqa: E402
 
 #: the reconnection backoff cap in the tests' own process (5 s otherwise):
 #: after an outage, a test waits for Redis, not for the next attempt
 BACKOFF_CAP = 0.5
+
+#: the fixtures that start ``Node`` servers (``py``: test_node_interop*.py)
+NODE_FIXTURES = {'make_node', 'cluster', 'nodes', 'py'}
 
 
 def pytest_configure(config):
     config.addinivalue_line(
         'markers', 'deployment: uses the SIO_TEST_DEPLOYMENT server without '
         'the redis_server fixture (kept in the deployment envs)')
+    config.addinivalue_line(
+        'markers', 'nodes: runs servers through Node, not by a fixture of '
+        'NODE_FIXTURES nor in its own body (kept under SIO_TEST_MANAGER='
+        'asyncio)')
 
 
 def pytest_collection_modifyitems(config, items):
-    """In a deployment env, drop the tests that never touch it."""
-    if DEPLOYMENT == 'standalone':
-        return
+    """In a deployment env, drop the tests that never touch it; under the
+    asyncio manager, the tests that run no ``Node``."""
     kept, dropped = [], []
     for item in items:
-        uses = ('redis_server' in item.fixturenames or
-                item.get_closest_marker('deployment') is not None)
+        uses = ((DEPLOYMENT == 'standalone' or
+                 'redis_server' in item.fixturenames or
+                 item.get_closest_marker('deployment') is not None) and
+                (MANAGER != 'asyncio' or uses_nodes(item)))
         (kept if uses else dropped).append(item)
     if dropped:
         config.hook.pytest_deselected(items=dropped)
         items[:] = kept
 
 
+def uses_nodes(item: pytest.Item) -> bool:
+    """Whether a test runs servers through ``Node`` (a fixture of
+    ``NODE_FIXTURES``, a ``Node(...)`` call in its body, or the marker
+    ``nodes``), or is an asyncio test (``test_*async*.py``)."""
+    if 'async' in item.path.name:
+        return True
+    if NODE_FIXTURES & set(getattr(item, 'fixturenames', ())) or \
+            item.get_closest_marker('nodes') is not None:
+        return True
+    function = getattr(item, 'function', None)
+    return function is not None and \
+        re.search(r'\bNode\(', inspect.getsource(function)) is not None
+
+
 def pytest_report_header(config):
+    lines = []
     if DEPLOYMENT != 'standalone':
-        return (f'SIO_TEST_DEPLOYMENT={DEPLOYMENT}: tests that do not use '
-                f'its server are deselected (they run in the standalone '
-                f'envs)')
+        lines.append(f'SIO_TEST_DEPLOYMENT={DEPLOYMENT}: tests that do not '
+                     f'use its server are deselected (they run in the '
+                     f'standalone envs)')
+    if MANAGER == 'asyncio':
+        lines.append('SIO_TEST_MANAGER=asyncio: the servers are AsyncServers '
+                     'with AsyncRedisStreamsManager; tests that run no Node '
+                     'are deselected (they run in the other envs)')
+    return lines
 
 
 @pytest.fixture(autouse=True, scope='session')

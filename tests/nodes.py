@@ -8,7 +8,9 @@ werkzeug in threads, by ``eventlet.wsgi`` or by ``gevent.pywsgi``.
 """
 from __future__ import annotations
 
+import asyncio
 import functools
+import inspect
 import os
 import threading
 import time
@@ -18,6 +20,7 @@ import socketio
 from werkzeug.serving import WSGIRequestHandler, make_server
 
 from socketio_streams import RedisStreamsManager
+from socketio_streams.steps import run
 
 from .asyncmode import ASYNC_MODE
 
@@ -26,6 +29,31 @@ NAMESPACES = ['/', '/chat']
 #: SIO_ASYNC_MODE) or ``asyncio`` (AsyncRedisStreamsManager under uvicorn,
 #: see async_nodes.py)
 MANAGER = os.environ.get('SIO_TEST_MANAGER') or 'sync'
+
+
+def client_library() -> Any:
+    """``redis``, or ``redis.asyncio`` under the asyncio manager: where
+    the clients a ``Node(None, client=...)`` takes come from."""
+    import redis.asyncio.cluster
+    import redis.asyncio.sentinel
+    import redis.cluster
+    import redis.sentinel
+    return redis.asyncio if MANAGER == 'asyncio' else redis
+
+
+def waiting_first(step: Callable, wait: Callable) -> Callable:
+    """``step`` (a manager task's step: a plain function, or one making
+    steps) calling the blocking ``wait(*args)`` first, which holds that
+    task only: under the asyncio manager it waits in a thread, not on the
+    node's loop."""
+    def steps(*args: Any) -> Any:
+        yield (functools.partial(asyncio.to_thread, wait, *args)
+               if MANAGER == 'asyncio' else functools.partial(wait, *args))
+        result = step(*args)
+        if inspect.isgenerator(result):
+            result = yield from result
+        return result
+    return steps
 
 
 def wait_until(predicate: Callable[[], Any], timeout: float = 5.0,
@@ -143,6 +171,22 @@ class Serving:
 
     def client(self, namespaces=None, **kwargs) -> 'Client':
         return Client(self.url, namespaces or ['/'], **kwargs)
+
+    def at_once(self, calls: Callable[[], list]) -> list:
+        """The results of ``calls()`` (a list of calls of the node's
+        ``sio``/``mgr``), made in one go as an event handler would make
+        them: on an AsyncNode's loop, with no round trip to it between
+        two."""
+        return calls()
+
+    def drive(self, steps: Any) -> Any:
+        """Drive the steps of one of the manager's internals (``steps``
+        as ``node.mgr._persist(...)`` returns them) in the node's world."""
+        return run(steps)
+
+    def forked(self) -> None:
+        """In a child of ``fork()``: make the node's ``sio``/``mgr`` work
+        in this process (an AsyncNode's loop thread did not come along)."""
 
 
 def Node(redis_url: str, **options: Any) -> Any:

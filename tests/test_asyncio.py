@@ -14,6 +14,7 @@ import time
 
 import pytest
 import socketio
+import websocket
 
 from socketio_streams import AckTimeoutError, AsyncRedisStreamsManager
 
@@ -174,6 +175,27 @@ class _SlowCallbacks(logging.Handler):
         message = record.getMessage()
         if 'took' in message and 'seconds' in message:
             self.reports.append(message)
+
+
+def test_disconnect_sockets_close_closes_the_websocket(make_async,
+                                                       make_sync):
+    """``close=True`` ends the connection: a client that leaves it to the
+    server to close the websocket on engine.io's CLOSE packet (as
+    socket.io-client does) is not left connected."""
+    node = make_async()
+    ws = websocket.create_connection(
+        node.url.replace('http', 'ws', 1) +
+        '/socket.io/?EIO=4&transport=websocket', timeout=5)
+    try:
+        assert ws.recv().startswith('0')  # engine.io OPEN
+        ws.send('40')  # socket.io CONNECT to /
+        assert ws.recv().startswith('40')
+        make_sync().mgr.disconnect_sockets(close=True)
+        assert ws.recv() == '1'  # engine.io CLOSE
+        opcode, _frame = ws.recv_data(control_frame=True)
+        assert opcode == websocket.ABNF.OPCODE_CLOSE
+    finally:
+        ws.close(timeout=0.05)
 
 
 def test_the_loop_is_never_blocked_in_a_burst_or_an_outage(

@@ -64,6 +64,7 @@ def _run(nodes, clients, url, during):
     return tally(_received(clients), expected)
 
 
+@pytest.mark.nodes  # through _cluster
 def test_client_kill_storm_and_a_restart_lose_nothing(aof_server):
     """3 servers, 3 publishers at 100 packets/s each for 10 s; every Redis
     connection killed every 250 ms and Redis restarted once (AOF on)."""
@@ -95,6 +96,7 @@ def test_client_kill_storm_and_a_restart_lose_nothing(aof_server):
     assert (result.lost, result.duplicated, result.reordered) == (0, 0, 0)
 
 
+@pytest.mark.nodes  # through _cluster
 def test_emits_made_while_redis_is_down_arrive_when_it_returns(aof_server):
     """Redis stopped for 3 s in the middle of a steady broadcast."""
     nodes, clients = _cluster(aof_server.url, clients_per_node=1)

@@ -8,7 +8,7 @@ import socketio
 from socketio_streams import AckTimeoutError, RedisStreamsManager, cluster
 
 from .asyncmode import ASYNC_MODE
-from .nodes import settle, wait_until
+from .nodes import MANAGER, settle, wait_until
 
 
 @pytest.fixture
@@ -248,6 +248,9 @@ def test_a_server_with_handlers_is_in_the_cluster_before_any_client(
     before any client came reaches it, and it is counted."""
     got = []
     cluster[1].mgr.on('job', lambda x: got.append(x) or 'done')
+    if MANAGER == 'asyncio':  # on() is no coroutine: it listens in a task
+        wait_until(lambda: cluster[0].mgr.server_count() == 1, 5,
+                   'the server listening')
     assert cluster[0].mgr.server_count() == 1
     answers = []
     done = threading.Event()

@@ -18,7 +18,9 @@ from .deployments import (ClusterProcess, assert_serving,
                           assert_unreplicated_resent, client_libraries,
                           lose_unreplicated, only_in, steady_broadcast,
                           wait_for)
-from .nodes import Node, wait_until
+from .async_nodes import AsyncNode
+from .nodes import (MANAGER, NAMESPACES, Node, SyncNode, client_library,
+                    wait_until)
 
 pytestmark = only_in('cluster')
 
@@ -51,11 +53,12 @@ def test_a_cluster_url_and_a_passed_cluster_client_both_work(
     """Servers made from a ``redis+cluster://`` URL and from a
     ``redis.RedisCluster`` client form one cluster with an emitter made
     from a client."""
-    client = redis.cluster.RedisCluster(host='127.0.0.1',
-                                        port=redis_cluster.nodes[1].port)
+    seed = {'host': '127.0.0.1', 'port': redis_cluster.nodes[1].port}
     nodes.append(Node(redis_cluster.url))
-    nodes.append(Node(None, client=client))
-    emitters.append(RedisStreamsManager(client=client, write_only=True))
+    nodes.append(Node(None, client=client_library().cluster.RedisCluster(
+        **seed)))
+    emitters.append(RedisStreamsManager(
+        client=redis.cluster.RedisCluster(**seed), write_only=True))
     clients.extend(node.client(namespaces=['/', '/chat']) for node in nodes)
     nodes[0].sio.emit('from-url', 1, namespace='/chat')
     nodes[1].sio.emit('from-client', 2)
@@ -67,6 +70,18 @@ def test_a_cluster_url_and_a_passed_cluster_client_both_work(
     assert nodes[0].mgr.server_count() == 2
     assert len(nodes[1].mgr.fetch_sockets(namespace='/chat')) == 2
     assert client_libraries(nodes[0].mgr) == {'redis'}
+
+
+def test_an_async_server_subscribes_on_a_cluster(redis_cluster, nodes,
+                                                 clients):
+    """An AsyncRedisStreamsManager's subscriber (redis.asyncio's cluster
+    pubsub, which needs the slot map first) answers and gets answers, in
+    whichever env (a sync server beside it)."""
+    nodes.append(AsyncNode(redis_cluster.url, NAMESPACES))
+    nodes.append(SyncNode(redis_cluster.url))
+    clients.extend(node.client() for node in nodes)
+    assert nodes[0].mgr.server_count() == nodes[1].mgr.server_count() == 2
+    assert len(nodes[0].mgr.fetch_sockets()) == 2
 
 
 def test_each_stream_has_one_reader_on_the_node_that_holds_it(
@@ -169,6 +184,9 @@ def test_resharding_the_stream_slot_mid_broadcast_loses_nothing(
     assert all(n.mgr.healthy() for n in nodes)
 
 
+@pytest.mark.skipif(MANAGER == 'asyncio', reason="valkey-py's asyncio "
+                    "ValkeyCluster has no pubsub(): the asyncio manager's "
+                    "subscriber cannot subscribe (no requests/replies)")
 def test_valkey_cluster_urls_use_the_valkey_cluster_client(
         redis_cluster, nodes, clients):
     """``valkey+cluster://`` URLs: valkey-py's ``ValkeyCluster`` on every

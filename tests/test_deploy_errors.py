@@ -9,7 +9,6 @@ import pytest
 
 from socketio_streams import RedisStreamsManager
 from socketio_streams.errors import RESPONSE_ERRORS
-from socketio_streams.steps import run
 
 from .nodes import Node, wait_until
 from .servers import RedisProcess
@@ -119,7 +118,7 @@ def test_a_refused_key_is_named_with_the_command_that_wanted_it(
             client = node.client()
             node.sio.emit('warm', 1)
             client.wait_for('warm')
-            run(node.mgr._persist(client.sid(), '/'))  # a dropped client's
+            node.drive(node.mgr._persist(client.sid(), '/'))  # a dropped one's
             assert node.mgr.flush(5)
             wait_until(lambda: 'refused SET' in caplog.text, 5, 'the error')
         finally:

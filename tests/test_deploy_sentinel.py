@@ -8,14 +8,13 @@ from __future__ import annotations
 import time
 
 import pytest
-import redis.sentinel
 
 from socketio_streams import publisher as publisher_module
 
 from .deployments import (SERVICE, SentinelSetup, assert_serving,
                           assert_unreplicated_resent, client_libraries,
                           lose_unreplicated, only_in, steady_broadcast)
-from .nodes import Node
+from .nodes import Node, client_library
 
 pytestmark = only_in('sentinel')
 
@@ -31,7 +30,7 @@ def test_a_sentinel_url_and_a_passed_sentinel_client_both_work(
         sentinels, nodes, clients):
     """A server made from a ``redis+sentinel://`` URL and one made from a
     client of ``Sentinel.master_for`` share broadcasts and requests."""
-    sentinel = redis.sentinel.Sentinel(
+    sentinel = client_library().sentinel.Sentinel(
         [('127.0.0.1', s.port) for s in sentinels.sentinels])
     nodes.append(Node(sentinels.url))
     nodes.append(Node(None, client=sentinel.master_for(SERVICE)))

@@ -125,8 +125,7 @@ def test_a_burst_is_batched_into_few_round_trips(redis_server, make_node,
     node = make_node()
     clients.append(node.client())
     before = redis_server.client().info('stats')['total_commands_processed']
-    for i in range(1000):
-        node.sio.emit('burst', i)
+    node.at_once(lambda: [node.sio.emit('burst', i) for i in range(1000)])
     settle(node, clients)
     assert node.mgr.flush(10)  # local clients do not wait for Redis
     after = redis_server.client().info('stats')['total_commands_processed']

@@ -1,5 +1,6 @@
 """Life cycle: ``sio.shutdown()`` closes the manager, a closed manager is
 local, waits on the caller's path are bounded, exit waits once."""
+import asyncio
 import logging
 import subprocess
 import sys
@@ -12,7 +13,7 @@ import socketio
 from socketio_streams import links, manager as manager_module
 
 from .asyncmode import ASYNC_MODE
-from .nodes import Node
+from .nodes import MANAGER, Node
 from .servers import RedisProcess, free_port
 
 
@@ -21,9 +22,15 @@ def _tasks(mgr) -> list:
     return [shell.publisher, shell.subscriber, *shell.readers.values()]
 
 
-def _task_threads(mgr) -> list:
-    """Live threads running one of the manager's tasks (threading)."""
-    tasks = {id(t) for t in _tasks(mgr)}
+def _task_runners(node) -> list:
+    """Live threads (threading) or asyncio tasks (the asyncio manager)
+    running one of the manager's tasks."""
+    tasks = {id(t) for t in _tasks(node.mgr)}
+    if MANAGER == 'asyncio':
+        async def running() -> list:
+            return [t for t in asyncio.all_tasks()
+                    if id(_task_owner(t)) in tasks]
+        return node.loop.run(running())
     return [t for t in threading.enumerate() if id(_owner(t)) in tasks]
 
 
@@ -32,10 +39,19 @@ def _owner(thread: threading.Thread):
     the steps it drives (``steps.run(task._run())``)."""
     owner = getattr(getattr(thread, '_target', None), '__self__', None)
     args = getattr(thread, '_args', ())
-    frame = getattr(args[0], 'gi_frame', None) if args else None
-    if owner is None and frame is not None:
-        owner = frame.f_locals.get('self')
-    return owner
+    return owner if owner is not None else _steps_owner(*args[:1])
+
+
+def _task_owner(task: asyncio.Task):
+    """The object whose steps an asyncio task drives
+    (``steps.arun(task._run())``)."""
+    frame = task.get_coro().cr_frame
+    return _steps_owner(frame.f_locals.get('steps')) if frame else None
+
+
+def _steps_owner(steps=None):
+    frame = getattr(steps, 'gi_frame', None)
+    return frame.f_locals.get('self') if frame is not None else None
 
 
 def test_server_shutdown_flushes_and_ends_the_managers_tasks(
@@ -48,14 +64,14 @@ def test_server_shutdown_flushes_and_ends_the_managers_tasks(
     client = node.client()
     clients.append(client)
     assert all(task.running for task in _tasks(node.mgr))
-    if ASYNC_MODE == 'threading':
-        assert len(_task_threads(node.mgr)) == len(_tasks(node.mgr))
+    if ASYNC_MODE == 'threading' or MANAGER == 'asyncio':
+        assert len(_task_runners(node)) == len(_tasks(node.mgr))
     for i in range(300):
         node.sio.emit('n', i)
     node.sio.shutdown()
     assert redis_server.client().xlen('socket.io') == 300
     assert not any(task.running for task in _tasks(node.mgr))
-    assert _task_threads(node.mgr) == []
+    assert _task_runners(node) == []
     with caplog.at_level(logging.DEBUG, logger='socketio_streams'):
         node.sio.emit('after', 1)
         node.sio.emit('after', 2)

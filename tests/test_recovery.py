@@ -1,10 +1,12 @@
 """Connection state recovery, proven with the official JavaScript client."""
+import threading
+
 import pytest
 
 from socketio_streams import protocol
 
 from .nodejs import NodeClient, NodeUnavailable, npm_ready
-from .nodes import wait_until
+from .nodes import waiting_first, wait_until
 
 try:
     npm_ready()
@@ -101,7 +103,8 @@ def test_a_dropped_client_comes_back_recovered_with_what_it_missed(
     client.wait_for('live')
 
 
-def test_recovery_works_on_another_server(csr_nodes, js_clients):
+def test_recovery_works_on_another_server(csr_nodes, js_clients,
+                                          redis_server):
     a, b = csr_nodes
     client = js_clients(a.url, auth={'user': 'ann'})
     a.sio.emit('warmup', 0)
@@ -115,8 +118,7 @@ def test_recovery_works_on_another_server(csr_nodes, js_clients):
     state = client.events('warmup')[0]
     offset = state['args'][-1]
     assert a.mgr.sockets.get('/', sid) is None  # a stored it in Redis
-    stored = list(b.mgr._connector.client().scan_iter(
-        'sio:session:*'))  # every node of a cluster
+    stored = redis_server.client().keys('sio:session:*')  # every node
     assert len(stored) == 1
     pid = stored[0].decode()[len('sio:session:'):]
     other = js_clients(b.url, auth={'pid': pid, 'offset': offset})
@@ -472,15 +474,9 @@ def test_the_replay_starts_exactly_where_live_delivery_started(
 def _paused(obj, name):
     """Make ``obj.name`` (a task's step: real work, on real Redis) wait
     until the returned event is set: a delay at a chosen point."""
-    import threading
     release = threading.Event()
-    original = getattr(obj, name)
-
-    def wait_then_call(*args):
-        release.wait(10)
-        return original(*args)
-
-    setattr(obj, name, wait_then_call)
+    setattr(obj, name, waiting_first(getattr(obj, name),
+                                     lambda *args: release.wait(10)))
     return release
 
 

@@ -54,6 +54,7 @@ def test_a_forked_worker_is_a_server_of_its_own(redis_server, nodes,
     if pid == 0:  # the worker: emit once the parent has a client
         try:
             os.read(ready_r, 1)
+            nodes[0].forked()
             nodes[0].mgr.emit('from-worker', nodes[0].mgr.uid)
             nodes[0].mgr.flush(10)
         finally:
