@@ -146,7 +146,11 @@ class ClusterOps:
         if self.server is None:
             raise RuntimeError('Callbacks can only be issued from the '
                                'context of a server.')
+        # the answers come on the namespace's private channel: subscribed
+        # before the request goes (a concurrent first call may be the one
+        # still subscribing)
         yield from self._links.listen()
+        yield from self._links.watch(namespace)
         request_id = new_request_id()
         self._requests.add(request_id, ClientAcks(
             callback, time.monotonic() + CALLBACK_TTL,

@@ -3,7 +3,7 @@ import threading
 
 import pytest
 
-from .nodes import MANAGER, wait_until
+from .nodes import wait_until
 
 
 @pytest.fixture
@@ -52,11 +52,6 @@ def test_ack_without_arguments(pair):
     assert got == [()]
 
 
-@pytest.mark.skipif(MANAGER == 'asyncio', reason='asyncio manager: about '
-                    '1 run in 4, the first call of a server not listening '
-                    'yet, made while another first call starts listening, '
-                    'gets no answer (AsyncServer.call TimeoutError): a race '
-                    'in Links.listen/watch, open')
 def test_many_concurrent_calls_each_get_their_own_answer(pair):
     nodes, client = pair
     results = {}
