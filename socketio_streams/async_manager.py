@@ -42,6 +42,7 @@ class AsyncRedisStreamsManager(ManagerCore, AsyncManager):
         self._deferred: list[Steps] = []
         super().__init__(url, client=client, redis_options=redis_options,
                          **options)
+        _check_pubsub(self._connector)
 
     def _soon(self, steps: Steps) -> None:
         """Run ``steps`` in a task of the running loop; with none running
@@ -76,3 +77,21 @@ class AsyncRedisStreamsManager(ManagerCore, AsyncManager):
             # that ignores engine.io's CLOSE packet, as socket.io-client's
             # websocket transport does, stays connected that long)
             sock.queue.put_nowait(None)
+
+
+def _check_pubsub(connector: Any) -> None:
+    """valkey-py's asyncio cluster client has no PUB/SUB (6.x): say so
+    now, not with a subscriber failing for ever."""
+    target = connector.target
+    client = connector._client
+    valkey_cluster = (
+        target is not None and target.kind == 'cluster' and
+        target.library.__name__.split('.')[0] == 'valkey') or (
+        target is None and type(client).__module__.startswith('valkey')
+        and not hasattr(client, 'pubsub'))
+    if valkey_cluster:
+        raise ValueError(
+            'valkey-py\'s asyncio cluster client has no PUB/SUB, which '
+            'the manager needs (requests and answers): use a '
+            'redis+cluster:// URL (redis-py works with Valkey) or '
+            'redis.asyncio.RedisCluster')

@@ -383,3 +383,11 @@ def test_what_is_queued_is_written_when_the_loop_ends_unclosed(
     seqs = {fields[b'seq'] for _, fields in
             redis_server.client().xrange(stream)}
     assert len(seqs) == 2000
+
+
+def test_a_valkey_asyncio_cluster_client_is_refused_with_the_way_out():
+    """valkey-py's asyncio cluster client has no PUB/SUB: a clear error
+    at once, not a subscriber failing for ever."""
+    with pytest.raises(ValueError, match='redis\\+cluster://'):
+        AsyncRedisStreamsManager('valkey+cluster://127.0.0.1:7000')
+    AsyncRedisStreamsManager('redis+cluster://127.0.0.1:7000')  # no I/O yet
