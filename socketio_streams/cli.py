@@ -18,7 +18,8 @@ import sys
 from typing import Any, Iterator
 
 from . import protocol
-from .connection import Connector, channels
+from .connection import Connector
+from .membership import channels
 from .errors import RESPONSE_ERRORS, RETRYABLE
 from .exceptions import AckTimeoutError
 from .manager import RedisStreamsManager

@@ -16,7 +16,8 @@ from typing import Any, Callable
 from urllib.parse import parse_qsl
 
 from . import protocol
-from .connection import channels, close_client, numsub
+from .connection import close_client
+from .membership import channels, numsub
 from .errors import CLUSTER_ERRORS, RETRYABLE
 from .exceptions import AckTimeoutError
 from .steps import Steps

@@ -10,10 +10,9 @@ from __future__ import annotations
 import importlib
 import os
 import socket
-from dataclasses import dataclass, field
 from functools import partial
 from typing import Any, Awaitable, Callable
-from urllib.parse import parse_qsl, unquote, urlparse
+from urllib.parse import urlparse
 
 import redis.exceptions
 
@@ -23,6 +22,7 @@ from .errors import (CLUSTER_ERRORS, REFUSED_LOCALLY,  # noqa: F401
                      transient, why)
 from .runtime import wake_closed_waiters
 from .steps import Steps
+from .urls import FILE_OPTIONS, Target, parse_url
 
 #: seconds to open a connection, unless redis_options say otherwise
 CONNECT_TIMEOUT = 5.0
@@ -45,125 +45,6 @@ def _keepalive_options() -> dict:
 KEEPALIVE = _keepalive_options()
 #: connection options a unix socket connection does not take
 _TCP_ONLY = ('socket_keepalive', 'socket_keepalive_options')
-_STANDALONE = {'redis', 'rediss', 'unix', 'valkey', 'valkeys'}
-_SENTINEL = {'redis+sentinel', 'valkey+sentinel'}
-_CLUSTER = {'redis+cluster', 'valkey+cluster'}
-
-
-def _library(scheme: str):
-    """The client library for a scheme: ``valkey`` if wanted and present."""
-    if scheme.startswith('valkey'):
-        try:
-            import valkey
-            return valkey
-        except ImportError:
-            pass
-    import redis
-    return redis
-
-
-def _hosts(netloc: str, url: str) -> list[tuple[str, int]]:
-    hosts = []
-    for part in netloc.rsplit('@', 1)[-1].split(','):
-        host, sep, port = part.rpartition(':')
-        if not sep or not host or not port.isdigit():
-            raise ValueError(f'bad host:port {part!r} in Redis URL {url!r}')
-        hosts.append((host.strip('[]'), int(port)))
-    return hosts
-
-
-def _credentials(parsed) -> dict:
-    kwargs = {}
-    if parsed.username:
-        kwargs['username'] = unquote(parsed.username)
-    if parsed.password:
-        kwargs['password'] = unquote(parsed.password)
-    return kwargs
-
-
-#: types of the query arguments of sentinel and cluster URLs (standalone
-#: URLs are parsed by the client library itself)
-_QUERY_TYPES: dict[str, Callable[[str], Any]] = {
-    'db': int, 'socket_timeout': float, 'socket_connect_timeout': float,
-    'socket_keepalive': lambda v: _bool(v), 'ssl': lambda v: _bool(v),
-    'ssl_check_hostname': lambda v: _bool(v), 'health_check_interval': int,
-    'max_connections': int, 'protocol': int}
-_FILES = ('ssl_ca_certs', 'ssl_certfile', 'ssl_keyfile')
-
-
-def _bool(value: str) -> bool:
-    return value.strip().lower() not in ('', '0', 'false', 'f', 'no', 'n',
-                                         'off')
-
-
-def _query(query: str, url: str) -> dict:
-    """Typed keyword arguments from a URL's query; ``ValueError`` for a
-    bad number or a certificate file that does not exist."""
-    kwargs: dict[str, Any] = {}
-    for name, value in parse_qsl(query):
-        convert = _QUERY_TYPES.get(name, str)
-        try:
-            kwargs[name] = convert(value)
-        except ValueError:
-            raise ValueError(f'bad value {value!r} for {name} in Redis URL '
-                             f'{url!r}') from None
-        if name in _FILES and not os.path.isfile(value):
-            raise ValueError(f'{name} file {value!r} (in Redis URL {url!r}) '
-                             f'does not exist')
-    return kwargs
-
-
-@dataclass
-class Target:
-    """What to connect to: ``kind`` is standalone, sentinel or cluster."""
-    kind: str
-    library: Any
-    url: str = ''
-    hosts: list = field(default_factory=list)
-    service: str = ''
-    kwargs: dict = field(default_factory=dict)
-
-
-def parse_url(url: str) -> Target:
-    """Check a URL and describe it; ``ValueError`` names what is wrong."""
-    if not isinstance(url, str) or '://' not in url:
-        raise ValueError(f'Redis URL must look like redis://host:port/db, '
-                         f'got {url!r}')
-    parsed = urlparse(url)
-    scheme = parsed.scheme.lower()
-    lib = _library(scheme)
-    if scheme in _STANDALONE:
-        if scheme.startswith('valkey') and lib.__name__ == 'redis':
-            url = 'redis' + url[len('valkey'):]
-        try:
-            parsed.port  # noqa: B018  (raises on a non-numeric port)
-        except ValueError:
-            raise ValueError(f'bad port in Redis URL {url!r}') from None
-        _query(parsed.query, url)  # checks the file names it gives
-        return Target('standalone', lib, url=url)
-    if scheme in _SENTINEL:
-        parts = [p for p in parsed.path.split('/') if p]
-        kwargs = {**_query(parsed.query, url), **_credentials(parsed)}
-        if len(parts) == 1:
-            service = parts[0]
-        elif len(parts) == 2 and parts[0].isdigit():
-            kwargs['db'] = int(parts[0])
-            service = parts[1]
-        else:
-            raise ValueError('Sentinel URL must end with /<db>/<service> or '
-                             f'/<service>, got {url!r}')
-        return Target('sentinel', lib, hosts=_hosts(parsed.netloc, url),
-                      service=service, kwargs=kwargs)
-    if scheme in _CLUSTER:
-        if parsed.path.strip('/') not in ('', '0'):
-            raise ValueError(f'Redis Cluster has database 0 only; remove '
-                             f'{parsed.path!r} from {url!r}')
-        kwargs = {**_query(parsed.query, url), **_credentials(parsed)}
-        return Target('cluster', lib, hosts=_hosts(parsed.netloc, url),
-                      kwargs=kwargs)
-    raise ValueError(f'unsupported Redis URL scheme {parsed.scheme!r} in '
-                     f'{url!r}; use redis://, rediss://, unix://, valkey://, '
-                     f'redis+sentinel:// or redis+cluster://')
 
 
 def is_asyncio(client: Any) -> bool:
@@ -202,7 +83,7 @@ class Connector:
         self._client = client
         self.asyncio = asyncio
         self.target: Target | None = None
-        for name in _FILES:
+        for name in FILE_OPTIONS:
             path = self.redis_options.get(name)
             if isinstance(path, str) and not os.path.isfile(path):
                 raise ValueError(f'redis_options[{name!r}]: file {path!r} '
@@ -522,54 +403,3 @@ def _closing_failed(exc: Exception, log: Callable[[str], Any] | None
                     ) -> None:
     if log:
         log(f'while closing a Redis client: {exc!r}')
-
-
-def _on_each_node(client: Any, command: tuple) -> Steps[list]:
-    """Steps: ``command``'s reply from each node of a cluster (those that
-    cannot be reached have no subscribers: skipped, unless none can), or
-    from the one server. A refused command raises an error that says
-    why."""
-    if not _is_cluster(client):
-        clients = [client]
-    else:
-        yield from initialize(client)
-        clients = [node_client(client, node)
-                   for node in client.get_nodes()]
-    replies, lost = [], None
-    for node in clients:
-        try:
-            replies.append((yield partial(node.execute_command, *command)))
-        except RETRYABLE as exc:
-            lost = exc
-        except RESPONSE_ERRORS as exc:
-            raise type(exc)(explain(exc, ' '.join(command[:2]))) from exc
-    if lost is not None and not replies:
-        raise lost
-    return replies
-
-
-def numsub(client: Any, channel: str, sharded: bool = False
-           ) -> Steps[int]:
-    """Steps: subscribers of ``channel`` (``PUBSUB [SHARD]NUMSUB``),
-    summed over the nodes of a cluster."""
-    command = ('PUBSUB', 'SHARDNUMSUB' if sharded else 'NUMSUB', channel)
-    total = 0
-    for reply in (yield from _on_each_node(client, command)):
-        if isinstance(reply, dict):
-            reply = list(reply.items())
-        elif reply and not isinstance(reply[0], (list, tuple)):
-            reply = list(zip(reply[::2], reply[1::2]))
-        total += sum(int(n) for _, n in reply)
-    return total
-
-
-def channels(client: Any, pattern: str, sharded: bool = False
-             ) -> Steps[set[str]]:
-    """Steps: active channels matching ``pattern`` (``PUBSUB
-    [SHARD]CHANNELS``), over every node of a cluster."""
-    command = ('PUBSUB', 'SHARDCHANNELS' if sharded else 'CHANNELS', pattern)
-    found: set[str] = set()
-    for reply in (yield from _on_each_node(client, command)):
-        for name in reply or ():
-            found.add(name.decode() if isinstance(name, bytes) else name)
-    return found

@@ -25,9 +25,8 @@ import itertools
 import threading
 import time
 from collections import deque
-from dataclasses import dataclass
 from functools import partial
-from typing import Any, Callable
+from typing import Any
 
 from . import protocol
 from .backoff import Backoff
@@ -35,6 +34,7 @@ from .connection import (CLUSTER_ERRORS, REFUSED_LOCALLY, RESPONSE_ERRORS,
                          RETRYABLE, TRANSIENT, Writer, explain, transient,
                          why)
 from .exceptions import BufferFullError
+from .items import Item, Written, sendable
 from .steps import Steps
 
 __all__ = ['Item', 'Publisher', 'TRANSIENT', 'transient']
@@ -47,32 +47,6 @@ RECENT_MAX = 20_000
 #: how long a task ended from outside, before close(), still writes what
 #: is queued (as the sync manager does at the interpreter's exit)
 DRAIN_WAIT = 2.0
-
-
-@dataclass
-class Item:
-    """One command: ``xadd`` (target = stream), ``publish``/``spublish``
-    (target = channel) or ``set`` (target = key, payload = (value, ttl in
-    ms)). ``on_written`` gets the reply (for ``xadd``, the entry ID).
-    ``resent``: a copy of an entry the server lost."""
-    kind: str
-    target: str
-    payload: Any
-    on_written: Callable[[Any], None] | None = None
-    resent: bool = False
-
-    @property
-    def key(self) -> str | None:
-        """What decides the cluster node (PUBLISH: any node)."""
-        return None if self.kind == 'publish' else self.target
-
-
-@dataclass
-class _Written:
-    """An entry the server acknowledged, with its ID."""
-    at: float
-    item: Item
-    entry_id: str
 
 
 class Publisher:
@@ -102,7 +76,7 @@ class Publisher:
         self._dropped = 0
         self._last_error = ''
         self._writer = Writer(connector)
-        self._recent: deque[_Written] = deque()
+        self._recent: deque[Written] = deque()
         self._check_recent = False
         self.connected = False
         self.failures = 0
@@ -305,7 +279,7 @@ class Publisher:
         """Take out of the queue the items no client could send (the
         library refused them before sending: retrying would jam the queue
         for good); True if there were any."""
-        bad = {id(item) for item in batch if not _sendable(item)}
+        bad = {id(item) for item in batch if not sendable(item)}
         if not bad:
             return False
         with self._lock:
@@ -353,10 +327,10 @@ class Publisher:
         that the server acknowledged but no longer has; True if any.
         Replication keeps order, so if the newest entry of a stream is
         there, so are the older ones: one round trip per stream, mostly."""
-        by_stream: dict[str, list[_Written]] = {}
+        by_stream: dict[str, list[Written]] = {}
         for written in self._recent:
             by_stream.setdefault(written.item.target, []).append(written)
-        lost: list[_Written] = []
+        lost: list[Written] = []
         yield from self._writer.ready()
         for stream, entries in by_stream.items():
             lost += yield from self._missing(stream, entries)
@@ -379,7 +353,7 @@ class Publisher:
         return True
 
     def _missing(self, stream: str,
-                 entries: list[_Written]) -> Steps[list]:
+                 entries: list[Written]) -> Steps[list]:
         """Those of ``entries`` (ours, in ``stream``, oldest first) that
         the server lost (not merely trimmed)."""
         client = self._writer.client(self._writer.node(stream))
@@ -407,7 +381,7 @@ class Publisher:
         before it. Only writes forget: through an outage, however long,
         what was written just before it is kept for the check."""
         now = time.monotonic()
-        self._recent.append(_Written(now, item, protocol.as_text(entry_id)))
+        self._recent.append(Written(now, item, protocol.as_text(entry_id)))
         oldest = now - RECENT_SECONDS
         while self._recent and (self._recent[0].at < oldest or
                                 len(self._recent) > RECENT_MAX):
@@ -473,24 +447,3 @@ class Publisher:
                             len(self._queue))
         yield partial(self._runtime.sleep,
                       self._backoff.compute(self.failures))
-
-
-def _sendable(item: Item) -> bool:
-    """Whether a client library can encode every argument of ``item``."""
-    args: list = [item.target]
-    if item.kind == 'xadd':
-        args += [*item.payload, *item.payload.values()]
-    elif item.kind == 'set':
-        args.append(item.payload[0])
-    else:
-        args.append(item.payload)
-    for arg in args:
-        if isinstance(arg, bool) or not isinstance(
-                arg, (str, bytes, bytearray, memoryview, int, float)):
-            return False
-        if isinstance(arg, str):
-            try:
-                arg.encode('utf-8')
-            except UnicodeError:
-                return False
-    return True

@@ -16,9 +16,9 @@ import redis
 import redis.asyncio
 
 from socketio_streams.connection import (COMMAND_TIMEOUT, KEEPALIVE,
-                                         Connector, Writer, channels,
-                                         close_client, is_asyncio,
-                                         node_client, numsub)
+                                         Connector, Writer, close_client,
+                                         is_asyncio, node_client)
+from socketio_streams.membership import channels, numsub
 from socketio_streams.errors import CLUSTER_ERRORS, RESPONSE_ERRORS, RETRYABLE
 from socketio_streams.protocol import as_text
 from socketio_streams.steps import arun, run
