@@ -205,6 +205,9 @@ def test_valkey_cluster_urls_use_the_valkey_cluster_client(
             'ValkeyCluster'
 
 
+@pytest.mark.skipif(MANAGER == 'asyncio', reason="valkey-py's asyncio "
+                    "ValkeyCluster has no pubsub(): the asyncio manager "
+                    "refuses it")
 def test_connection_state_recovery_with_the_valkey_cluster_client(
         redis_cluster, nodes):
     """A dropped client comes back with its sid and what another server
