@@ -42,6 +42,7 @@ def run_loop(caplog):
     task was left pending or connection unclosed (asyncio's log, and
     ResourceWarnings once the garbage is collected)."""
     def run(coro):
+        gc.collect()  # earlier tests' garbage: not counted
         with warnings.catch_warnings(record=True) as seen:
             warnings.simplefilter('always', ResourceWarning)
             with caplog.at_level(logging.DEBUG, logger='asyncio'):

@@ -44,7 +44,9 @@ def url(request, redis_server):
 
 def closing_cleanly(main: Any) -> list:
     """Run coroutine function ``main``; the ResourceWarnings (unclosed
-    connections, clients, cluster nodes) that it left once collected."""
+    connections, clients, cluster nodes) that it left once collected
+    (earlier tests' garbage collected first: not counted)."""
+    gc.collect()
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter('always', ResourceWarning)
         asyncio.run(main())

@@ -59,6 +59,7 @@ def _in_asyncio(main: Any) -> None:
         assert not others, others
 
     errors: list = []
+    gc.collect()  # earlier tests' garbage: not counted
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter('always')
         loop = asyncio.new_event_loop()
