@@ -228,7 +228,7 @@ def test_emit_with_ack_times_out_with_partial_answers(trio):
         'ask': lambda x: late.wait(10) and 'late'})
     clients.append(mute)
     with pytest.raises(AckTimeoutError) as failed:
-        nodes[0].mgr.emit_with_ack('ask', 'q', timeout=1)
+        nodes[0].mgr.emit_with_ack('ask', 'q', timeout=3)
     late.set()
     assert sorted(failed.value.responses) == ['q@0', 'q@1', 'q@2']
     assert nodes[0].mgr.stats()['pending_requests'] == 0

@@ -19,9 +19,14 @@ from socketio_streams.runtime import AsyncRuntime, Runtime
 from socketio_streams.stats import Stats
 from socketio_streams.steps import arun, done
 
+from .deployments import DEPLOYMENT
 from .servers import RedisProcess
 
 LOG = logging.getLogger('socketio_streams')
+#: the tests that kill, restart or freeze the one server they talk to
+STANDALONE = pytest.mark.skipif(
+    DEPLOYMENT != 'standalone', reason='one server of our own: the '
+    'standalone envs (the deployments run the manager-level tests)')
 
 
 def AsyncConnector(url: str) -> Connector:
@@ -74,6 +79,7 @@ def _in_asyncio(main: Any) -> None:
         w.category, (ResourceWarning, RuntimeWarning))] == []
 
 
+@STANDALONE
 def test_order_survives_killed_connections_under_asyncio(redis_server):
     """Items put while another client kills the publisher's connection
     again and again all reach the stream, in order: copies of a batch
@@ -98,6 +104,7 @@ def test_order_survives_killed_connections_under_asyncio(redis_server):
     assert _as_read(killer.xrange('stream')) == list(range(count))
 
 
+@STANDALONE
 def test_entries_a_restarted_redis_lost_are_written_again_under_asyncio(
         redis_server):
     """Redis restarts without persistence: the publisher finds the
@@ -120,6 +127,7 @@ def test_entries_a_restarted_redis_lost_are_written_again_under_asyncio(
         'stream')] == list(range(101))
 
 
+@STANDALONE
 def test_put_waits_for_room_while_redis_answers_under_asyncio(redis_server):
     """A burst faster than the pipeline: ``put`` yields until the task
     made room, nothing is refused."""
@@ -163,6 +171,7 @@ def test_a_full_buffer_raises_while_redis_is_down_under_asyncio(tmp_path):
         server.stop()
 
 
+@STANDALONE
 def test_close_cancels_a_task_stuck_on_a_frozen_redis(redis_server, caplog):
     """A Redis that stopped answering holds the task in a pipeline until
     the command timeout; ``close()`` does not wait for it: the task is
