@@ -124,6 +124,9 @@ def test_server_side_events_between_sync_and_async(make_async, make_sync):
 
     aio.mgr.on('hello', handler)
     sync.mgr.on('hello', lambda x: f'sync got {x}')
+    # on() cannot wait on the loop: the async server subscribes in a task
+    # (a call of its own waits for it)
+    assert aio.mgr.server_count() == 2
     answers: list = []
     sync.mgr.server_side_emit('hello', 1,
                               callback=lambda err, r: answers.append(
