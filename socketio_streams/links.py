@@ -190,6 +190,9 @@ class Links:
         for task in tasks:
             task.stop()
         yield from self._mgr._requests.close()
+        # stopped tasks end at once, but on a loaded host the flush may
+        # have used the time: a second at least for them to end
+        deadline = max(deadline, time.monotonic() + 1.0)
         for task in tasks:
             yield from task.join(max(deadline - time.monotonic(), 0.1))
 

@@ -223,6 +223,9 @@ def test_disconnect_sockets_close_closes_the_websocket(make_async,
         ws.close(timeout=0.05)
 
 
+@pytest.mark.skipif(DEPLOYMENT != 'standalone', reason='on one plain '
+                    'server of its own: it stops it, and TLS encryption in '
+                    "the loop's callbacks is asyncio's, not this library's")
 def test_the_loop_is_never_blocked_in_a_burst_or_an_outage(
         redis_server, make_sync, clients):
     loop = Loop(debug=True)
