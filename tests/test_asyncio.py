@@ -21,6 +21,7 @@ import websocket
 from socketio_streams import AckTimeoutError, AsyncRedisStreamsManager
 
 from .async_nodes import AsyncNode, Loop
+from .asyncmode import ASYNC_MODE
 from .deployments import DEPLOYMENT
 from .nodes import NAMESPACES, SyncNode, settle, wait_until
 
@@ -51,6 +52,9 @@ def make_sync(redis_server):
         node.stop()
 
 
+@pytest.mark.skipif(ASYNC_MODE != 'threading', reason='an asyncio client '
+                    '(aiohttp) in a process monkey patched by eventlet or '
+                    'gevent: the threading envs run it')
 def test_async_clients_of_async_servers_get_each_broadcast_once(make_async):
     nodes = [make_async(), make_async()]
 
