@@ -27,24 +27,25 @@ R = TypeVar('R')
 Steps = Generator[Callable[[], Any], Any, R]
 
 
+def _resume(steps: Steps, value: Any, error: BaseException | None) -> Any:
+    """Hand the last call's result (or its error) to ``steps``: the next
+    call; ``StopIteration`` when they are done."""
+    return steps.send(value) if error is None else steps.throw(error)
+
+
 def run(steps: Steps[R]) -> R:
     """Drive ``steps`` with blocking calls; return what they return."""
     value: Any = None
     error: BaseException | None = None
     while True:
         try:
-            if error is not None:
-                call = steps.throw(error)
-            else:
-                call = steps.send(value)
+            call = _resume(steps, value, error)
         except StopIteration as stop:
             return stop.value
         try:
             value, error = call(), None
         except BaseException as exc:  # given to the steps to handle
             value, error = None, exc
-        finally:
-            del call
 
 
 async def arun(steps: Steps[R]) -> R:
@@ -55,10 +56,7 @@ async def arun(steps: Steps[R]) -> R:
     error: BaseException | None = None
     while True:
         try:
-            if error is not None:
-                call = steps.throw(error)
-            else:
-                call = steps.send(value)
+            call = _resume(steps, value, error)
         except StopIteration as stop:
             return stop.value
         try:
@@ -67,8 +65,6 @@ async def arun(steps: Steps[R]) -> R:
                 value = await value
         except BaseException as exc:  # given to the steps to handle
             value, error = None, exc
-        finally:
-            del call
 
 
 def done(value: R = None) -> Steps[R]:  # type: ignore[assignment]
