@@ -33,6 +33,7 @@ class _Loop:
 
     what = 'reader'
     command = 'XREAD'
+    REINTERRUPT = 0.2
 
     def __init__(self, connector, runtime, stats, log):
         self._connector = connector
@@ -67,10 +68,19 @@ class _Loop:
             self._done.set()
 
     def join(self, timeout: float) -> Steps[bool]:
-        """Wait up to ``timeout`` s for the task to end; False if not."""
-        if not self.running:
-            return True
-        return bool((yield partial(self._runtime.wait, self._done, timeout)))
+        """Wait up to ``timeout`` s for the task to end; False if not.
+        It is cut short again every ``REINTERRUPT`` s: a thread that was
+        busy when stopped may have sent one more blocking command."""
+        deadline = time.monotonic() + timeout
+        while self.running:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return False
+            if (yield partial(self._runtime.wait, self._done,
+                              min(left, self.REINTERRUPT))):
+                return True
+            self._runtime.interrupt(self._task, self._disconnect)
+        return True
 
     def _disconnect(self) -> Steps[None]:
         client, self._client = self._client, None
@@ -179,6 +189,8 @@ class StreamReader(_Loop):
         self._ahead_logged = False
 
     def _connect(self) -> Any:
+        if self._stopped:  # not one more blocking command once stopped
+            raise ConnectionError('stopped')
         if self._client is None:
             self._client = self._connector.new_client(
                 socket_timeout=self._options.block_seconds + 10,
@@ -406,6 +418,8 @@ class Subscriber(_Loop):
         self._subscribed.update(channels)
 
     def step(self) -> Steps[None]:
+        if self._stopped:
+            return
         if self._pubsub is None:
             # no reply timeout: it waits for messages (keepalive probes
             # notice a vanished host)
