@@ -5,17 +5,21 @@ core driven on the event loop with ``redis.asyncio`` clients (see
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from socketio import AsyncManager
-
-from .core import ManagerCore, faced
+from .core import ManagerCore
+from .operations import AsyncFace, faced
 from .runtime import AsyncRuntime
 from .steps import Steps, awaitable
 
+if TYPE_CHECKING:
+    from .operations import Untyped as AsyncManager
+else:
+    from socketio import AsyncManager
+
 
 @faced(awaitable)
-class AsyncRedisStreamsManager(ManagerCore, AsyncManager):
+class AsyncRedisStreamsManager(ManagerCore, AsyncFace, AsyncManager):
     """The same manager as :class:`RedisStreamsManager`, same options, wire
     format and guarantees, for ``socketio.AsyncServer``. Usage::
 

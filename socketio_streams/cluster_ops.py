@@ -15,6 +15,7 @@ from .cluster import (SELF, AckExpiry, BroadcastAcks, ClientAcks,
 from .delivery import encode
 from .exceptions import AckTimeoutError
 from .handlers import CALLBACK_TTL
+from .operations import operation
 from .protocol import Message, MessageType as T
 from .steps import Steps
 
@@ -26,11 +27,6 @@ class ClusterOps:
     """``fetch_sockets``, ``sockets_join``/``leave``,
     ``disconnect_sockets``, ``emit_with_ack``, ``server_side_emit``,
     ``server_count``, ``on``; emits with a callback to other servers."""
-
-    #: the steps the managers offer as methods (see ``core.faced``)
-    OPERATIONS = ('fetch_sockets', 'sockets_join', 'sockets_leave',
-                  'disconnect_sockets', 'emit_with_ack',
-                  'server_side_emit', 'server_count')
 
     uid: str
     options: Any
@@ -48,6 +44,7 @@ class ClusterOps:
     server: Any
     callbacks: dict
 
+    @operation
     def fetch_sockets(self, to: Any = None, skip_sid: Any = None,
                       namespace: str = '/',
                       timeout: float = 5.0) -> Steps[list[RemoteSocket]]:
@@ -74,12 +71,14 @@ class ClusterOps:
                                        self._runtime)
         return sockets(request)
 
+    @operation
     def sockets_join(self, rooms: Any, to: Any = None, skip_sid: Any = None,
                      namespace: str = '/') -> Steps[None]:
         """Make the matching sockets of every server join ``rooms``."""
         yield from self._rooms_op(T.SOCKETS_JOIN, rooms, to, skip_sid,
                                   namespace)
 
+    @operation
     def sockets_leave(self, rooms: Any, to: Any = None, skip_sid: Any = None,
                       namespace: str = '/') -> Steps[None]:
         """Make the matching sockets of every server leave ``rooms``."""
@@ -96,6 +95,7 @@ class ClusterOps:
         yield from self._links.publish(namespace, type_, message.data)
         yield from self._inbound.dispatch(message, 'local room operation')
 
+    @operation
     def disconnect_sockets(self, to: Any = None, skip_sid: Any = None,
                            close: bool = False,
                            namespace: str = '/') -> Steps[None]:
@@ -109,6 +109,7 @@ class ClusterOps:
                                        message.data)
         yield from self._inbound.dispatch(message, 'local disconnect')
 
+    @operation
     def emit_with_ack(self, event: str, data: Any = None, to: Any = None,
                       skip_sid: Any = None, namespace: str = '/',
                       timeout: float = 5.0) -> Steps[list]:
@@ -183,6 +184,7 @@ class ClusterOps:
         """The ``mgr.on`` handler of a server-side event."""
         return self._handlers_by_event.get((namespace, event))
 
+    @operation
     def server_side_emit(self, event: str, *args: Any, namespace: str = '/',
                          callback: Callable | None = None,
                          timeout: float = 5.0) -> Steps[None]:
@@ -220,6 +222,7 @@ class ClusterOps:
 
         self._runtime.spawn(wait())
 
+    @operation
     def server_count(self, namespace: str = '/') -> Steps[int]:
         """Live servers of the namespace (subscribers of its public
         channel, as Node counts them; summed over a cluster's nodes). A

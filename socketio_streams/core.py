@@ -18,7 +18,7 @@ import threading
 import time
 import weakref
 from functools import partial
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from socketio.base_manager import BaseManager
 
@@ -29,6 +29,7 @@ from .connection import Connector
 from .delivery import Delivery, targets
 from .handlers import Inbound
 from .links import Links
+from .operations import operation
 from .options import Options, default_logger
 from .protocol import Message, MessageType as T
 from .recovery import Recovery
@@ -38,26 +39,13 @@ from .sockets import LocalSockets
 from .stats import Stats
 from .steps import Steps
 
-#: the methods written as steps here that each manager offers, driven in
-#: its world (blocking calls, or coroutines)
-OPERATIONS = (
-    'pre_connect', 'connect', 'disconnect', 'emit', 'enter_room',
-    'leave_room', 'close_room', 'can_disconnect', 'flush', 'close',
-    *ClusterOps.OPERATIONS)
+if TYPE_CHECKING:
+    from .operations import Untyped as _Base
+else:
+    _Base = BaseManager
 
 
-def faced(wrap: Callable[[Callable], Callable]) -> Callable[[type], type]:
-    """A class decorator: each of :data:`OPERATIONS` becomes a method
-    driving the steps of the same name with ``wrap`` (``steps.blocking``
-    or ``steps.awaitable``)."""
-    def decorate(cls: type) -> type:
-        for name in OPERATIONS:
-            setattr(cls, name, wrap(getattr(cls, name)))
-        return cls
-    return decorate
-
-
-class ManagerCore(ClusterOps, Restoring, BaseManager):
+class ManagerCore(ClusterOps, Restoring, _Base):
     """The shared body of both managers (their docstrings tell the
     options). A face sets ``_base`` (python-socketio's ``Manager`` or
     ``AsyncManager``), ``_runtime_class``, ``_asyncio`` and ``_soon``."""
@@ -160,6 +148,7 @@ class ManagerCore(ClusterOps, Restoring, BaseManager):
             names |= set(server.namespaces)
         return {n for n in names if isinstance(n, str) and n != '*'}
 
+    @operation
     def close(self, timeout: float = 5.0) -> Steps[None]:
         """Flush the queue, stop the tasks and disconnect, within about
         ``timeout`` seconds; what could not be written is logged, with
@@ -185,6 +174,7 @@ class ManagerCore(ClusterOps, Restoring, BaseManager):
         flushed at exit."""
         _open_managers.discard(self)
 
+    @operation
     def flush(self, timeout: float = 5.0) -> Steps[bool]:
         """Wait until everything queued is in Redis, and handled (with
         recovery on, delivered to this server's clients); False on
@@ -226,6 +216,7 @@ class ManagerCore(ClusterOps, Restoring, BaseManager):
 
     # --- python-socketio hooks -----------------------------------------------
 
+    @operation
     def pre_connect(self, eio_sid: str, namespace: str) -> Steps[Any]:
         if not self.write_only:  # (asyncio: initialize() could not wait)
             yield from self._links.listen()
@@ -246,6 +237,7 @@ class ManagerCore(ClusterOps, Restoring, BaseManager):
                 sock.pid = self.server.eio.generate_id()
         return sid
 
+    @operation
     def connect(self, sid: str, namespace: str) -> Steps[Any]:
         if not self.is_pre_connected(sid, namespace):
             # a complete connection attempt: sid is the eio_sid
@@ -256,6 +248,7 @@ class ManagerCore(ClusterOps, Restoring, BaseManager):
             yield from self._replay(sid, namespace)
         return sid
 
+    @operation
     def disconnect(self, sid: str, namespace: str,
                    **kwargs: Any) -> Steps[Any]:
         sock = self.sockets.get(namespace, sid)
@@ -270,6 +263,7 @@ class ManagerCore(ClusterOps, Restoring, BaseManager):
         sock = self.sockets.get(namespace, sid)
         return sock is not None and sock.replayed is not None
 
+    @operation
     def emit(self, event: str, data: Any, namespace: str | None = None,
              room: Any = None, skip_sid: Any = None,
              callback: Callable | None = None, to: Any = None,
@@ -312,6 +306,7 @@ class ManagerCore(ClusterOps, Restoring, BaseManager):
         yield from self._links.publish(namespace, T.BROADCAST, payload)
         yield from deliver()
 
+    @operation
     def enter_room(self, sid: str, namespace: str, room: str,
                    eio_sid: str | None = None) -> Steps[None]:
         namespace = self._room_call(sid, namespace, room)
@@ -321,6 +316,7 @@ class ManagerCore(ClusterOps, Restoring, BaseManager):
         yield from self._links.publish(namespace, T.SOCKETS_JOIN, {
             'opts': protocol.make_opts(sid), 'rooms': [room]})
 
+    @operation
     def leave_room(self, sid: str, namespace: str,
                    room: str) -> Steps[None]:
         namespace = self._room_call(sid, namespace, room)
@@ -329,6 +325,7 @@ class ManagerCore(ClusterOps, Restoring, BaseManager):
         yield from self._links.publish(namespace, T.SOCKETS_LEAVE, {
             'opts': protocol.make_opts(sid), 'rooms': [room]})
 
+    @operation
     def close_room(self, room: str, namespace: str) -> Steps[None]:
         namespace = arguments.namespace(namespace)
         protocol.room_list(room)
@@ -336,6 +333,7 @@ class ManagerCore(ClusterOps, Restoring, BaseManager):
             'opts': protocol.make_opts(room), 'rooms': [room]})
         return self.basic_close_room(room, namespace)
 
+    @operation
     def can_disconnect(self, sid: str, namespace: str) -> Steps[bool]:
         namespace = arguments.namespace(namespace)
         if self._is_local(sid, namespace):

@@ -26,7 +26,9 @@ class Context(Protocol):
     uid: str
     _requests: Any  # cluster.Requests: the requests awaiting answers
     _stats: Any
-    _log: Any
+
+    @property
+    def _log(self) -> Any: ...
 
     def _targets(self, namespace: str, rooms: list,
                  except_rooms: list) -> list[tuple[str, str]]: ...

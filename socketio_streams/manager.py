@@ -5,13 +5,17 @@ from __future__ import annotations
 
 import atexit
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from socketio import Manager
-
-from .core import ManagerCore, _open_managers, faced
+from .core import ManagerCore, _open_managers
+from .operations import SyncFace, faced
 from .runtime import Runtime
 from .steps import Steps, blocking, run
+
+if TYPE_CHECKING:
+    from .operations import Untyped as Manager
+else:
+    from socketio import Manager
 
 #: how long the interpreter's exit waits, for all managers together, to
 #: flush what they queued
@@ -19,7 +23,7 @@ EXIT_WAIT = 2.0
 
 
 @faced(blocking)
-class RedisStreamsManager(ManagerCore, Manager):
+class RedisStreamsManager(ManagerCore, SyncFace, Manager):
     """A python-socketio client manager that links servers through Redis
     Streams, wire-compatible with Node's ``@socket.io/redis-streams-adapter``.
 
