@@ -69,8 +69,16 @@ if MODE == 'aiohttp':
         """For ``python -m aiohttp.web async_app:aiohttp_app``."""
         application = web.Application()
         sio.attach(application)
-        application.on_shutdown.append(lambda _app: sio.shutdown())
+        application.on_shutdown.append(_shutdown)
         return application
+
+    async def _shutdown(_app):
+        """As README's aiohttp quickstart: aiohttp waits for open
+        connections, so close them first (a polling client's too,
+        without waiting for its next request)."""
+        for socket in list(sio.eio.sockets.values()):
+            await socket.close(wait=False)
+        await sio.shutdown()
 else:
     # sio.shutdown() closes the manager: its Redis connections too
     app = socketio.ASGIApp(sio, on_shutdown=sio.shutdown)
