@@ -10,6 +10,7 @@ others would run just as they do in the standalone envs.
 With ``SIO_TEST_MANAGER=asyncio``, only the tests that run servers through
 ``Node`` (see ``uses_nodes``) and the asyncio tests are collected: the
 others test the sync manager directly, as they do in the other envs.
+Under eventlet or gevent, the asyncio tests are not (``asyncio_world``).
 """
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ import functools
 import inspect
 import re
 
-from .asyncmode import monkey_patch
+from .asyncmode import ASYNC_MODE, monkey_patch
 
 monkey_patch()
 
@@ -51,17 +52,28 @@ def pytest_configure(config):
 
 def pytest_collection_modifyitems(config, items):
     """In a deployment env, drop the tests that never touch it; under the
-    asyncio manager, the tests that run no ``Node``."""
+    asyncio manager, the tests that run no ``Node``; under eventlet or
+    gevent, the asyncio manager's own tests."""
     kept, dropped = [], []
+    patched = ASYNC_MODE in ('eventlet', 'gevent')
     for item in items:
         uses = ((DEPLOYMENT == 'standalone' or
                  'redis_server' in item.fixturenames or
                  item.get_closest_marker('deployment') is not None) and
-                (MANAGER != 'asyncio' or uses_nodes(item)))
+                (MANAGER != 'asyncio' or uses_nodes(item)) and
+                not (patched and asyncio_world(item)))
         (kept if uses else dropped).append(item)
     if dropped:
         config.hook.pytest_deselected(items=dropped)
         items[:] = kept
+
+
+def asyncio_world(item: pytest.Item) -> bool:
+    """Whether a test is of the asyncio manager's world (``test_*async*.py``,
+    ``*_under_asyncio``): an event loop in a process eventlet or gevent
+    patched tests nothing the threading envs do not."""
+    name = getattr(item, 'originalname', item.name)
+    return 'async' in item.path.name or name.endswith('_under_asyncio')
 
 
 def uses_nodes(item: pytest.Item) -> bool:
