@@ -12,7 +12,8 @@ from typing import Any, Callable
 from . import protocol
 from .protocol import Message, MessageType as T
 from .publisher import Item, Publisher
-from .reader import StreamReader, Subscriber
+from .reader import StreamReader
+from .subscriber import Subscriber
 from .steps import Steps
 
 #: how long after new channels were added connections wait for their

@@ -1,161 +1,25 @@
-"""The read side: an ``XREAD BLOCK`` loop per stream, and the subscriber.
-
-Each loop owns its connection, remembers the last entry ID it handled and,
-after any error, reconnects with backoff and resumes from that ID, so
-nothing written meanwhile is skipped. ``stop()`` cuts the blocked call
-short (it closes the connection under it, or cancels the asyncio task) so
-shutdown does not wait for ``block_time_ms``.
-
-The loops are :mod:`steps <socketio_streams.steps>`: the same code runs
-on redis-py's sync clients and on ``redis.asyncio`` ones, as the runtime
-drives it.
+"""The read side of the streams: an ``XREAD BLOCK`` loop per stream
+(:class:`~socketio_streams.task_loop.Loop`) that remembers the last entry
+ID it handled and resumes from it after any error, checks that trimming
+or a vanished stream did not skip entries, and hands each entry over.
 """
 from __future__ import annotations
 
-import inspect
 import time
 from functools import partial
 from typing import Any, Callable
 
 from . import protocol
-from .backoff import Backoff
-from .connection import (CLUSTER_ERRORS, RESPONSE_ERRORS, RETRYABLE,
-                         close_client, explain, initialize, transient, why)
+from .connection import RESPONSE_ERRORS, close_client
 from .steps import Steps
+from .task_loop import Loop
 
 
 #: how far ahead of the clock a stream's IDs may be before it is reported
 CLOCK_SLACK = 3600.0
 
 
-class _Loop:
-    """A task that survives errors: run ``step`` until stopped."""
-
-    what = 'reader'
-    command = 'XREAD'
-    REINTERRUPT = 0.2
-
-    def __init__(self, connector, runtime, stats, log):
-        self._connector = connector
-        self._runtime = runtime
-        self._stats = stats
-        self._log = log
-        self._backoff = Backoff()
-        self._client: Any = None
-        self._stopped = False
-        self._done: Any = None
-        self._task: Any = None
-        self._started = False
-        self.failures = 0
-        self.connected = False
-
-    def start(self) -> None:
-        self._done = self._runtime.event()
-        self._task = self._runtime.spawn(self._run())
-
-    @property
-    def running(self) -> bool:
-        """True from ``start()`` until the task has ended."""
-        return self._done is not None and not self._done.is_set()
-
-    def stop(self) -> None:
-        """Tell the task to end (a blocked command is cut short)."""
-        self._stopped = True
-        self._runtime.interrupt(self._task, self._disconnect)
-        if self._done is not None and not self._started:
-            # a task cancelled before it ran never runs (asyncio); a
-            # thread yet to run ends at once, having nothing to close
-            self._done.set()
-
-    def join(self, timeout: float) -> Steps[bool]:
-        """Wait up to ``timeout`` s for the task to end; False if not.
-        It is cut short again every ``REINTERRUPT`` s: a thread that was
-        busy when stopped may have sent one more blocking command."""
-        deadline = time.monotonic() + timeout
-        while self.running:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                return False
-            if (yield partial(self._runtime.wait, self._done,
-                              min(left, self.REINTERRUPT))):
-                return True
-            self._runtime.interrupt(self._task, self._disconnect)
-        return True
-
-    def _disconnect(self) -> Steps[None]:
-        client, self._client = self._client, None
-        if client is not None:
-            yield partial(close_client, client, self._log.debug)
-
-    def _run(self) -> Steps[None]:
-        self._started = True
-        try:
-            yield from self._loop()
-        finally:
-            try:
-                yield from self._disconnect()
-            finally:
-                self._done.set()
-
-    def _loop(self) -> Steps[None]:
-        while not self._stopped:
-            yield self._runtime.check_cancelled
-            try:
-                yield from self.step()
-            except Exception as exc:
-                if self._stopped:
-                    break
-                yield from self._on_failure(exc)
-                continue
-            if self.failures:
-                self._log.warning('%s: reconnected to Redis %s after %d '
-                                  'failed attempts', self.what,
-                                  self._connector.describe(), self.failures)
-                self.failures = 0
-            self.connected = True
-
-    def _on_failure(self, exc: Exception) -> Steps[None]:
-        self.connected = False
-        self.failures += 1
-        yield from self._disconnect()
-        if isinstance(exc, RESPONSE_ERRORS) and not transient(exc):
-            if self.failures == 1 or self.failures % 50 == 0:
-                self._log.error('%s: %s; retrying', self.what, explain(
-                    exc, self.command, self._connector.describe()))
-        elif not isinstance(exc, (*RETRYABLE, *CLUSTER_ERRORS)) and \
-                not transient(exc):
-            self._log.error('%s: %s', self.what, why(exc), exc_info=exc)
-        elif self.failures == 1:
-            self._stats.incr('reconnects')
-            self._log.warning('%s: lost Redis %s (%s); reconnecting',
-                              self.what, self._connector.describe(),
-                              why(exc))
-        else:
-            self._log.error('%s: Redis %s still unreachable (attempt %d): '
-                            '%s', self.what, self._connector.describe(),
-                            self.failures, why(exc))
-        yield partial(self._runtime.sleep,
-                      self._backoff.compute(self.failures))
-
-    def step(self) -> Steps[None]:
-        raise NotImplementedError
-
-    def _hand_over(self, handle: Callable, *args: Any) -> Steps[None]:
-        """Give what was read to the manager (``handle`` may be a plain
-        function or return steps). Whatever goes wrong there is about one
-        entry or message, never about the connection: it is counted and
-        logged, and reading goes on (no reconnection)."""
-        try:
-            result = handle(*args)
-            if inspect.isgenerator(result):
-                yield from result
-        except Exception:
-            self._stats.incr('errors')
-            self._log.exception('%s: error handling what was read; '
-                                'skipped', self.what)
-
-
-class StreamReader(_Loop):
+class StreamReader(Loop):
     """Tails one stream; hands ``(key, entry_id, fields)`` to ``handle``.
 
     ``position`` counts the entries ever added up to ``last_id`` (Redis
@@ -358,100 +222,3 @@ def _when(entry_id: str) -> str:
     ms = int(entry_id.split('-')[0])
     return time.strftime('%H:%M:%S', time.gmtime(ms / 1000)) + \
         f'.{ms % 1000:03d} UTC'
-
-
-class Subscriber(_Loop):
-    """One PUB/SUB connection for every channel; hands payloads to
-    ``handle``. Channels are (re)subscribed on every (re)connection."""
-
-    what = 'subscriber'
-    POLL = 0.1
-
-    def __init__(self, connector, runtime, options, stats, log,
-                 handle: Callable[[str, bytes], None]):
-        super().__init__(connector, runtime, stats, log)
-        self._sharded = options.use_sharded_pubsub
-        self.command = 'SSUBSCRIBE' if self._sharded else 'SUBSCRIBE'
-        self._handle = handle
-        self._pubsub: Any = None
-        self.channels: set[str] = set()
-        self._subscribed: set[str] = set()
-        self._pending_since = 0.0
-
-    def add(self, *channels: str) -> None:
-        """Subscribe to more channels (applied by the loop)."""
-        if self.channels <= self._subscribed:
-            self._pending_since = time.monotonic()
-        self.channels.update(channels)
-
-    def wait_subscribed(self, timeout: float) -> Steps[bool]:
-        """Wait until every added channel was subscribed (sent: not
-        confirmed), up to ``timeout`` s after the first of them was
-        added: callers do not each wait that long for a Redis that does
-        not answer. False at once while the connection is failing, or if
-        the task is not running."""
-        deadline = min(time.monotonic(), self._pending_since) + timeout
-        while not self.channels <= self._subscribed:
-            if time.monotonic() >= deadline or self._stopped \
-                    or not self.running or self.failures:
-                return False
-            yield partial(self._runtime.sleep, 0.01)
-        return True
-
-    def _disconnect(self) -> Steps[None]:
-        pubsub, self._pubsub = self._pubsub, None
-        self._subscribed = set()
-        if pubsub is not None:
-            try:  # redis.asyncio's reset() is a deprecated aclose()
-                yield getattr(pubsub, 'aclose', pubsub.reset)
-            except Exception as exc:  # closing is best effort
-                self._log.debug('subscriber: reset failed: %r', exc)
-        yield from super()._disconnect()
-
-    def _subscribe(self, channels: list[str]) -> Steps[None]:
-        pubsub = self._pubsub
-        if self._sharded:
-            for channel in channels:  # one SSUBSCRIBE per channel (slots)
-                yield partial(pubsub.ssubscribe, channel)
-        else:
-            yield partial(pubsub.subscribe, *channels)
-        self._subscribed.update(channels)
-
-    def step(self) -> Steps[None]:
-        if self._stopped:
-            return
-        if self._pubsub is None:
-            # no reply timeout: it waits for messages (keepalive probes
-            # notice a vanished host)
-            self._client = self._connector.new_client(socket_timeout=None)
-            # an asyncio cluster client learns its slot map first
-            yield from initialize(self._client)
-            # subscribe confirmations are skipped by _deliver: valkey-py's
-            # cluster drops every sharded message if told to ignore them
-            self._pubsub = self._client.pubsub()
-        new = sorted(self.channels - self._subscribed)
-        if new:
-            yield from self._subscribe(new)
-        if not self._subscribed:
-            yield partial(self._runtime.sleep, self.POLL)
-            return
-        pubsub, client = self._pubsub, self._client
-        nodes = getattr(pubsub, 'node_pubsub_mapping', None)
-        if not self._sharded or nodes is None:  # one server
-            # (redis.asyncio's PubSub lacks the get_sharded_message alias)
-            yield from self._deliver((yield partial(
-                pubsub.get_message, timeout=self.POLL)))
-            return
-        # a cluster: one subscription per node; each is asked in turn
-        # (valkey-py's own round robin breaks when a node is added)
-        names = list(nodes)
-        for name in names:
-            yield from self._deliver((yield partial(
-                pubsub.get_sharded_message, timeout=self.POLL / len(names),
-                target_node=client.get_node(node_name=name))))
-
-    def _deliver(self, message: Any) -> Steps[None]:
-        if message and message.get('type') in ('message', 'smessage'):
-            yield from self._hand_over(
-                self._handle, protocol.as_text(message['channel']),
-                message['data'])

@@ -13,7 +13,8 @@ import redis.asyncio
 
 from socketio_streams.connection import Connector
 from socketio_streams.options import Options
-from socketio_streams.reader import StreamReader, Subscriber
+from socketio_streams.reader import StreamReader
+from socketio_streams.subscriber import Subscriber
 from socketio_streams.runtime import AsyncRuntime
 from socketio_streams.stats import Stats
 from socketio_streams.steps import arun
