@@ -1,12 +1,11 @@
 """Prometheus metrics scraped over HTTP from live servers."""
-import threading
 from urllib.request import urlopen
 
 import pytest
 
 from socketio_streams import RedisStreamsManager
 
-from .nodes import settle, waiting_first, wait_until
+from .nodes import hold_reader, settle, wait_until
 
 prometheus_client = pytest.importorskip('prometheus_client')
 from prometheus_client.parser import (  # noqa: E402
@@ -97,15 +96,7 @@ def test_lag_per_stream_key_scraped(redis_server, make_node, emitters,
     slow, other = node.mgr._links.stream('/'), node.mgr._links.stream('/chat')
     assert slow != other
     reader = node.mgr._links.readers[slow]
-    seen: list = []
-    gates = {1: threading.Event(), 15: threading.Event()}
-
-    def gate(key, entry_id, fields):
-        seen.append(entry_id)
-        if len(seen) in gates:
-            gates[len(seen)].wait(30)
-
-    reader._handle = waiting_first(reader._handle, gate)
+    seen, gates = hold_reader(reader, 1, 15)
     emitter = RedisStreamsManager(redis_server.url, write_only=True,
                                   stream_count=3)
     emitters.append(emitter)
