@@ -57,7 +57,8 @@ def cmd_streams(client: Any, args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_servers(client: Any, args: argparse.Namespace) -> int:
+def live_servers(client: Any, args: argparse.Namespace) -> dict[str, set]:
+    """Namespace -> uids of the servers subscribed to its channels."""
     found = run(channels(client, f'{args.channel_prefix}#*',
                          args.use_sharded_pubsub))
     servers: dict[str, set] = {}
@@ -67,6 +68,11 @@ def cmd_servers(client: Any, args: argparse.Namespace) -> int:
             servers.setdefault(parts[0], set()).add(parts[1])
         elif len(parts) == 2:
             servers.setdefault(parts[0], set())
+    return servers
+
+
+def cmd_servers(client: Any, args: argparse.Namespace) -> int:
+    servers = live_servers(client, args)
     if not servers:
         print(f'no server listening on {args.channel_prefix}#*')
     for namespace in sorted(servers):
@@ -192,41 +198,70 @@ def emitter(args: argparse.Namespace) -> Any:
 
 
 def cmd_sockets(client: Any, args: argparse.Namespace) -> int:
-    """Every socket of the namespace on every server (fetch_sockets)."""
+    """Every socket of the namespace (fetch_sockets), by the server that
+    holds it, with each server's rooms and the cluster's."""
     mgr = emitter(args)
     try:
-        servers = mgr.server_count(args.namespace)
+        count = mgr.server_count(args.namespace)
         try:
             sockets = mgr.fetch_sockets(namespace=args.namespace,
                                         timeout=args.timeout)
-            missing = ''
+            error = None
         except AckTimeoutError as exc:
-            sockets = exc.responses
-            missing = f' (some server did not answer: {exc})'
+            sockets, error = exc.responses, str(exc)
+        live = live_servers(client, args).get(args.namespace, set())
     finally:
         mgr.close(timeout=1)
-    found = [{'sid': s.sid, 'namespace': s.namespace,
-              'rooms': sorted(r for r in s.rooms if r != s.sid),
-              'address': s.handshake.get('address'),
-              'via': (s.handshake.get('headers') or {}).get('host'),
-              'data': _plain(s.data), 'handshake': _plain(s.handshake)}
-             for s in sockets]
+    report = by_server(sockets, live - {mgr.uid})
+    report = {'namespace': args.namespace, 'server_count': count,
+              'socket_count': len(sockets), **report, 'error': error}
     if args.json:
-        print(json.dumps({'namespace': args.namespace, 'servers': servers,
-                          'sockets': found}, ensure_ascii=False))
-        return 1 if missing else 0
-    print(f'{args.namespace}: {len(found)} socket(s) on {servers} '
-          f'server(s){missing}')
-    rooms: dict[str, list] = {}
-    for s in sorted(found, key=lambda s: (str(s['via']), s['sid'])):
-        print(f'  {s["sid"]}  via {s["via"]}  from {s["address"]}  '
-              f'rooms: {", ".join(s["rooms"]) or "-"}')
-        for room in s['rooms']:
-            rooms.setdefault(room, []).append(s['sid'])
-    for room in sorted(rooms):
-        print(f'  room {room}: {len(rooms[room])} socket(s): '
-              f'{", ".join(sorted(rooms[room]))}')
-    return 1 if missing else 0
+        print(json.dumps(report, ensure_ascii=False))
+    else:
+        print_sockets(report)
+    return 1 if error else 0
+
+
+def by_server(sockets: list, live: set) -> dict:
+    """``servers``: uid -> its ``sockets`` and ``rooms`` (room -> sids),
+    for the live servers and those sockets were found on; ``rooms``: the
+    cluster's rooms (a socket's own sid left out)."""
+    servers: dict = {uid: {'sockets': [], 'rooms': {}} for uid in live}
+    everywhere: dict = {}
+    for s in sorted(sockets, key=lambda s: s.sid):
+        rooms = sorted(r for r in s.rooms if r != s.sid)
+        server = servers.setdefault(s.server, {'sockets': [], 'rooms': {}})
+        server['sockets'].append({
+            'sid': s.sid, 'namespace': s.namespace, 'rooms': rooms,
+            'address': s.handshake.get('address'),
+            'via': (s.handshake.get('headers') or {}).get('host'),
+            'data': _plain(s.data), 'handshake': _plain(s.handshake)})
+        for room in rooms:
+            server['rooms'].setdefault(room, []).append(s.sid)
+            everywhere.setdefault(room, []).append(s.sid)
+    return {'servers': dict(sorted(servers.items())),
+            'rooms': dict(sorted(everywhere.items()))}
+
+
+def _room_lines(rooms: dict, indent: str) -> list[str]:
+    return [f'{indent}room {room}: {len(sids)} socket(s): {", ".join(sids)}'
+            for room, sids in sorted(rooms.items())]
+
+
+def print_sockets(report: dict) -> None:
+    error = f' ({report["error"]})' if report['error'] else ''
+    lines = [f'{report["namespace"]}: {report["socket_count"]} socket(s) '
+             f'on {report["server_count"]} server(s){error}']
+    for uid, server in report['servers'].items():
+        lines.append(f'server {uid}: {len(server["sockets"])} socket(s)')
+        lines += [f'  {s["sid"]}  via {s["via"]}  from {s["address"]}  '
+                  f'rooms: {", ".join(s["rooms"]) or "-"}'
+                  for s in server['sockets']]
+        lines += _room_lines(server['rooms'], '  ')
+    if report['rooms']:
+        lines.append('rooms of the cluster:')
+        lines += _room_lines(report['rooms'], '  ')
+    print('\n'.join(lines))
 
 
 def cmd_emit(client: Any, args: argparse.Namespace) -> int:
@@ -288,7 +323,8 @@ def parser() -> argparse.ArgumentParser:
     start.add_argument('--from-start', action='store_true',
                        help='begin with the oldest entry kept')
     sockets = sub.add_parser(
-        'sockets', help='every socket of the cluster (fetch_sockets)')
+        'sockets', help='every socket of the cluster, by server and room '
+        '(fetch_sockets)')
     emit = sub.add_parser(
         'emit', help='emit an event to clients, as a write_only manager')
     emit.add_argument('event', help='the event name')

@@ -310,12 +310,18 @@ def _glob_escape(text: str) -> str:
 class RemoteSocket:
     """A socket of any server of the cluster, as ``fetch_sockets`` found it.
 
-    ``emit``, ``join``, ``leave`` and ``disconnect`` work wherever it lives
-    (coroutines, for a socket found by ``AsyncRedisStreamsManager``).
+    ``server`` is the uid of the server that holds it: the ``uid`` of the
+    FETCH_SOCKETS_RESPONSE it came in (a Node server's is its namespace
+    adapter's, one per namespace), our own ``manager.uid`` for a local
+    socket. ``emit``, ``join``, ``leave`` and ``disconnect`` work wherever
+    it lives (coroutines, for a socket found by
+    ``AsyncRedisStreamsManager``).
     """
 
-    def __init__(self, manager: Any, namespace: str, info: dict):
+    def __init__(self, manager: Any, namespace: str, info: dict,
+                 server: str):
         self._manager = manager
+        self.server = server
         self.sid: str = info['id']
         self.namespace = namespace
         self.rooms: set = set(info.get('rooms') or ())
@@ -323,7 +329,7 @@ class RemoteSocket:
         self.handshake: dict = info.get('handshake') or {}
 
     def __repr__(self) -> str:
-        return f'<RemoteSocket {self.sid} {self.namespace}>'
+        return f'<RemoteSocket {self.sid} {self.namespace} on {self.server}>'
 
     # each returns the manager's call: a coroutine with the asyncio one
 

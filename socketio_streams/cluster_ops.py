@@ -54,7 +54,7 @@ class ClusterOps:
         live server did not answer within ``timeout`` seconds."""
         namespace = arguments.namespace(namespace)
         opts = protocol.make_opts(to, skip_sid)
-        found = [RemoteSocket(self, namespace, info) for info in
+        found = [RemoteSocket(self, namespace, info, self.uid) for info in
                  (yield from self._local_sockets(namespace, opts))]
         request_id, request = yield from self._request(namespace, Request,
                                                        timeout)
@@ -62,8 +62,8 @@ class ClusterOps:
             'opts': opts, 'requestId': request_id})
 
         def sockets(req: Request) -> list[RemoteSocket]:
-            return found + [RemoteSocket(self, namespace, info)
-                            for infos in req.answers.values()
+            return found + [RemoteSocket(self, namespace, info, uid)
+                            for uid, infos in req.answers.items()
                             for info in infos]
 
         yield from self._requests.wait(namespace, request_id, request,

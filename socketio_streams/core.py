@@ -187,12 +187,15 @@ class ManagerCore(ClusterOps, Restoring, _Base):
 
     def stats(self) -> dict:
         """Counters: published, delivered, buffered, reconnects, gaps,
-        duplicates, skipped (bad input), errors, buffer_full, resent; and
-        ``lag``: entries in the streams not read yet (0 when caught up)."""
-        snapshot = self._stats.snapshot()
+        duplicates, skipped (bad input), errors, buffer_full, resent;
+        ``lag``: entries in the streams not read yet (0 when caught up),
+        summed; ``streams``: per stream key read, ``{'lag': n, 'last_id':
+        id}``."""
+        snapshot: dict = self._stats.snapshot()
         publisher = self._links.publisher
         snapshot['buffered'] = publisher.buffered if publisher else 0
-        snapshot['lag'] = self._links.lag()
+        snapshot['streams'] = self._links.streams()
+        snapshot['lag'] = sum(s['lag'] for s in snapshot['streams'].values())
         snapshot['pending_requests'] = len(self._requests)
         snapshot['healthy'] = self.healthy()
         return snapshot

@@ -197,6 +197,12 @@ class Links:
         for task in tasks:
             yield from task.join(max(deadline - time.monotonic(), 0.1))
 
+    def streams(self) -> dict[str, dict]:
+        """Per stream key read: ``lag`` (entries not read yet) and
+        ``last_id`` (the last entry read, None before the first read)."""
+        return {key: {'lag': reader.lag, 'last_id': reader.last_id}
+                for key, reader in list(self.readers.items())}
+
     def lag(self) -> int:
         return sum(reader.lag for reader in list(self.readers.values()))
 

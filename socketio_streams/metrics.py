@@ -8,7 +8,10 @@
     start_http_server(9100)        # or prometheus_client.make_wsgi_app()
 
 Every sample has the labels ``manager`` (the manager's uid: one per server
-process) and ``stream`` (its ``stream_name``).
+process) and ``stream``: its ``stream_name``, except in
+``socketio_streams_stream_lag``, one sample per Redis stream key the
+manager reads (``socket.io-2``... with ``stream_count`` > 1), where it is
+that key.
 """
 from __future__ import annotations
 
@@ -42,6 +45,9 @@ GAUGES = {
     'pending_requests': 'Requests waiting for answers from other servers',
     'healthy': '1 while connected to Redis and keeping up, else 0',
 }
+#: from ``stats()['streams']``: one sample per stream key read
+STREAM_LAG = 'stream_lag'
+STREAM_LAG_HELP = 'Stream entries not read yet, per stream key read'
 
 
 class StatsCollector(Collector):
@@ -65,8 +71,11 @@ class StatsCollector(Collector):
         for mgr in list(self._managers):
             stats = mgr.stats()
             labels = [mgr.uid, mgr.options.stream_name]
-            for name, family in families.items():
-                family.add_metric(labels, float(stats.get(name, 0)))
+            for name in (*COUNTERS, *GAUGES):
+                families[name].add_metric(labels, float(stats.get(name, 0)))
+            for key, stream in sorted(stats.get('streams', {}).items()):
+                families[STREAM_LAG].add_metric([mgr.uid, key],
+                                                float(stream['lag']))
         return iter(families.values())
 
     @staticmethod
@@ -77,6 +86,8 @@ class StatsCollector(Collector):
         families.update(
             (name, GaugeMetricFamily(PREFIX + name, text, labels=LABELS))
             for name, text in GAUGES.items())
+        families[STREAM_LAG] = GaugeMetricFamily(
+            PREFIX + STREAM_LAG, STREAM_LAG_HELP, labels=LABELS)
         return families
 
 

@@ -56,6 +56,22 @@ def waiting_first(step: Callable, wait: Callable) -> Callable:
     return steps
 
 
+def hold_reader(reader: Any, *at: int) -> tuple[list, dict]:
+    """Make a stream reader wait before handling its ``at``-th entries
+    (counted from 1) until each one's event is set: a reader held behind
+    on real Redis. Returns (ids of the entries it came to, {n: event})."""
+    seen: list = []
+    gates = {n: threading.Event() for n in at}
+
+    def gate(key, entry_id, fields):
+        seen.append(entry_id)
+        if len(seen) in gates:
+            gates[len(seen)].wait(30)
+
+    reader._handle = waiting_first(reader._handle, gate)
+    return seen, gates
+
+
 def wait_until(predicate: Callable[[], Any], timeout: float = 5.0,
                message: str = 'condition') -> Any:
     """Poll ``predicate`` until truthy; AssertionError after ``timeout``."""

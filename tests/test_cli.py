@@ -1,9 +1,12 @@
 """The operator CLI against a live cluster, and without one."""
 import json
+import shutil
 import subprocess
 import sys
 
-from .nodes import settle
+import pytest
+
+from .nodes import settle, wait_until
 
 
 def run(*args, timeout=20):
@@ -97,36 +100,81 @@ def test_tail_says_what_it_waits_for_and_prints_the_last_entries(
         follow.kill()
 
 
-def test_sockets_lists_every_socket_of_the_cluster(redis_server, cluster,
-                                                   clients):
+def test_sockets_lists_every_socket_by_server_and_room(
+        redis_server, make_node, cluster, clients):
     for node in cluster:
         clients.append(node.client(['/', '/chat']))
     clients[0].sio.call('join', 'blue')
     clients[2].sio.call('join', 'blue')
+    idle = make_node()  # a live server with no socket (left)
+    idle.client().disconnect()
+    wait_until(lambda: len(cluster[0].mgr.fetch_sockets()) == 3, 10,
+               'the idle server\'s socket gone')
+    uids = [node.mgr.uid for node in cluster]
+    sids = [client.sid() for client in clients]
     url = ['--url', redis_server.url]
 
     result = run(*url, 'sockets', '--json')
     assert result.returncode == 0, result.stderr
     found = json.loads(result.stdout)
-    assert found['servers'] == 3 and found['namespace'] == '/'
-    by_sid = {s['sid']: s for s in found['sockets']}
-    assert set(by_sid) == {c.sid() for c in clients}
-    assert by_sid[clients[0].sid()]['rooms'] == ['blue']
-    assert by_sid[clients[1].sid()]['rooms'] == []
-    assert by_sid[clients[2].sid()]['via'] == \
-        f'127.0.0.1:{cluster[2].http.port}'
+    assert found['server_count'] == 4 and found['socket_count'] == 3
+    assert found['namespace'] == '/' and found['error'] is None
+    assert list(found['servers']) == sorted([*uids, idle.mgr.uid])
+    assert found['servers'][idle.mgr.uid] == {'sockets': [], 'rooms': {}}
+    for node, uid, sid in zip(cluster, uids, sids):
+        (socket,) = found['servers'][uid]['sockets']
+        assert socket['sid'] == sid and socket['namespace'] == '/'
+        assert socket['via'] == f'127.0.0.1:{node.http.port}'
+    assert found['servers'][uids[0]]['rooms'] == {'blue': [sids[0]]}
+    assert found['servers'][uids[1]]['rooms'] == {}
+    assert found['servers'][uids[0]]['sockets'][0]['rooms'] == ['blue']
+    assert found['rooms'] == {'blue': sorted([sids[0], sids[2]])}
 
     text = run(*url, 'sockets')
     assert text.returncode == 0, text.stderr
-    assert text.stdout.startswith('/: 3 socket(s) on 3 server(s)\n')
-    blue = sorted([clients[0].sid(), clients[2].sid()])
-    assert f'  room blue: 2 socket(s): {", ".join(blue)}\n' in text.stdout
+    assert text.stdout.startswith('/: 3 socket(s) on 4 server(s)\n')
+    assert (f'server {uids[0]}: 1 socket(s)\n'
+            f'  {sids[0]}  via 127.0.0.1:{cluster[0].http.port}  from '
+            f'127.0.0.1  rooms: blue\n'
+            f'  room blue: 1 socket(s): {sids[0]}\n') in text.stdout
+    assert f'server {uids[1]}: 1 socket(s)\n  {sids[1]}  ' in text.stdout
+    assert f'server {idle.mgr.uid}: 0 socket(s)\n' in text.stdout
+    assert text.stdout.endswith(
+        f'rooms of the cluster:\n  room blue: 2 socket(s): '
+        f'{", ".join(sorted([sids[0], sids[2]]))}\n')
 
     chat = json.loads(run(*url, 'sockets', '--namespace', '/chat',
                           '--json').stdout)
-    assert {s['sid'] for s in chat['sockets']} == {
-        c.sid('/chat') for c in clients}
-    assert all(s['namespace'] == '/chat' for s in chat['sockets'])
+    assert {uid: [s['sid'] for s in server['sockets']]
+            for uid, server in chat['servers'].items()} == {
+        idle.mgr.uid: [], **{uid: [client.sid('/chat')]
+                             for uid, client in zip(uids, clients)}}
+
+
+@pytest.mark.skipif(shutil.which('node') is None,
+                    reason='needs node (20+) and npm on PATH')
+def test_sockets_of_a_node_server_under_its_uid(redis_server, py, js,
+                                                js_client, clients):
+    """A Node server's sockets are grouped under the uid its
+    FETCH_SOCKETS_RESPONSE carries: its ``/`` adapter's private channel."""
+    clients.append(py.client())
+    on_js = [js_client(js.url), js_client(js.url, auth={'rooms': ['red']})]
+    prefix = 'socket.io#/#'
+    node_uids = {c.decode()[len(prefix):-1] for c in
+                 redis_server.client().pubsub_channels(f'{prefix}?*#')} - {
+        py.mgr.uid}
+    assert len(node_uids) == 1
+    (node_uid,) = node_uids
+
+    result = run('--url', redis_server.url, 'sockets', '--json')
+    assert result.returncode == 0, result.stderr
+    servers = json.loads(result.stdout)['servers']
+    assert set(servers) == {py.mgr.uid, node_uid}
+    assert [s['sid'] for s in servers[py.mgr.uid]['sockets']] == [
+        clients[0].sid()]
+    assert [s['sid'] for s in servers[node_uid]['sockets']] == sorted(
+        c.sid for c in on_js)
+    assert servers[node_uid]['rooms'] == {'red': [on_js[1].sid]}
 
 
 def test_emit_reaches_the_clients_of_a_room(redis_server, cluster, clients):

@@ -42,6 +42,9 @@ def test_fetch_sockets_returns_every_servers_sockets(trio):
     assert remote.handshake['address'] == '127.0.0.1'
     assert remote.handshake['query']['transport'] == 'websocket'
     assert 'host' in remote.handshake['headers']
+    # each socket names the server that holds it (ours for the local one)
+    assert {s.sid: s.server for s in sockets} == {
+        c.sid(): n.mgr.uid for c, n in zip(clients, nodes)}
     assert nodes[0].mgr.stats()['pending_requests'] == 0
 
 

@@ -7,7 +7,7 @@ import pytest
 
 from socketio_streams import BufferFullError, RedisStreamsManager, connection
 
-from .nodes import Node, settle, waiting_first, wait_until
+from .nodes import Node, hold_reader, settle, wait_until
 from .servers import RedisProcess
 
 
@@ -181,15 +181,7 @@ def test_a_lagging_reader_shows_in_stats_and_health(redis_server, nodes,
     nodes.append(Node(redis_server.url, read_count=10, max_len=100))
     clients.append(nodes[0].client())
     reader = nodes[0].mgr._links.readers['socket.io']
-    seen: list = []
-    gates = {1: threading.Event(), 15: threading.Event()}
-
-    def gate(key, entry_id, fields):
-        seen.append(entry_id)
-        if len(seen) in gates:
-            gates[len(seen)].wait(30)
-
-    reader._handle = waiting_first(reader._handle, gate)
+    seen, gates = hold_reader(reader, 1, 15)
     emitter = RedisStreamsManager(redis_server.url, write_only=True)
     emitter.emit('n', 0)
     wait_until(lambda: seen, 5, 'the first entry read')
