@@ -59,6 +59,7 @@ class StreamReader(Loop):
             self._client = self._connector.new_client(
                 socket_timeout=self._options.block_seconds + 10,
                 cluster_retries=0)
+        self._used = self._client
         return self._client
 
     def _info(self, client: Any = None) -> Steps[dict | None]:

@@ -38,6 +38,8 @@ class Loop:
         self._log = log
         self._backoff = Backoff()
         self._client: Any = None
+        #: the client of the command being sent (see ``_cut``)
+        self._used: Any = None
         self._stopped = False
         self._done: Any = None
         self._task: Any = None
@@ -57,7 +59,7 @@ class Loop:
     def stop(self) -> None:
         """Tell the task to end (a blocked command is cut short)."""
         self._stopped = True
-        self._runtime.interrupt(self._task, self._disconnect)
+        self._runtime.interrupt(self._task, self._cut)
         if self._done is not None and not self._started:
             # a task cancelled before it ran never runs (asyncio); a
             # thread yet to run ends at once, having nothing to close
@@ -75,8 +77,17 @@ class Loop:
             if (yield partial(self._runtime.wait, self._done,
                               min(left, self.REINTERRUPT))):
                 return True
-            self._runtime.interrupt(self._task, self._disconnect)
+            self._runtime.interrupt(self._task, self._cut)
         return True
+
+    def _cut(self) -> Steps[None]:
+        """Close what a blocked command uses (``stop``, ``join``): also the
+        client the task had taken before it was let go, which redis-py
+        reconnects if the task sends one more command on it."""
+        used = self._used
+        if used is not None and used is not self._client:
+            yield partial(close_client, used, self._log.debug)
+        yield from self._disconnect()
 
     def _disconnect(self) -> Steps[None]:
         client, self._client = self._client, None

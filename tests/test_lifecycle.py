@@ -70,7 +70,7 @@ def test_server_shutdown_flushes_and_ends_the_managers_tasks(
         node.sio.emit('n', i)
     node.sio.shutdown()
     assert redis_server.client().xlen('socket.io') == 300
-    assert not any(task.running for task in _tasks(node.mgr))
+    assert [t for t in _tasks(node.mgr) if t.running] == []
     assert _task_runners(node) == []
     with caplog.at_level(logging.DEBUG, logger='socketio_streams'):
         node.sio.emit('after', 1)
