@@ -43,9 +43,14 @@ def cluster(redis_server, nodes):
               for node in pair]
     yield pair
     for node, admin in zip(pair, admins):
-        stopped = admin.shutdown()  # its stats task
-        if inspect.isawaitable(stopped):
-            node.loop.run(stopped)
+        stop_stats(node, admin)
+
+
+def stop_stats(node, instrumented):
+    """Stop the stats task of what ``instrument()`` returned."""
+    stopped = instrumented.shutdown()
+    if inspect.isawaitable(stopped):
+        node.loop.run(stopped)
 
 
 def on_admin(admin, event):
@@ -53,13 +58,21 @@ def on_admin(admin, event):
     return admin.events(event, '/admin')
 
 
-def test_one_admin_sees_every_server_and_socket(cluster, clients):
+@pytest.fixture
+def watched(cluster, clients):
+    """The two servers, a client on each (on B in two namespaces) and an
+    admin on A."""
     a, b = cluster
     on_a = a.client(['/'])
     on_b = b.client(['/', '/chat'])
     clients += [on_a, on_b]
     admin = a.client(['/admin'], auth=AUTH)
     clients.append(admin)
+    return a, b, on_a, on_b, admin
+
+
+def test_one_admin_sees_every_server_and_socket(watched):
+    a, b, on_a, on_b, admin = watched
 
     [(listed,)] = admin.wait_for('all_sockets', namespace='/admin')
     by_id = {(s['nsp'], s['id']): s for s in listed}
@@ -91,14 +104,8 @@ def test_one_admin_sees_every_server_and_socket(cluster, clients):
     assert {'name': '/chat', 'socketsCount': 1} in stats_b['namespaces']
 
 
-def test_the_admins_actions_reach_a_socket_of_another_server(cluster,
-                                                             clients):
-    a, b = cluster
-    on_a = a.client(['/'])
-    on_b = b.client(['/', '/chat'])
-    clients += [on_a, on_b]
-    admin = a.client(['/admin'], auth=AUTH)
-    clients.append(admin)
+def test_the_admins_actions_reach_a_socket_of_another_server(watched):
+    a, b, on_a, on_b, admin = watched
     admin.wait_for('all_sockets', namespace='/admin')
     sid = on_b.sid()
 
