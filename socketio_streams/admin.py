@@ -19,6 +19,8 @@ runtime.
 """
 from __future__ import annotations
 
+import os
+import weakref
 from functools import partial
 from typing import Any
 
@@ -56,6 +58,8 @@ class ClusterAdmin:
         def on(event: str, handler: Any) -> None:
             admin.sio.on(event, handler, namespace=admin.admin_namespace)
 
+        if admin.server_id == self.mgr.host_id:  # no name of the user's
+            _follow_forks(self)
         on('connect', function(self.connect))
         if not admin.read_only:
             on('emit', admin.admin_emit)  # a broadcast: cluster-wide
@@ -153,6 +157,29 @@ class ClusterAdmin:
         disconnects the namespace only)."""
         yield partial(self.mgr.disconnect_sockets, to=room_filter,
                       close=bool(close), namespace=namespace)
+
+
+#: the instrumented servers named by their manager's ``host_id``
+_named_by_manager: weakref.WeakSet = weakref.WeakSet()
+_forks_followed = False
+
+
+def _follow_forks(cluster_admin: ClusterAdmin) -> None:
+    """python-socketio names a server once, at ``instrument()``: in a
+    child of ``fork()`` (gunicorn ``--preload``) it takes the new
+    ``host_id`` of its manager, not to report as its parent. Registered
+    at the first use: after ``core._after_fork``, which renews the
+    managers' identities (at-fork callbacks run in their order)."""
+    global _forks_followed
+    if not _forks_followed:
+        os.register_at_fork(after_in_child=_after_fork)
+        _forks_followed = True
+    _named_by_manager.add(cluster_admin)
+
+
+def _after_fork() -> None:
+    for cluster_admin in list(_named_by_manager):
+        cluster_admin.instrumented.server_id = cluster_admin.mgr.host_id
 
 
 def serialize(sock: Any, namespace: str) -> dict:

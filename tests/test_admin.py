@@ -4,13 +4,18 @@ reach sockets on any server. The admin here is a python-socketio client
 on ``/admin``, sending what the UI sends (the UI itself:
 ``test_admin_ui.py``)."""
 import inspect
+import json
+import os
 
 import engineio.async_socket
 import engineio.socket
 import pytest
 import socketio
 
-from .nodes import Node, wait_until
+from socketio_streams import RedisStreamsManager
+
+from .asyncmode import ASYNC_MODE
+from .nodes import MANAGER, Node, wait_until
 
 AUTH = {'username': 'admin', 'password': 'secret'}
 
@@ -135,9 +140,71 @@ def test_the_admins_actions_reach_a_socket_of_another_server(watched):
     # the room filter held: only that socket, only that namespace
     assert on_b.sio.connected and '/chat' in on_b.sio.namespaces
     assert {s.sid for s in a.mgr.fetch_sockets()} == {on_a.sid()}
+    # close: the whole connection (python-socketio would keep it)
+    admin.sio.emit('_disconnect', ('/chat', True, on_b.sid('/chat')),
+                   namespace='/admin')
+    wait_until(lambda: not on_b.sio.connected, 10, 'B\'s client closed')
+    assert on_a.sio.connected
 
 
 def test_an_admin_with_wrong_credentials_is_refused(cluster, clients):
     with pytest.raises(socketio.exceptions.ConnectionError):
         cluster[0].client(['/admin'], auth={'username': 'admin',
                                             'password': 'guess'})
+
+
+async def _async_check(auth):
+    return auth == AUTH
+
+
+@pytest.mark.parametrize('auth', [
+    [{'username': 'other', 'password': 'x'}, AUTH], AUTH.__eq__,
+    _async_check], ids=['list', 'function', 'coroutine function'])
+def test_the_admins_credentials_checked_as_python_socketio_does(
+        redis_server, nodes, clients, auth):
+    if auth is _async_check and MANAGER != 'asyncio':
+        pytest.skip('a coroutine function needs an AsyncServer')
+    node = Node(redis_server.url)
+    nodes.append(node)
+    made = instrument(node.sio, auth=auth)
+    try:
+        with pytest.raises(socketio.exceptions.ConnectionError):
+            node.client(['/admin'], auth={'username': 'admin'})
+        admin = node.client(['/admin'], auth=AUTH)
+        clients.append(admin)
+        admin.wait_for('all_sockets', namespace='/admin')
+    finally:
+        stop_stats(node, made)
+
+
+@pytest.mark.skipif(ASYNC_MODE != 'threading',
+                    reason='forks a threaded test process (threading only)')
+def test_a_forked_worker_reports_under_a_name_of_its_own(redis_server):
+    """gunicorn ``--preload``: ``instrument()`` in the parent, then each
+    worker a server of its own in the UI too."""
+    mgr = RedisStreamsManager(redis_server.url)
+    sio = socketio.Server(client_manager=mgr, async_mode=ASYNC_MODE)
+    made = instrument(sio, auth=False)
+    named = instrument(socketio.Server(
+        client_manager=RedisStreamsManager(redis_server.url),
+        async_mode=ASYNC_MODE), auth=False, server_id='mine')
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        try:
+            os.write(write, json.dumps([made.server_id, mgr.host_id,
+                                        named.server_id]).encode())
+        finally:
+            os._exit(0)
+    try:
+        child = json.loads(os.read(read, 4096))
+    finally:
+        os.waitpid(pid, 0)
+        os.close(read)
+        os.close(write)
+        mgr.close()
+        named.sio.manager.close()
+    assert made.server_id == mgr.host_id
+    assert child[0] == child[1] != mgr.host_id
+    assert child[1].split('#')[1] == str(pid)
+    assert child[2] == 'mine'
