@@ -8,7 +8,7 @@ The parts: ``links`` (publisher, readers, subscriber), ``handlers`` (what
 inbound messages do), ``delivery`` (which local sockets get a packet),
 ``restore`` (connection state recovery), ``cluster_ops`` (requests to
 every server), ``sockets`` (per-socket state), ``server_hooks`` (patches
-of python-socketio's private methods).
+of python-socketio's private methods), ``admin`` (the Admin UI).
 """
 from __future__ import annotations
 
