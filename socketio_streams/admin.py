@@ -39,9 +39,9 @@ HANDSHAKE = ('address', 'headers', 'query', 'issued', 'secure', 'time',
 
 class ClusterAdmin:
     """The admin namespace's handlers for the whole cluster, for
-    ``instrumented`` (what ``sio.instrument()`` returned): python-socketio
-    reads its ``auth``, ``mode``, ``read_only``, ``admin_namespace``,
-    ``admin_emit`` and ``serialize_socket`` (see
+    ``instrumented`` (what ``sio.instrument()`` returned), whose ``sio``,
+    ``auth``, ``mode``, ``read_only``, ``admin_namespace``, ``server_id``,
+    ``admin_emit`` and ``serialize_socket`` it uses (checked by
     ``tests/test_python_socketio_internals.py``)."""
 
     def __init__(self, instrumented: Any, mgr: Any):
@@ -70,7 +70,9 @@ class ClusterAdmin:
     def connect(self, sid: str, environ: dict,
                 client_auth: Any = None) -> Steps[None]:
         """python-socketio's ``admin_connect``: check the credentials,
-        then send the config and the sockets of every server."""
+        then send the config and the sockets of every server (to this
+        admin: python-socketio's loop reuses the name ``sid``, and sends
+        them to the last socket it listed)."""
         if not (yield from self._authenticated(client_auth)):
             raise ConnectionRefusedError('authentication failed')
         self.mgr._runtime.spawn(self._welcome(sid))

@@ -81,7 +81,7 @@ ATTRIBUTES = [
 
 #: attributes of an instrumented server ClusterAdmin reads
 INSTRUMENTED_ATTRIBUTES = ['sio', 'auth', 'mode', 'read_only',
-                           'admin_namespace']
+                           'admin_namespace', 'server_id']
 
 RELEASES = (f"python-socketio {version('python-socketio')}, "
             f"python-engineio {version('python-engineio')}")
