@@ -8,7 +8,7 @@ The parts: ``links`` (publisher, readers, subscriber), ``handlers`` (what
 inbound messages do), ``delivery`` (which local sockets get a packet),
 ``restore`` (connection state recovery), ``cluster_ops`` (requests to
 every server), ``sockets`` (per-socket state), ``server_hooks`` (patches
-of python-socketio's private methods).
+of python-socketio's private methods), ``admin`` (the Admin UI).
 """
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ import threading
 import time
 import weakref
 from functools import partial
+from socket import gethostname
 from typing import TYPE_CHECKING, Any, Callable
 
 from socketio.base_manager import BaseManager
@@ -90,8 +91,9 @@ class ManagerCore(ClusterOps, Restoring, _Base):
         servers, tasks, locks (see ``RedisStreamsManager``'s fork
         handling)."""
         self.uid = secrets.token_hex(8)
-        #: how python-socketio's Admin UI tells servers apart
-        self.host_id = self.uid
+        #: how python-socketio's Admin UI names this server: unique, and
+        #: readable (hostname#pid#uid, as Node's admin-ui names a worker)
+        self.host_id = f'{gethostname()}#{os.getpid()}#{self.uid}'
         self._stats = Stats()
         self._requests = Requests(self._connector, self.options, self.uid)
         self._links = Links(self, self._links.pin_failed_at)

@@ -8,6 +8,9 @@ as a plain function or a coroutine function by the manager's runtime
 (``runtime.function``). The manager passed in offers ``sockets``
 (:class:`LocalSockets`), ``sid_from_eio_sid``, ``close``,
 ``_take_session`` and ``_runtime``.
+
+``instrument()`` (the Admin UI) is wrapped too, as a plain function in
+both worlds: it hands the instrumentation to :mod:`.admin`.
 """
 from __future__ import annotations
 
@@ -17,6 +20,8 @@ from typing import Any, Callable
 
 from socketio import packet as sio_packet
 
+from . import admin
+
 #: (attribute of ``socketio.Server`` and ``socketio.AsyncServer``, its
 #: parameters after self) patched
 PATCHED = [
@@ -24,6 +29,8 @@ PATCHED = [
     ('_send_packet', ['eio_sid', 'pkt']),
     ('_handle_disconnect', ['eio_sid', 'namespace', 'reason']),
     ('shutdown', []),
+    ('instrument', ['auth', 'mode', 'read_only', 'server_id', 'namespace',
+                    'server_stats_interval']),
 ]
 
 
@@ -31,6 +38,7 @@ def install(server: Any, mgr: Any, recovery: bool) -> None:
     """Patch ``server`` for ``mgr`` (the recovery hooks only if
     connection state recovery is on)."""
     _hook_shutdown(server, mgr)
+    _hook_instrument(server, mgr)
     _hook_connect(server, mgr, recovery)
     if recovery:
         _hook_send_packet(server, mgr)
@@ -59,6 +67,21 @@ def _hook_shutdown(server: Any, mgr: Any) -> None:
             yield partial(mgr.close)
 
     _patch(server, mgr, 'shutdown', shutdown)
+
+
+def _hook_instrument(server: Any, mgr: Any) -> None:
+    """Why: python-socketio's Admin UI instrumentation lists and acts on
+    this server's sockets only; its admin namespace handlers are replaced
+    by the cluster's (:class:`.admin.ClusterAdmin`)."""
+    original = server.instrument
+
+    @functools.wraps(original)
+    def instrument(*args, **kwargs):
+        instrumented = original(*args, **kwargs)
+        admin.ClusterAdmin(instrumented, mgr).register()
+        return instrumented
+
+    server.instrument = instrument
 
 
 def _hook_connect(server: Any, mgr: Any, recovery: bool) -> None:

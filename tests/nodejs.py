@@ -23,7 +23,7 @@ from typing import Any, Callable, Dict, Union
 
 JS_DIR = Path(__file__).resolve().parent / 'js'
 DEPENDENCIES = ('socket.io', 'socket.io-client', 'redis',
-                '@socket.io/redis-streams-adapter')
+                '@socket.io/redis-streams-adapter', '@socket.io/admin-ui')
 
 Line = Dict[str, Any]
 Match = Union[str, Callable[[Line], Any]]

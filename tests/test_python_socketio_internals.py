@@ -7,6 +7,11 @@ others (``_send_eio_packet``, ``Manager._generate_ack_id``) and overrides
 manager hooks that only recent releases call (``pre_connect``, added with
 ``is_pre_connected`` in python-socketio 5.18.0). A release that renames or
 reshapes one of them fails here, naming it, instead of misbehaving.
+
+For the Admin UI, ``socketio_streams.admin.ClusterAdmin`` replaces the
+admin namespace's handlers of python-socketio's ``InstrumentedServer`` and
+``InstrumentedAsyncServer`` (taking their arguments, announcing their
+features) and reads their attributes and ``serialize_socket``.
 """
 import inspect
 from importlib.metadata import version
@@ -14,10 +19,20 @@ from importlib.metadata import version
 import engineio
 import pytest
 import socketio
+from socketio.admin import InstrumentedServer
+from socketio.async_admin import InstrumentedAsyncServer
 
-from socketio_streams import server_hooks
+from socketio_streams import admin, server_hooks
 
 from .asyncmode import ASYNC_MODE
+from .test_admin import instrument
+
+INSTRUMENTED = (InstrumentedServer, InstrumentedAsyncServer)
+#: the admin namespace's handlers (event: method), ClusterAdmin's in place
+#: of all but ``emit``
+ADMIN_HANDLERS = {'connect': 'admin_connect', 'emit': 'admin_emit',
+                  'join': 'admin_enter_room', 'leave': 'admin_leave_room',
+                  '_disconnect': 'admin_disconnect'}
 
 #: (owner, attribute, its parameters after self, as the manager calls it)
 METHODS = [
@@ -43,6 +58,15 @@ METHODS = [
     (engineio.Server, 'generate_id', []),
     (engineio.Server, 'get_session', ['sid']),
     (engineio.Server, 'disconnect', ['sid']),
+    (socketio.AsyncServer, 'instrument', dict(server_hooks.PATCHED)[
+        'instrument']),
+    *((cls, name, params) for cls in INSTRUMENTED for name, params in [
+        ('admin_connect', ['sid', 'environ', 'client_auth']),
+        ('admin_emit', ['_', 'namespace', 'room_filter', 'event', 'data']),
+        ('admin_enter_room', ['_', 'namespace', 'room', 'room_filter']),
+        ('admin_leave_room', ['_', 'namespace', 'room', 'room_filter']),
+        ('admin_disconnect', ['_', 'namespace', 'close', 'room_filter']),
+        ('serialize_socket', ['sid', 'namespace', 'eio_sid'])]),
 ]
 
 #: instance attributes the manager reads or fills: (owner, attribute)
@@ -54,6 +78,10 @@ ATTRIBUTES = [
     (socketio.Manager, 'rooms'),
     (socketio.Manager, 'callbacks'),
 ]
+
+#: attributes of an instrumented server ClusterAdmin reads
+INSTRUMENTED_ATTRIBUTES = ['sio', 'auth', 'mode', 'read_only',
+                           'admin_namespace', 'server_id']
 
 RELEASES = (f"python-socketio {version('python-socketio')}, "
             f"python-engineio {version('python-engineio')}")
@@ -116,3 +144,29 @@ def test_the_hooks_patch_only_what_they_list():
         assert replaced == {name for name, _ in server_hooks.PATCHED}
     finally:
         mgr.close()
+
+
+@pytest.mark.parametrize('server_class', [socketio.Server,
+                                          socketio.AsyncServer])
+def test_the_admin_ui_instrumentation_is_as_the_cluster_admin_expects(
+        server_class):
+    """What ``instrument()`` registers in the admin namespace (the
+    handlers ClusterAdmin replaces), the attributes it reads, and the
+    features python-socketio announces (ClusterAdmin announces them
+    too)."""
+    options = {'async_mode': ASYNC_MODE} \
+        if server_class is socketio.Server else {}
+    server = server_class(**options)
+    made = instrument(server, auth=False, namespace='/watch')
+    name = type(made).__name__
+    missing = [a for a in INSTRUMENTED_ATTRIBUTES if not hasattr(made, a)]
+    assert not missing, f'{name} has no {missing} in {RELEASES}'
+    handlers = {event: getattr(handler, '__name__', None) for event, handler
+                in server.handlers.get('/watch', {}).items()}
+    assert handlers == ADMIN_HANDLERS, \
+        f'{name} registers {handlers} in {RELEASES}'
+    source = inspect.getsource(type(made).admin_connect)
+    announced = ['AGGREGATED_EVENTS', *admin.ACTIONS, 'ALL_EVENTS']
+    assert all(f"'{f}'" in source for f in announced) and \
+        "'all_sockets'" in source and "'config'" in source, \
+        f'{name}.admin_connect announces other features in {RELEASES}'
