@@ -5,7 +5,9 @@ monkey patched first, before anything imports socket, threading or redis.
 
 With ``SIO_TEST_DEPLOYMENT`` set, only the tests that use its server (the
 ``redis_server`` fixture) or are marked ``deployment`` are collected: the
-others would run just as they do in the standalone envs.
+others would run just as they do in the standalone envs (so are the tests
+of how apps are served, ``SERVING``: browsers, README commands, HTTP
+servers and workers).
 
 With ``SIO_TEST_MANAGER=asyncio``, only the tests that run servers through
 ``Node`` (see ``uses_nodes``) and the asyncio tests are collected: the
@@ -36,6 +38,13 @@ from .nodes import MANAGER, Node  # noqa: E402
 #: after an outage, a test waits for Redis, not for the next attempt
 BACKOFF_CAP = 0.5
 
+#: how apps are served and used (browsers, the README's and the examples'
+#: commands, HTTP servers, workers): the same on every deployment, so left
+#: to the standalone envs
+SERVING = {'test_browser.py', 'test_readme.py', 'test_examples.py',
+           'test_admin_ui.py', 'test_async_deployment.py',
+           'test_deployment.py'}
+
 #: the fixtures that start ``Node`` servers (``py``: test_node_interop*.py)
 NODE_FIXTURES = {'make_node', 'cluster', 'nodes', 'py'}
 
@@ -51,15 +60,17 @@ def pytest_configure(config):
 
 
 def pytest_collection_modifyitems(config, items):
-    """In a deployment env, drop the tests that never touch it; under the
+    """In a deployment env, drop the tests that never touch it (and those
+    of how apps are served: ``SERVING``); under the
     asyncio manager, the tests that run no ``Node``; under eventlet or
     gevent, the asyncio manager's own tests."""
     kept, dropped = [], []
     patched = ASYNC_MODE in ('eventlet', 'gevent')
     for item in items:
         uses = ((DEPLOYMENT == 'standalone' or
-                 'redis_server' in item.fixturenames or
-                 item.get_closest_marker('deployment') is not None) and
+                 (item.path.name not in SERVING and
+                  ('redis_server' in item.fixturenames or
+                   item.get_closest_marker('deployment') is not None))) and
                 (MANAGER != 'asyncio' or uses_nodes(item)) and
                 not (patched and asyncio_world(item)))
         (kept if uses else dropped).append(item)
