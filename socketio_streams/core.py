@@ -296,7 +296,7 @@ class ManagerCore(ClusterOps, Restoring, _Base):
         opts = protocol.make_opts(room, skip_sid)
         payload = protocol.broadcast_data(event_data, opts)
 
-        def deliver(offset: str | None = None) -> Steps[int]:
+        def deliver(offset: str | None = None) -> Steps[None] | None:
             return self._deliver(namespace, event_data, opts['rooms'],
                                  opts['except'], offset)
 
@@ -309,7 +309,9 @@ class ManagerCore(ClusterOps, Restoring, _Base):
                     protocol.as_text(entry_id)))
             return
         yield from self._links.publish(namespace, T.BROADCAST, payload)
-        yield from deliver()
+        sends = deliver()
+        if sends is not None:
+            yield from sends
 
     @operation
     def enter_room(self, sid: str, namespace: str, room: str,
@@ -378,17 +380,26 @@ class ManagerCore(ClusterOps, Restoring, _Base):
                  except_rooms: list) -> list[tuple[str, str]]:
         return targets(self, namespace, rooms, except_rooms)
 
+    def _has_sockets(self, namespace: str | None) -> bool:
+        """Whether any local socket is in the namespace."""
+        return self.server is not None and bool(self.rooms.get(namespace))
+
     def _deliver(self, namespace: str, event_data: list, rooms: list,
-                 except_rooms: list, offset: str | None = None) -> Steps[int]:
-        """Send an EVENT to the matching local sockets (see
-        ``Delivery.plan``); returns how many."""
+                 except_rooms: list, offset: str | None = None,
+                 plain: bool = False) -> Steps[None] | None:
+        """Send an EVENT to the matching local sockets (chosen now: see
+        ``Delivery.plan``): the steps of the sends, None if none."""
         sends = self._delivery.plan(namespace, event_data, rooms,
                                     except_rooms, offset,
-                                    self._recovery is not None)
+                                    self._recovery is not None, plain)
+        return self._send_all(sends) if sends else None
+
+    def _send_all(self, sends: list[tuple[str, list]]) -> Steps[None]:
+        send = self.server._send_eio_packet
         for eio_sid, eio_pkts in sends:
-            yield from self._send_eio(eio_sid, eio_pkts)
+            for p in eio_pkts:
+                yield partial(send, eio_sid, p)
         self._stats.incr('delivered', len(sends))
-        return len(sends)
 
     def _send_eio(self, eio_sid: str, eio_pkts: list) -> Steps[None]:
         for p in eio_pkts:
