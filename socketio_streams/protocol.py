@@ -20,8 +20,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, TypeVar
 
-from .codec import (  # noqa: F401 - has_binary, ProtocolError re-exported
-    ProtocolError, _Binary, _dumps, _dumps_plain, _pack, _unpack, has_binary)
+from . import codec
+from .codec import (  # noqa: F401 - re-exported: has_binary, ProtocolError,
+    # the stream field readers
+    ProtocolError, _Binary, _dumps, _dumps_plain, _pack, _text, _texts,
+    _unpack, as_text, has_binary, raw_field)
 
 
 class MessageType(enum.IntEnum):
@@ -46,7 +49,7 @@ MAY_CONTAIN_BINARY = frozenset({3, 8, 9, 10, 12})
 #: Socket.IO packet type EVENT, the only one a BROADCAST carries
 EVENT = 2
 #: our extra stream field (see above)
-SEQ = 'seq'
+SEQ = codec.SEQ
 OFFSET_RE = re.compile(r'^[0-9]{1,20}-[0-9]{1,20}$')
 #: ASCII digits only (``str.isdigit`` takes '²'), bounded (``int`` refuses
 #: more than 4,300 digits, and no real type or seq needs more than this)
@@ -217,43 +220,6 @@ def _encode_data(data: Any, may_be_binary: bool) -> str:
     return _dumps(data)
 
 
-#: the field names as redis-py returns them by default (bytes)
-_KEYS = {name: name.encode() for name in ('uid', 'nsp', 'type', 'data',
-                                          SEQ)}
-
-
-def _text(fields: Mapping, name: str) -> str | None:
-    value = fields.get(_KEYS.get(name) or name.encode())
-    if value is None:
-        value = fields.get(name)  # a client with decode_responses
-        if value is None:
-            return None
-    if type(value) is bytes:
-        try:
-            return value.decode()
-        except UnicodeDecodeError:
-            raise ProtocolError(f'field {name!r} is not UTF-8') from None
-    if isinstance(value, (bytes, bytearray)):
-        try:
-            return bytes(value).decode('utf-8')
-        except UnicodeDecodeError:
-            raise ProtocolError(f'field {name!r} is not UTF-8') from None
-    if isinstance(value, str):
-        return value
-    raise ProtocolError(f'field {name!r} has type {type(value).__name__}')
-
-
-def as_text(value: Any) -> str:
-    """A reply value (bytes unless the client decodes) as text."""
-    return value.decode() if isinstance(value, bytes) else str(value)
-
-
-def raw_field(fields: Mapping, name: str) -> Any:
-    """A field as the client returned it (bytes or str), None if absent."""
-    value = fields.get(_KEYS.get(name) or name.encode())
-    return fields.get(name) if value is None else value
-
-
 def field_text(fields: Any, name: str) -> str | None:
     """One field of a stream entry as text (None if absent), cheaply: to
     look at ``uid`` before decoding the rest."""
@@ -267,8 +233,7 @@ def decode_entry(fields: Mapping) -> Message:
     """A stream entry's fields -> :class:`Message`; ProtocolError if bad."""
     if type(fields) is not dict and not isinstance(fields, Mapping):
         raise ProtocolError('stream entry is not a field map')
-    uid, nsp = _text(fields, 'uid'), _text(fields, 'nsp')
-    type_ = _text(fields, 'type')
+    uid, nsp, type_, raw, seq = _texts(fields)
     if not nsp:
         raise ProtocolError('stream entry has no nsp field')
     if not uid:
@@ -278,15 +243,13 @@ def decode_entry(fields: Mapping) -> Message:
         raise ProtocolError(
             f'stream entry has a bad type field {type_[:20]!r}'
             if type_ else 'stream entry has no type field')
-    raw = _text(fields, 'data')
     return Message(type=int(type_), data=_decode_data(raw), uid=uid,
-                   nsp=nsp, seq=entry_seq(fields),
+                   nsp=nsp, seq=_seq(seq),
                    plain=raw is not None and raw.startswith('{'))
 
 
-def entry_seq(fields: Mapping) -> int | None:
+def _seq(seq: str | None) -> int | None:
     """Our ``seq`` field; None if absent or not a plain number."""
-    seq = _text(fields, SEQ)
     return int(seq) if seq and _SEQ_RE.fullmatch(seq) else None
 
 
