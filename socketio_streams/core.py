@@ -38,7 +38,7 @@ from .restore import RECOVERABLE, Restoring
 from .runtime import Runtime, check_patched
 from .sockets import LocalSockets
 from .stats import Stats
-from .steps import Steps
+from .steps import Steps, done
 
 if TYPE_CHECKING:
     from .operations import Untyped as _Base
@@ -309,9 +309,7 @@ class ManagerCore(ClusterOps, Restoring, _Base):
                     protocol.as_text(entry_id)))
             return
         yield from self._links.append(namespace, fields)
-        sends = deliver()
-        if sends is not None:
-            yield from sends
+        yield from deliver() or done()
 
     @operation
     def enter_room(self, sid: str, namespace: str, room: str,
@@ -387,8 +385,7 @@ class ManagerCore(ClusterOps, Restoring, _Base):
     def _deliver(self, namespace: str, event_data: list, rooms: list,
                  except_rooms: list, offset: str | None = None,
                  plain: bool = False) -> Steps[None] | None:
-        """Send an EVENT to the matching local sockets (chosen now: see
-        ``Delivery.plan``): the steps of the sends, None if none."""
+        """The steps sending an EVENT to its local sockets, or None."""
         sends = self._delivery.plan(namespace, event_data, rooms,
                                     except_rooms, offset,
                                     self._recovery is not None, plain)
