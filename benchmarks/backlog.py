@@ -28,7 +28,6 @@ def drain(url: str, emits: int, read_count: int, max_len: int) -> str:
     receiver = server(RedisStreamsManager(url, read_count=read_count,
                                           max_len=max_len))
     receiver.initialize()
-    receiver._watch('/')
     client = redis.Redis.from_url(url)
     client.config_resetstat()
     writer = RedisStreamsManager(url, write_only=True, max_len=max_len)

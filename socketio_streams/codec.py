@@ -1,4 +1,5 @@
-"""JSON and msgpack as Node's adapter writes them; no I/O.
+"""JSON and msgpack as Node's adapter writes them, and stream fields as
+redis-py returns them (bytes, or str with ``decode_responses``); no I/O.
 
 Bytes in JSON are Node's ``Buffer.toJSON`` shape; msgpack timestamps (a JS
 ``Date``) decode to ISO text, as JSON gives them; nothing is unpickled or
@@ -8,6 +9,7 @@ from __future__ import annotations
 
 import datetime
 import json
+from collections.abc import Mapping
 from typing import Any, Callable
 
 import msgpack
@@ -15,6 +17,10 @@ import msgpack
 
 class ProtocolError(ValueError):
     """A stream entry or PUB/SUB payload that is not a valid message."""
+
+
+#: our extra stream field (see :mod:`.protocol`)
+SEQ = 'seq'
 
 
 def has_binary(obj: Any) -> bool:
@@ -91,3 +97,58 @@ def _unpack(raw: bytes) -> Any:
         raise
     except Exception as exc:
         raise ProtocolError(f'invalid msgpack: {exc}') from None
+
+
+#: the field names as redis-py returns them by default (bytes), in the
+#: order ``_texts`` gives them
+_KEYS = {name: name.encode() for name in ('uid', 'nsp', 'type', 'data',
+                                          SEQ)}
+
+
+def _text(fields: Mapping, name: str) -> str | None:
+    value = fields.get(_KEYS.get(name) or name.encode())
+    if value is None:
+        value = fields.get(name)  # a client with decode_responses
+        if value is None:
+            return None
+    if type(value) is bytes:
+        try:
+            return value.decode()
+        except UnicodeDecodeError:
+            raise ProtocolError(f'field {name!r} is not UTF-8') from None
+    if isinstance(value, (bytes, bytearray)):
+        try:
+            return bytes(value).decode('utf-8')
+        except UnicodeDecodeError:
+            raise ProtocolError(f'field {name!r} is not UTF-8') from None
+    if isinstance(value, str):
+        return value
+    raise ProtocolError(f'field {name!r} has type {type(value).__name__}')
+
+
+def as_text(value: Any) -> str:
+    """A reply value (bytes unless the client decodes) as text."""
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def raw_field(fields: Mapping, name: str) -> Any:
+    """A field as the client returned it (bytes or str), None if absent."""
+    value = fields.get(_KEYS.get(name) or name.encode())
+    return fields.get(name) if value is None else value
+
+
+def _texts(fields: Mapping) -> list[str | None]:
+    """``uid, nsp, type, data, seq`` as text (None if absent), in one go:
+    bytes (what redis-py returns) decoded here, anything else by
+    ``_text``."""
+    get, texts = fields.get, []
+    for name, key in _KEYS.items():
+        value = get(key)
+        if type(value) is not bytes:
+            texts.append(_text(fields, name))
+            continue
+        try:
+            texts.append(value.decode())
+        except UnicodeDecodeError:
+            raise ProtocolError(f'field {name!r} is not UTF-8') from None
+    return texts

@@ -38,7 +38,7 @@ from .restore import RECOVERABLE, Restoring
 from .runtime import Runtime, check_patched
 from .sockets import LocalSockets
 from .stats import Stats
-from .steps import Steps
+from .steps import Steps, done
 
 if TYPE_CHECKING:
     from .operations import Untyped as _Base
@@ -142,12 +142,11 @@ class ManagerCore(ClusterOps, Restoring, _Base):
                        self._connector.describe())
 
     def _known_namespaces(self) -> set[str]:
-        server = self.server
-        names = {'/'} | set(getattr(server, 'handlers', {}))
+        names = {'/'} | set(getattr(self.server, 'handlers', {}))
         names |= {namespace for namespace, _ in self._handlers_by_event}
-        names |= set(getattr(server, 'namespace_handlers', {}))
-        if isinstance(getattr(server, 'namespaces', None), list):
-            names |= set(server.namespaces)
+        names |= set(getattr(self.server, 'namespace_handlers', {}))
+        if isinstance(getattr(self.server, 'namespaces', None), list):
+            names |= set(self.server.namespaces)
         return {n for n in names if isinstance(n, str) and n != '*'}
 
     @operation
@@ -294,22 +293,23 @@ class ManagerCore(ClusterOps, Restoring, _Base):
                 event, data, event_data, namespace, room, skip_sid,
                 callback))
         opts = protocol.make_opts(room, skip_sid)
-        payload = protocol.broadcast_data(event_data, opts)
+        fields = self._links.entry(namespace, T.BROADCAST, protocol
+                                   .broadcast_data(event_data, opts))
+        plain = fields['data'][0] == '{' and not self.options.only_plaintext
 
-        def deliver(offset: str | None = None) -> Steps[int]:
+        def deliver(offset: str | None = None) -> Steps[None] | None:
             return self._deliver(namespace, event_data, opts['rooms'],
-                                 opts['except'], offset)
+                                 opts['except'], offset, plain)
 
         if self._recovery is not None and self.server is not None and \
                 not self._closed:
             # every client gets the stream offset: wait for the XADD reply
-            yield from self._links.publish(
-                namespace, T.BROADCAST, payload,
-                on_written=lambda entry_id: deliver(
+            yield from self._links.append(
+                namespace, fields, on_written=lambda entry_id: deliver(
                     protocol.as_text(entry_id)))
             return
-        yield from self._links.publish(namespace, T.BROADCAST, payload)
-        yield from deliver()
+        yield from self._links.append(namespace, fields)
+        yield from deliver() or done()
 
     @operation
     def enter_room(self, sid: str, namespace: str, room: str,
@@ -378,17 +378,24 @@ class ManagerCore(ClusterOps, Restoring, _Base):
                  except_rooms: list) -> list[tuple[str, str]]:
         return targets(self, namespace, rooms, except_rooms)
 
+    def _has_sockets(self, namespace: str | None) -> bool:
+        """Whether any local socket is in the namespace."""
+        return self.server is not None and bool(self.rooms.get(namespace))
+
     def _deliver(self, namespace: str, event_data: list, rooms: list,
-                 except_rooms: list, offset: str | None = None) -> Steps[int]:
-        """Send an EVENT to the matching local sockets (see
-        ``Delivery.plan``); returns how many."""
+                 except_rooms: list, offset: str | None = None,
+                 plain: bool = False) -> Steps[None] | None:
+        """The steps sending an EVENT to its local sockets, or None."""
         sends = self._delivery.plan(namespace, event_data, rooms,
                                     except_rooms, offset,
-                                    self._recovery is not None)
-        for eio_sid, eio_pkts in sends:
-            yield from self._send_eio(eio_sid, eio_pkts)
+                                    self._recovery is not None, plain)
+        return self._send_all(sends) if sends else None
+
+    def _send_all(self, sends: list[tuple[str, list]]) -> Steps[None]:
+        for eio_sid, eio_pkts in sends:  # flat: one generator per entry
+            for p in eio_pkts:
+                yield partial(self.server._send_eio_packet, eio_sid, p)
         self._stats.incr('delivered', len(sends))
-        return len(sends)
 
     def _send_eio(self, eio_sid: str, eio_pkts: list) -> Steps[None]:
         for p in eio_pkts:

@@ -5,8 +5,12 @@ sends what :meth:`Delivery.plan` returns."""
 from __future__ import annotations
 
 import contextlib
+import functools
+import inspect
+import json
 from typing import Any, Callable
 
+import engineio.json
 from engineio import packet as eio_packet
 from socketio import packet as sio_packet
 
@@ -28,12 +32,24 @@ def targets(mgr: Any, namespace: str, rooms: list,
     return list(found.items())
 
 
-def encode(packet_class: Any, namespace: str, event_data: list) -> list:
-    """An EVENT as Engine.IO packets (more than one with binary)."""
-    pkt = packet_class(sio_packet.EVENT, namespace=namespace,
-                       data=event_data)
+def encode(packet_class: Any, namespace: str, event_data: list,
+           plain: bool = False) -> list:
+    """An EVENT as Engine.IO packets (more than one with binary).
+    ``plain``: the data holds no bytes (decoded from JSON), so python-
+    socketio's packets need not look for any."""
+    encoded: Any
     try:
-        encoded = pkt.encode()
+        if plain and packet_class is sio_packet.Packet and \
+                packet_class.json is engineio.json:
+            # what Packet(...).encode() makes, without its bytes walk
+            encoded = ('2' if namespace == '/' else f'2{namespace},') + \
+                _event_json(event_data)
+        elif plain and _told_binary(packet_class):
+            encoded = packet_class(sio_packet.EVENT, namespace=namespace,
+                                   data=event_data, binary=False).encode()
+        else:
+            encoded = packet_class(sio_packet.EVENT, namespace=namespace,
+                                   data=event_data).encode()
     except (TypeError, ValueError, RecursionError) as exc:
         # decodable from Redis, yet not for clients (a map with binary
         # keys, nesting too deep to encode again)
@@ -42,6 +58,19 @@ def encode(packet_class: Any, namespace: str, event_data: list) -> list:
     if not isinstance(encoded, list):
         encoded = [encoded]
     return [eio_packet.Packet(eio_packet.MESSAGE, p) for p in encoded]
+
+
+#: python-socketio's ``json.dumps(data, separators=(',', ':'))``, made once
+_event_json = json.JSONEncoder(separators=(',', ':')).encode
+
+
+@functools.lru_cache(maxsize=None)
+def _told_binary(packet_class: Any) -> bool:
+    """Whether the packet class takes python-socketio's ``binary``."""
+    try:
+        return 'binary' in inspect.signature(packet_class).parameters
+    except (TypeError, ValueError):
+        return False
 
 
 class Delivery:
@@ -69,8 +98,10 @@ class Delivery:
 
     def plan(self, namespace: str, event_data: list, rooms: list,
              except_rooms: list, offset: str | None = None,
-             recovery: bool = False) -> list[tuple[str, list]]:
-        """``(eio_sid, eio_pkts)`` to send. With recovery on, ``offset``
+             recovery: bool = False,
+             plain: bool = False) -> list[tuple[str, list]]:
+        """``(eio_sid, eio_pkts)`` to send (``plain``: see ``encode``).
+        With recovery on, ``offset``
         (the stream entry ID) is appended as the last argument, as Node
         does; a socket being restored gets it after its missed packets
         (held here), one restored gets nothing twice, one that joined
@@ -88,7 +119,7 @@ class Delivery:
         if not found:
             return []
         eio_pkts = encode(self._mgr.server.packet_class, namespace,
-                          event_data)
+                          event_data, plain)
         sends = []
         for sid, eio_sid in found:
             sock = self._sockets.get(namespace, sid)

@@ -33,9 +33,11 @@ class Context(Protocol):
     def _targets(self, namespace: str, rooms: list,
                  except_rooms: list) -> list[tuple[str, str]]: ...
 
+    def _has_sockets(self, namespace: str | None) -> bool: ...
+
     def _deliver(self, namespace: str, event_data: list, rooms: list,
-                 except_rooms: list,
-                 offset: str | None = None) -> Steps[int]: ...
+                 except_rooms: list, offset: str | None = None,
+                 plain: bool = False) -> Steps[None] | None: ...
 
     def _respond(self, request: Message, type_: int,
                  data: dict) -> Steps[None]: ...
@@ -66,31 +68,47 @@ class Inbound:
         self._dedup = Dedup()
         self._skip_log = Throttle()
 
-    def on_entry(self, key: str, entry_id: str, fields: Any) -> Steps[None]:
-        """A stream entry from a reader."""
+    def on_entry(self, key: str, entry_id: str,
+                 fields: Any) -> Steps[None] | None:
+        """A stream entry from a reader: its handler's steps, or None when
+        there is nothing to do (our own entry, one for a namespace with no
+        local socket, a copy, bad input)."""
         try:
-            if protocol.field_text(fields, 'uid') == self._ctx.uid:
-                return  # our own: delivered locally when it was emitted
+            uid = protocol.field_text(fields, 'uid')
+            if uid == self._ctx.uid:
+                return None  # our own: delivered locally when emitted
+            if uid and self._for_nobody_here(fields):
+                return None
             message = protocol.decode_entry(fields)
         except ProtocolError as exc:
-            return self.skip(f'stream entry {entry_id} of {key!r}', exc)
+            self.skip(f'stream entry {entry_id} of {key!r}', exc)
+            return None
         if self._dedup.is_copy(key, message.uid, message.seq,
                                protocol.raw_field(fields, 'data')):
             self._ctx._stats.incr('duplicates')
-            return
+            return None
         message.offset = entry_id
-        yield from self.dispatch(message,
-                                 f'stream entry {entry_id} of {key!r}')
+        return self.handle(message, key)
 
-    def on_pubsub(self, channel: str, payload: Any) -> Steps[None]:
-        """A PUB/SUB message from the subscriber."""
+    def _for_nobody_here(self, fields: Any) -> bool:
+        """An entry of a namespace with no local socket that can only act
+        on local sockets (told without decoding its data: the cost of an
+        entry for other servers). Its copies are not remembered either: a
+        copy reaching a socket that joined meanwhile is its first."""
+        namespace = protocol.field_text(fields, 'nsp')
+        return bool(namespace) and not self._ctx._has_sockets(namespace) \
+            and for_sockets_only(fields)
+
+    def on_pubsub(self, channel: str, payload: Any) -> Steps[None] | None:
+        """A PUB/SUB message from the subscriber (as ``on_entry``)."""
+        what = f'PUB/SUB message on {channel!r}'
         try:
             message = protocol.decode_pubsub(payload)
         except ProtocolError as exc:
-            return self.skip(f'PUB/SUB message on {channel!r}', exc)
-        if message.uid != self._ctx.uid:
-            yield from self.dispatch(message,
-                                     f'PUB/SUB message on {channel!r}')
+            self.skip(what, exc)
+            return None
+        return None if message.uid == self._ctx.uid else \
+            self.handle(message, what)
 
     def skip(self, what: str, exc: Exception) -> None:
         """Count bad input and log it in one line (a flood, in a few)."""
@@ -103,33 +121,91 @@ class Inbound:
                 if held else '')
 
     def dispatch(self, message: Message, what: str) -> Steps[None]:
+        """Handle a message (steps); see ``handle``."""
+        steps = self.handle(message, what)
+        if steps is not None:
+            yield from steps
+
+    def handle(self, message: Message,
+               where: str) -> Steps[None] | None:
+        """Run the handler of the message's type: the steps left to do
+        (None: done). ``where`` names it in log lines (with its offset,
+        the stream it came from). Bad input is counted and skipped, an
+        error logged: neither escapes."""
         handler = HANDLERS.get(message.type)
         if handler is None:
-            return self._ctx._log.debug('ignoring %s of type %s', what,
-                                        message.type)
+            self._ctx._log.debug('ignoring %s of type %s', _what(
+                message, where), message.type)
+            return None
         if not isinstance(message.data, dict):  # every handled type's is
-            return self.skip(what, ProtocolError(
+            self.skip(_what(message, where), ProtocolError(
                 f'message of type {message.type} has no data map'))
+            return None
         try:
             steps = handler(self._ctx, message)  # None: nothing to do
-            if steps is not None:
-                yield from steps
-        except ProtocolError as exc:
-            self.skip(what, exc)
-        except Exception:
-            self._ctx._stats.incr('errors')
-            self._ctx._log.exception('error handling %s', what)
+        except Exception as exc:
+            self._failed(exc, message, where)
+            return None
+        return None if steps is None else self._guard(steps, message, where)
+
+    def _guard(self, steps: Steps[None], message: Message,
+               where: str) -> Steps[None]:
+        try:
+            yield from steps
+        except Exception as exc:
+            self._failed(exc, message, where)
+
+    def _failed(self, exc: Exception, message: Message, where: str) -> None:
+        if isinstance(exc, ProtocolError):
+            self.skip(_what(message, where), exc)
+            return
+        self._ctx._stats.incr('errors')
+        self._ctx._log.error('error handling %s', _what(message, where),
+                             exc_info=exc)
 
 
-def on_broadcast(ctx: Context, message: Message) -> Steps[None]:
-    event_data = protocol.parse_event(message.data)
-    rooms, except_rooms, flags = protocol.parse_opts(message.data)
-    request_id = protocol.request_id(message.data)
+#: the ``type`` of entries that act on local sockets only, as read
+_ROOM_TYPES = frozenset({'4', '5', '6', b'4', b'5', b'6'})
+
+
+def for_sockets_only(fields: Any) -> bool:
+    """True if a stream entry can only act on local sockets of its
+    namespace, told from its raw fields without decoding its data: a
+    SOCKETS_JOIN, SOCKETS_LEAVE, DISCONNECT_SOCKETS, or a BROADCAST in
+    JSON without ``requestId`` (Node never writes one with it)."""
+    type_ = protocol.raw_field(fields, 'type')
+    if type(type_) not in (bytes, str):
+        return False
+    if type_ in _ROOM_TYPES:
+        return True
+    data = protocol.raw_field(fields, 'data')
+    if type_ == b'3' and type(data) is bytes:
+        return data[:1] == b'{' and b'"requestId"' not in data
+    if type_ == '3' and type(data) is str:
+        return data[:1] == '{' and '"requestId"' not in data
+    return False
+
+
+def _what(message: Message, where: str) -> str:
+    """A message's name in log lines."""
+    return f'stream entry {message.offset} of {where!r}' \
+        if message.offset is not None else where
+
+
+def on_broadcast(ctx: Context, message: Message) -> Steps[None] | None:
+    event_data, rooms, except_rooms, flags, request_id = \
+        protocol.parse_broadcast(message.data)
     if request_id is None:
-        yield from ctx._deliver(
+        return ctx._deliver(
             message.nsp, event_data, rooms, except_rooms,
-            None if 'volatile' in flags else message.offset)
-        return
+            None if 'volatile' in flags else message.offset, message.plain)
+    return _broadcast_with_ack(ctx, message, event_data, rooms,
+                               except_rooms, flags, request_id)
+
+
+def _broadcast_with_ack(ctx: Context, message: Message, event_data: list,
+                        rooms: list, except_rooms: list, flags: dict,
+                        request_id: str) -> Steps[None]:
     targets = ctx._targets(message.nsp, rooms, except_rooms)
     yield from ctx._respond(message, T.BROADCAST_CLIENT_COUNT, {
         'requestId': request_id, 'clientCount': len(targets)})

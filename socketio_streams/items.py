@@ -1,9 +1,13 @@
-"""What the publisher queues: one :class:`Item` per command, and what it
-remembers of a written entry (:class:`Written`). No I/O."""
+"""What the publisher queues: one :class:`Item` per command, what it
+remembers of a written entry (:class:`Written`), and which of those a
+server lost (:func:`missing`, steps: the only I/O here)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any, Callable
+
+from . import protocol
+from .steps import Steps
 
 
 @dataclass
@@ -51,3 +55,26 @@ def sendable(item: Item) -> bool:
             except UnicodeError:
                 return False
     return True
+
+
+def missing(client: Any, stream: str, entries: list[Written],
+            size: int) -> Steps[list]:
+    """Those of ``entries`` (ours, in ``stream``, oldest first) that the
+    server lost (not merely trimmed); asked ``size`` at a time."""
+    pipe = client.pipeline(transaction=False)
+    pipe.xrange(stream, count=1)
+    newest = entries[-1].entry_id
+    pipe.xrange(stream, newest, newest)
+    first, last = yield pipe.execute
+    if last:
+        return []
+    found: list = []
+    for start in range(0, len(entries), size):  # up to RECENT_MAX
+        pipe = client.pipeline(transaction=False)
+        for written in entries[start:start + size]:
+            pipe.xrange(stream, written.entry_id, written.entry_id)
+        found += yield pipe.execute
+    first_id = protocol.as_text(first[0][0]) if first else None
+    return [w for w, there in zip(entries, found) if not there and (
+        first_id is None or
+        protocol.compare_offsets(w.entry_id, first_id) > 0)]

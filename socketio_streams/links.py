@@ -11,6 +11,7 @@ from typing import Any, Callable
 
 from . import protocol
 from .protocol import Message, MessageType as T
+from .pressure import Unread
 from .publisher import Item, Publisher
 from .reader import StreamReader
 from .subscriber import Subscriber
@@ -58,6 +59,7 @@ class Links:
         with self.lock:
             if self.publisher is None:
                 self.publisher = Publisher(*self._parts())
+                self.publisher.unread = Unread(self._read_position)
                 if self._mgr._closed:
                     self.publisher.closed = True
                 else:
@@ -149,6 +151,15 @@ class Links:
                 'by the clock, will keep trying',
                 self._mgr._connector.describe(), type(exc).__name__, exc)
 
+    def _read_position(self, stream: str) -> str | None:
+        """The last entry this server's reader of ``stream`` read, None
+        unless one is reading it (see :mod:`.pressure`)."""
+        reader = self.readers.get(stream)
+        if reader is None or not reader.running or not reader.connected \
+                or reader.failures or reader.trouble:
+            return None
+        return reader.last_id
+
     def stream(self, namespace: str) -> str:
         opts = self._mgr.options
         return protocol.stream_key(opts.stream_name, opts.stream_count,
@@ -161,18 +172,26 @@ class Links:
         its public channel, as Node's ``isEphemeral`` decides. Returns the
         publisher's ``put`` steps (a full buffer waits for room): the
         message is encoded at the call, as it is made."""
-        publisher = self.start_publisher()
-        message = Message(type=type_, data=data, uid=self._mgr.uid,
-                          nsp=namespace)
         ephemeral = type_ in (T.FETCH_SOCKETS, T.SERVER_SIDE_EMIT) or (
             type_ == T.BROADCAST and 'requestId' in data)
-        opts = self._mgr.options
         if ephemeral:
             return self.send_pubsub(protocol.public_channel(
-                opts.channel_prefix, namespace), message)
-        fields = protocol.encode_entry(message, opts.only_plaintext)
-        return publisher.put(Item('xadd', self.stream(namespace), fields,
-                                  on_written))
+                self._mgr.options.channel_prefix, namespace), Message(
+                    type=type_, data=data, uid=self._mgr.uid, nsp=namespace))
+        return self.append(namespace, self.entry(namespace, type_, data),
+                           on_written)
+
+    def entry(self, namespace: str, type_: int, data: Any) -> dict:
+        """The fields of a stream entry of ours."""
+        return protocol.encode_entry(
+            Message(type=type_, data=data, uid=self._mgr.uid, nsp=namespace),
+            self._mgr.options.only_plaintext)
+
+    def append(self, namespace: str, fields: dict,
+               on_written: Callable | None = None) -> Steps[None]:
+        """Queue an ``XADD`` of ``fields`` (see ``publish``)."""
+        return self.start_publisher().put(Item(
+            'xadd', self.stream(namespace), fields, on_written))
 
     def send_pubsub(self, channel: str, message: Message) -> Steps[None]:
         """Queue ``message`` to a PUB/SUB channel (``put``'s steps)."""

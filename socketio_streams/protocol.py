@@ -20,8 +20,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, TypeVar
 
-from .codec import (  # noqa: F401 - has_binary, ProtocolError re-exported
-    ProtocolError, _Binary, _dumps, _dumps_plain, _pack, _unpack, has_binary)
+from . import codec
+from .codec import (  # noqa: F401 - re-exported: has_binary, ProtocolError,
+    # the stream field readers
+    ProtocolError, _Binary, _dumps, _dumps_plain, _pack, _text, _texts,
+    _unpack, as_text, has_binary, raw_field)
 
 
 class MessageType(enum.IntEnum):
@@ -46,12 +49,14 @@ MAY_CONTAIN_BINARY = frozenset({3, 8, 9, 10, 12})
 #: Socket.IO packet type EVENT, the only one a BROADCAST carries
 EVENT = 2
 #: our extra stream field (see above)
-SEQ = 'seq'
+SEQ = codec.SEQ
 OFFSET_RE = re.compile(r'^[0-9]{1,20}-[0-9]{1,20}$')
 #: ASCII digits only (``str.isdigit`` takes '²'), bounded (``int`` refuses
 #: more than 4,300 digits, and no real type or seq needs more than this)
 _TYPE_RE = re.compile(r'-?[0-9]{1,9}')
 _SEQ_RE = re.compile(r'[0-9]{1,19}')
+#: the types as Node writes them (checked before the regex)
+_TYPES = frozenset(str(t) for t in range(1, 14))
 
 
 _F = TypeVar('_F', bound=Callable[..., Any])
@@ -84,6 +89,8 @@ class Message:
     seq: int | None = field(default=None, compare=False)
     #: the ID of the stream entry it came from (None: PUB/SUB, or local)
     offset: str | None = field(default=None, compare=False)
+    #: its data was JSON text, so it holds no bytes
+    plain: bool = field(default=False, compare=False)
 
 
 # --- names -----------------------------------------------------------------
@@ -213,47 +220,10 @@ def _encode_data(data: Any, may_be_binary: bool) -> str:
     return _dumps(data)
 
 
-#: the field names as redis-py returns them by default (bytes)
-_KEYS = {name: name.encode() for name in ('uid', 'nsp', 'type', 'data',
-                                          SEQ)}
-
-
-def _text(fields: Mapping, name: str) -> str | None:
-    value = fields.get(_KEYS.get(name) or name.encode())
-    if value is None:
-        value = fields.get(name)  # a client with decode_responses
-        if value is None:
-            return None
-    if type(value) is bytes:
-        try:
-            return value.decode()
-        except UnicodeDecodeError:
-            raise ProtocolError(f'field {name!r} is not UTF-8') from None
-    if isinstance(value, (bytes, bytearray)):
-        try:
-            return bytes(value).decode('utf-8')
-        except UnicodeDecodeError:
-            raise ProtocolError(f'field {name!r} is not UTF-8') from None
-    if isinstance(value, str):
-        return value
-    raise ProtocolError(f'field {name!r} has type {type(value).__name__}')
-
-
-def as_text(value: Any) -> str:
-    """A reply value (bytes unless the client decodes) as text."""
-    return value.decode() if isinstance(value, bytes) else str(value)
-
-
-def raw_field(fields: Mapping, name: str) -> Any:
-    """A field as the client returned it (bytes or str), None if absent."""
-    value = fields.get(_KEYS.get(name) or name.encode())
-    return fields.get(name) if value is None else value
-
-
 def field_text(fields: Any, name: str) -> str | None:
     """One field of a stream entry as text (None if absent), cheaply: to
     look at ``uid`` before decoding the rest."""
-    if not isinstance(fields, Mapping):
+    if type(fields) is not dict and not isinstance(fields, Mapping):
         raise ProtocolError('stream entry is not a field map')
     return _text(fields, name)
 
@@ -261,30 +231,29 @@ def field_text(fields: Any, name: str) -> str | None:
 @strict
 def decode_entry(fields: Mapping) -> Message:
     """A stream entry's fields -> :class:`Message`; ProtocolError if bad."""
-    if not isinstance(fields, Mapping):
+    if type(fields) is not dict and not isinstance(fields, Mapping):
         raise ProtocolError('stream entry is not a field map')
-    uid, nsp = _text(fields, 'uid'), _text(fields, 'nsp')
-    type_ = _text(fields, 'type')
+    uid, nsp, type_, raw, seq = _texts(fields)
     if not nsp:
         raise ProtocolError('stream entry has no nsp field')
     if not uid:
         raise ProtocolError('stream entry has no uid field')
-    if type_ is None or not _TYPE_RE.fullmatch(type_):
+    if type_ is None or (type_ not in _TYPES and
+                         not _TYPE_RE.fullmatch(type_)):
         raise ProtocolError(
             f'stream entry has a bad type field {type_[:20]!r}'
             if type_ else 'stream entry has no type field')
-    return Message(type=int(type_), data=decode_data(_text(fields, 'data')),
-                   uid=uid, nsp=nsp, seq=entry_seq(fields))
+    return Message(type=int(type_), data=_decode_data(raw), uid=uid,
+                   nsp=nsp, seq=_seq(seq),
+                   plain=raw is not None and raw.startswith('{'))
 
 
-def entry_seq(fields: Mapping) -> int | None:
+def _seq(seq: str | None) -> int | None:
     """Our ``seq`` field; None if absent or not a plain number."""
-    seq = _text(fields, SEQ)
     return int(seq) if seq and _SEQ_RE.fullmatch(seq) else None
 
 
-@strict
-def decode_data(raw: str | None) -> Any:
+def _decode_data(raw: str | None) -> Any:
     """A stream entry's ``data``: JSON text, or base64 of msgpack."""
     if not raw:
         return None
@@ -298,6 +267,9 @@ def decode_data(raw: str | None) -> Any:
     except (binascii.Error, ValueError):
         raise ProtocolError('data is neither JSON nor base64') from None
     return _unpack(blob)
+
+
+decode_data = strict(_decode_data)
 
 
 # --- PUB/SUB payloads --------------------------------------------------------
@@ -337,8 +309,7 @@ def _str_list(value: Any, what: str) -> list:
     return value
 
 
-@strict
-def parse_opts(data: Any) -> tuple[list, list, dict]:
+def _parse_opts(data: Any) -> tuple[list, list, dict]:
     """``(rooms, except, flags)`` from a message's ``opts``."""
     opts = data.get('opts') if isinstance(data, dict) else None
     if not isinstance(opts, dict):
@@ -351,8 +322,7 @@ def parse_opts(data: Any) -> tuple[list, list, dict]:
             _str_list(opts.get('except', []), 'opts.except'), flags)
 
 
-@strict
-def parse_event(data: Any) -> list:
+def _parse_event(data: Any) -> list:
     """``[event, *args]`` of a BROADCAST's packet."""
     packet = data.get('packet') if isinstance(data, dict) else None
     if not isinstance(packet, dict) or packet.get('type') != EVENT:
@@ -371,13 +341,24 @@ def parse_rooms(data: Any) -> list:
                      'rooms')
 
 
-@strict
-def request_id(data: Any) -> str | None:
+def _request_id(data: Any) -> str | None:
     """The ``requestId`` of a request or response, None if absent."""
     rid = data.get('requestId') if isinstance(data, dict) else None
     if rid is not None and not isinstance(rid, str):
         raise ProtocolError('requestId is not a string')
     return rid
+
+
+parse_opts, parse_event, request_id = (
+    strict(_parse_opts), strict(_parse_event), strict(_request_id))
+
+
+@strict
+def parse_broadcast(data: Any) -> tuple[list, list, list, dict,
+                                        str | None]:
+    """``(event_data, rooms, except, flags, requestId)`` of a BROADCAST
+    (one check, for the hot path)."""
+    return (_parse_event(data), *_parse_opts(data), _request_id(data))
 
 
 # --- connection state recovery sessions -------------------------------------

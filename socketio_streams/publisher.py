@@ -34,7 +34,8 @@ from .connection import (CLUSTER_ERRORS, REFUSED_LOCALLY, RESPONSE_ERRORS,
                          RETRYABLE, TRANSIENT, Writer, explain, transient,
                          why)
 from .exceptions import BufferFullError
-from .items import Item, Written, sendable
+from .items import Item, Written, missing, sendable
+from .pressure import Unread
 from .steps import Steps
 
 __all__ = ['Item', 'Publisher', 'TRANSIENT', 'transient']
@@ -80,6 +81,8 @@ class Publisher:
         self._check_recent = False
         self.connected = False
         self.failures = 0
+        #: backpressure from this server's readers (set by its links)
+        self.unread: Unread | None = None
 
     @property
     def buffered(self) -> int:
@@ -207,6 +210,9 @@ class Publisher:
                     continue
                 if self._stopping and self.failures:
                     return  # close() gave up on an unreachable Redis
+                if self.unread is not None:
+                    yield from self.unread.wait(
+                        batch, self._options.max_len, self._runtime)
                 yield from self._send(batch)
                 yield self._runtime.pause  # let the others run
         except BaseException:  # cancelled: the event loop is ending
@@ -333,7 +339,9 @@ class Publisher:
         lost: list[Written] = []
         yield from self._writer.ready()
         for stream, entries in by_stream.items():
-            lost += yield from self._missing(stream, entries)
+            lost += yield from missing(self._writer.client(
+                self._writer.node(stream)), stream, entries,
+                self._runtime.write_batch)
         if not lost:
             return False
         gone = {id(w) for w in lost}
@@ -351,30 +359,6 @@ class Publisher:
             'without persistence); writing them again', self._connector
             .describe(), len(order))
         return True
-
-    def _missing(self, stream: str,
-                 entries: list[Written]) -> Steps[list]:
-        """Those of ``entries`` (ours, in ``stream``, oldest first) that
-        the server lost (not merely trimmed)."""
-        client = self._writer.client(self._writer.node(stream))
-        pipe = client.pipeline(transaction=False)
-        pipe.xrange(stream, count=1)
-        newest = entries[-1].entry_id
-        pipe.xrange(stream, newest, newest)
-        first, last = yield pipe.execute
-        if last:
-            return []
-        found: list = []
-        size = self._runtime.write_batch
-        for start in range(0, len(entries), size):  # up to RECENT_MAX
-            pipe = client.pipeline(transaction=False)
-            for written in entries[start:start + size]:
-                pipe.xrange(stream, written.entry_id, written.entry_id)
-            found += yield pipe.execute
-        first_id = protocol.as_text(first[0][0]) if first else None
-        return [w for w, there in zip(entries, found) if not there and (
-            first_id is None or
-            protocol.compare_offsets(w.entry_id, first_id) > 0)]
 
     def _remember(self, item: Item, entry_id: Any) -> None:
         """Keep a written entry; forget those written ``RECENT_SECONDS``
@@ -402,6 +386,8 @@ class Publisher:
                 continue
             if item.kind == 'xadd':
                 self._remember(item, reply)
+                if self.unread is not None:
+                    self.unread.wrote(item.target, reply)
             if item.resent:
                 continue
             ok += 1

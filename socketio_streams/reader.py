@@ -127,8 +127,10 @@ class StreamReader(Loop):
                 count += 1
                 if self.position is not None:
                     self.position += 1
-                yield from self._hand_over(self._handle, self.key, entry_id,
-                                           fields or {})
+                steps = self._hand_over(self._handle, self.key, entry_id,
+                                        fields or {})
+                if steps is not None:
+                    yield from steps
                 if count % self._runtime.pause_every == 0:
                     yield self._runtime.pause
         if count:

@@ -106,6 +106,8 @@ class Subscriber(Loop):
 
     def _deliver(self, message: Any) -> Steps[None]:
         if message and message.get('type') in ('message', 'smessage'):
-            yield from self._hand_over(
+            steps = self._hand_over(
                 self._handle, protocol.as_text(message['channel']),
                 message['data'])
+            if steps is not None:
+                yield from steps

@@ -147,16 +147,26 @@ class Loop:
     def step(self) -> Steps[None]:
         raise NotImplementedError
 
-    def _hand_over(self, handle: Callable, *args: Any) -> Steps[None]:
-        """Give what was read to the manager (``handle`` may be a plain
-        function or return steps). Whatever goes wrong there is about one
-        entry or message, never about the connection: it is counted and
-        logged, and reading goes on (no reconnection)."""
+    def _hand_over(self, handle: Callable,
+                   *args: Any) -> Steps[None] | None:
+        """Give what was read to the manager: ``handle`` does it, or
+        returns the steps to run (given back; None if none). Whatever goes
+        wrong there is about one entry or message, never about the
+        connection: it is counted and logged, and reading goes on."""
         try:
             result = handle(*args)
-            if inspect.isgenerator(result):
-                yield from result
         except Exception:
-            self._stats.incr('errors')
-            self._log.exception('%s: error handling what was read; '
-                                'skipped', self.what)
+            self._handling_failed()
+            return None
+        return self._guarded(result) if inspect.isgenerator(result) else None
+
+    def _guarded(self, steps: Any) -> Steps[None]:
+        try:
+            yield from steps
+        except Exception:
+            self._handling_failed()
+
+    def _handling_failed(self) -> None:
+        self._stats.incr('errors')
+        self._log.exception('%s: error handling what was read; skipped',
+                            self.what)

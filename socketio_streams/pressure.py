@@ -1,0 +1,79 @@
+"""Backpressure from this server's own readers.
+
+A publisher much faster than the reader of a stream it writes to would
+let ``MAXLEN ~ max_len`` trim entries that reader has not read yet (and
+those of any reader elsewhere as slow). So the publisher counts the
+entries it wrote to each stream and, before each batch, asks how many of
+them this server's reader of that stream has not read back; while more
+than ``max_len // 4``, it waits for the reader, up to ``WAIT`` seconds a
+batch (a reader stuck in a handler slows the publisher down, it does not
+stop it). A stream without a reader here that is reading (none, stopped,
+reconnecting) is not waited for. Steps (see :mod:`.steps`).
+"""
+from __future__ import annotations
+
+import time
+from collections import deque
+from functools import partial
+from typing import Any, Callable
+
+from . import protocol
+from .steps import Steps
+
+#: how long one batch waits for a reader at most
+WAIT = 1.0
+#: how often the reader's position is looked at meanwhile
+PAUSE = 0.002
+
+
+class Unread:
+    """Our entries in each stream that its reader here has not read yet.
+
+    ``position(stream)`` is the ID of the last entry that reader read, or
+    None if no reader here is reading it."""
+
+    def __init__(self, position: Callable[[str], str | None]):
+        self._position = position
+        self._written: dict[str, int] = {}
+        self._read: dict[str, int] = {}
+        #: per stream, the last ID written since the last look, and the
+        #: (ID, entries written up to it) looked at since, oldest first
+        self._last: dict[str, Any] = {}
+        self._marks: dict[str, deque[tuple[tuple[int, int], int]]] = {}
+
+    def wrote(self, stream: str, entry_id: Any) -> None:
+        """One more entry of ours in ``stream`` (its ID as Redis gave)."""
+        self._written[stream] = self._written.get(stream, 0) + 1
+        self._last[stream] = entry_id
+
+    def count(self, stream: str) -> int:
+        """How many of our entries in ``stream`` its reader has not read."""
+        written = self._written.get(stream, 0)
+        marks = self._marks.setdefault(stream, deque())
+        last = self._last.pop(stream, None)
+        if last is not None:
+            marks.append((protocol.offset_key(protocol.as_text(last)),
+                          written))
+        read = self._position(stream)
+        if read is None:  # nobody here to wait for: start afresh
+            marks.clear()
+            self._read[stream] = written
+            return 0
+        at = protocol.offset_key(read)
+        while marks and marks[0][0] <= at:
+            self._read[stream] = marks.popleft()[1]
+        return written - self._read.get(stream, 0)
+
+    def wait(self, batch: list, max_len: int, runtime: Any) -> Steps[None]:
+        """Before ``batch`` is sent: wait while a reader of a stream it
+        writes to has more than ``max_len // 4`` of ours to read (up to
+        ``WAIT`` s in all)."""
+        limit = max(max_len // 4, 1)
+        deadline = None
+        for stream in {item.target for item in batch if item.kind == 'xadd'}:
+            while self.count(stream) > limit:
+                now = time.monotonic()
+                deadline = deadline or now + WAIT
+                if now >= deadline:
+                    return
+                yield partial(runtime.sleep, PAUSE)

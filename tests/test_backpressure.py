@@ -1,0 +1,52 @@
+"""A server emitting faster than its own reader reads is held back
+(``socketio_streams.pressure``) rather than let ``MAXLEN`` trim what that
+reader has not read."""
+from __future__ import annotations
+
+from socketio_streams.pressure import Unread
+
+from .nodes import Node, wait_until
+
+
+def test_a_publisher_far_ahead_of_its_own_reader_waits_for_it(
+        redis_server, nodes, clients):
+    """The reader takes 10 entries a round trip, the publisher up to 500:
+    without backpressure the burst outruns ``max_len`` (the reader logs
+    thousands of entries trimmed unread). With it, nothing is trimmed
+    unread, and every packet still reaches the local client."""
+    count = 4000
+    node = Node(redis_server.url, max_len=500, read_count=10)
+    nodes.append(node)
+    clients.append(node.client())
+    node.at_once(lambda: [node.sio.emit('n', i) for i in range(count)])
+    assert node.mgr.flush(60)
+    admin = redis_server.client()
+    last = admin.xinfo_stream('socket.io')['last-generated-id'].decode()
+    reader = node.mgr._links.readers['socket.io']
+    wait_until(lambda: reader.last_id == last, 30, 'the reader at the end')
+    clients[0].wait_for('n', count=count, timeout=30)
+    assert node.mgr.stats()['gaps'] == 0
+    # each once (an AsyncNode's at_once makes the emits concurrent tasks)
+    assert sorted(args[0] for args in clients[0].events('n')) == \
+        list(range(count))
+
+
+def test_unread_counts_what_the_reader_has_not_read_back():
+    position: dict = {'s': '0-0'}
+    unread = Unread(position.get)
+    for i in range(1, 4):
+        unread.wrote('s', f'{i}-0'.encode())
+    assert unread.count('s') == 3
+    position['s'] = '2-0'  # it read two: marks are per look (per batch)
+    assert unread.count('s') == 3
+    unread.wrote('s', b'4-0')
+    position['s'] = '3-0'
+    assert unread.count('s') == 1
+    position['s'] = '9-0'  # read past everything (entries trimmed)
+    assert unread.count('s') == 0
+    del position['s']  # no reader here: nothing to wait for
+    unread.wrote('s', b'10-0')
+    assert unread.count('s') == 0
+    position['s'] = '9-0'
+    unread.wrote('s', b'11-0')
+    assert unread.count('s') == 1
