@@ -6,9 +6,11 @@ those of any reader elsewhere as slow). So the publisher counts the
 entries it wrote to each stream and, before each batch, asks how many of
 them this server's reader of that stream has not read back; while more
 than ``max_len // 4``, it waits for the reader, up to ``WAIT`` seconds a
-batch (a reader stuck in a handler slows the publisher down, it does not
-stop it). A stream without a reader here that is reading (none, stopped,
-reconnecting) is not waited for. Steps (see :mod:`.steps`).
+batch: a reader stuck in a handler slows the publisher down, it does not
+stop it. A batch is itself at most ``max_len // 4`` entries, so what is
+written and not read stays well under ``max_len``. A stream without a
+reader here that is reading (none, stopped, reconnecting) is not waited
+for. Steps (see :mod:`.steps`).
 """
 from __future__ import annotations
 

@@ -193,9 +193,11 @@ class Publisher:
         return 'Redis answers, but the time ran out while still sending'
 
     def _take(self) -> list[Item]:
+        size = min(self.BATCH, self._runtime.write_batch)
+        if self.unread is not None:  # a batch fits beside what is unread
+            size = min(size, max(self._options.max_len // 4, 1))
         with self._lock:
-            return list(itertools.islice(
-                self._queue, min(self.BATCH, self._runtime.write_batch)))
+            return list(itertools.islice(self._queue, size))
 
     def _run(self) -> Steps[None]:
         try:
