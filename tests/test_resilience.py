@@ -94,12 +94,17 @@ def test_a_reader_that_falls_behind_max_len_reports_the_gap(
         redis_server, nodes, clients, caplog):
     nodes.append(Node(redis_server.url, read_count=10))
     clients.append(nodes[0].client())
+    # held at the first entry while the emitter writes: behind for sure
+    # (a fast reader can keep up with a write_only burst otherwise)
+    seen, gates = hold_reader(nodes[0].mgr._links.readers['socket.io'], 1)
     emitter = RedisStreamsManager(redis_server.url, write_only=True,
                                   max_len=20)
     with caplog.at_level(logging.ERROR, logger='socketio_streams'):
         for i in range(3000):
             emitter.emit('n', i)
         emitter.close()
+        wait_until(lambda: seen, 10, 'the first entry read')
+        gates[1].set()
         emitter = RedisStreamsManager(redis_server.url, write_only=True)
         emitter.emit('last', 1)
         emitter.close()
