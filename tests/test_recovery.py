@@ -86,6 +86,9 @@ def test_a_dropped_client_comes_back_recovered_with_what_it_missed(
     sid = client.sid
     back = _drop_and_return(client)
     a.sio.emit('missed', 1)
+    # in the stream before b's: two servers' emits have no order of their
+    # own (under eventlet, a's publisher could write after b's)
+    assert a.mgr.flush()
     b.sio.emit('missed', 2, to='room1')
     a.sio.emit('not-for-me', 1, to='room2')
     b.sio.emit('not-for-me', 2, skip_sid='room1')
