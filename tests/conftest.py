@@ -12,7 +12,8 @@ servers and workers).
 With ``SIO_TEST_MANAGER=asyncio``, only the tests that run servers through
 ``Node`` (see ``uses_nodes``) and the asyncio tests are collected: the
 others test the sync manager directly, as they do in the other envs.
-Under eventlet or gevent, the asyncio tests are not (``asyncio_world``).
+Under eventlet or gevent, the asyncio tests and those of pure logic are not
+(``asyncio_world``).
 """
 from __future__ import annotations
 
@@ -79,12 +80,26 @@ def pytest_collection_modifyitems(config, items):
         items[:] = kept
 
 
+#: tests of pure logic (no I/O): the same under every async mode, so run
+#: in the threading envs only
+NO_IO = {'test_core.py', 'test_fuzz.py', 'test_protocol.py'}
+#: a test (or parametrisation) of the asyncio world, by its name
+_ASYNCIO_NAME = re.compile(r'(^|_)(async|asyncio|arun|fastapi)(_|$)')
+
+
 def asyncio_world(item: pytest.Item) -> bool:
-    """Whether a test is of the asyncio manager's world (``test_*async*.py``,
-    ``*_under_asyncio``): an event loop in a process eventlet or gevent
-    patched tests nothing the threading envs do not."""
+    """Whether a test runs only event loops, or no I/O at all
+    (``test_*async*.py``, ``NO_IO``, names such as ``*_under_asyncio``,
+    ``test_async_*``, ``[fastapi]``): an event loop or pure logic in a
+    process eventlet or gevent patched tests nothing the threading envs do
+    not. (The subprocesses of the tests of examples get no
+    ``SIO_ASYNC_MODE``; Flask-SocketIO picks eventlet or gevent where it is
+    installed, uvicorn never does.)"""
     name = getattr(item, 'originalname', item.name)
-    return 'async' in item.path.name or name.endswith('_under_asyncio')
+    callspec = getattr(item, 'callspec', None)
+    return 'async' in item.path.name or item.path.name in NO_IO or \
+        _ASYNCIO_NAME.search(name) is not None or (
+            callspec is not None and 'fastapi' in callspec.id.split('-'))
 
 
 def uses_nodes(item: pytest.Item) -> bool:
