@@ -240,6 +240,18 @@ class SyncNode(Serving):
         self.mgr.close(timeout=2)
 
 
+def _quick_websocket_close() -> None:
+    """The suite's servers have ended a websocket by the time its client
+    closes it (the threading server, a refused connection): the clients
+    need not wait websocket-client's 3 s for an answer to their close."""
+    import websocket
+    websocket.WebSocket.close = functools.partialmethod(
+        websocket.WebSocket.close, timeout=0.05)
+
+
+_quick_websocket_close()
+
+
 class Client:
     """A ``socketio.Client`` over websocket that records what it receives."""
 
@@ -258,10 +270,6 @@ class Client:
 
         self.sio.connect(url, namespaces=namespaces, transports=['websocket'],
                          wait_timeout=10, **connect_kwargs)
-        # the threading server has ended the websocket by the time the
-        # client closes it: don't wait websocket-client's 3 s for a reply
-        ws = self.sio.eio.ws
-        ws.close = functools.partial(ws.close, timeout=0.05)
 
     def sid(self, namespace: str = '/') -> str:
         return self.sio.get_sid(namespace)

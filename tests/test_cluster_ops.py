@@ -142,13 +142,15 @@ def test_server_side_emit_with_callback_collects_each_answer(trio):
 def test_server_side_emit_timeout_gives_the_answers_that_came(trio):
     nodes, _clients = trio
     nodes[1].mgr.on('slow', lambda: 'fast one')
-    nodes[2].mgr.on('slow', lambda: time.sleep(3) or 'too late')
+    late = threading.Event()  # set when the test is done
+    nodes[2].mgr.on('slow', lambda: late.wait(10) or 'too late')
     results = []
     done = threading.Event()
     nodes[0].mgr.server_side_emit(
         'slow', timeout=1, callback=lambda err, res: (
             results.append((err, res)), done.set()))
     assert done.wait(5)
+    late.set()
     err, responses = results[0]
     assert isinstance(err, AckTimeoutError)
     assert responses == ['fast one'] and err.responses == ['fast one']
@@ -157,8 +159,9 @@ def test_server_side_emit_timeout_gives_the_answers_that_came(trio):
 
 def test_a_hung_server_costs_one_timeout_not_every_request(trio):
     nodes, clients = trio
-    nodes[2].mgr.on('hang', lambda: time.sleep(4))
-    nodes[0].mgr.server_side_emit('hang')  # nodes[2] now stuck for 4 s
+    freed = threading.Event()
+    nodes[2].mgr.on('hang', lambda: freed.wait(10))
+    nodes[0].mgr.server_side_emit('hang')  # nodes[2] now stuck
     time.sleep(0.2)
     with pytest.raises(AckTimeoutError) as failed:
         nodes[0].mgr.fetch_sockets(timeout=1)
@@ -168,6 +171,7 @@ def test_a_hung_server_costs_one_timeout_not_every_request(trio):
     sockets = nodes[0].mgr.fetch_sockets(timeout=5)
     assert time.monotonic() - started < 4  # not waiting for nodes[2] again
     assert clients[1].sid() in _sids(sockets)
+    freed.set()
 
 
 def test_a_silent_server_that_left_is_forgotten(trio, monkeypatch):
@@ -175,12 +179,14 @@ def test_a_silent_server_that_left_is_forgotten(trio, monkeypatch):
     for good (every restart is a new server): bookkeeping never grows."""
     monkeypatch.setattr(cluster, 'SILENT_FOR', 0.5)
     nodes, _clients = trio
-    nodes[2].mgr.on('hang', lambda: time.sleep(2))
+    freed = threading.Event()
+    nodes[2].mgr.on('hang', lambda: freed.wait(10))
     nodes[0].mgr.server_side_emit('hang')
     time.sleep(0.2)
     with pytest.raises(AckTimeoutError):
         nodes[0].mgr.fetch_sockets(timeout=1)
     assert len(nodes[0].mgr._requests._silent) == 1
+    freed.set()
     nodes[2].stop()
     time.sleep(0.6)
     assert len(nodes[0].mgr.fetch_sockets(timeout=5)) == 2
@@ -231,7 +237,7 @@ def test_emit_with_ack_times_out_with_partial_answers(trio):
         'ask': lambda x: late.wait(10) and 'late'})
     clients.append(mute)
     with pytest.raises(AckTimeoutError) as failed:
-        nodes[0].mgr.emit_with_ack('ask', 'q', timeout=3)
+        nodes[0].mgr.emit_with_ack('ask', 'q', timeout=1.5)
     late.set()
     assert sorted(failed.value.responses) == ['q@0', 'q@1', 'q@2']
     assert nodes[0].mgr.stats()['pending_requests'] == 0
