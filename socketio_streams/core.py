@@ -28,7 +28,7 @@ from .cluster import AckExpiry, Requests
 from .cluster_ops import MAX_REMOTE_ACKS, ClusterOps
 from .connection import Connector
 from .delivery import Delivery, targets
-from .handlers import Inbound
+from .handlers import Inbound, Local
 from .links import Links
 from .operations import operation
 from .options import Options, default_logger
@@ -76,7 +76,7 @@ class ManagerCore(ClusterOps, Restoring, _Base):
         #: the state of each local socket
         self.sockets = LocalSockets()
         self._delivery = Delivery(self, self.sockets, threading.Lock)
-        self._inbound = Inbound(self)
+        self._inbound = Inbound(Local(self))
         self._links = Links(self)
         self._new_process()
         _open_managers.add(self)

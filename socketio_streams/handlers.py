@@ -1,7 +1,8 @@
 """What each inbound message does: a stream entry or a PUB/SUB message is
 decoded, de-duplicated, and handed to its type's handler. The handlers
-decide; what they do goes through a :class:`Context` (the manager), and
-are steps (see :mod:`.steps`): both managers run them, each in its world.
+decide; what they do goes through a :class:`Context` (the manager, as
+:class:`Local` shows it), and are steps (see :mod:`.steps`): both managers
+run them, each in its world.
 """
 from __future__ import annotations
 
@@ -22,41 +23,63 @@ CALLBACK_TTL = 120.0
 
 
 class Context(Protocol):
-    """What the handlers need of their manager (``Steps``: steps)."""
+    """What the handlers may do through their manager (``Steps``: steps):
+    :class:`Local` for the managers, a fake in unit tests."""
     uid: str
-    _requests: Any  # cluster.Requests: the requests awaiting answers
-    _stats: Any
+    requests: Any  # cluster.Requests: the requests awaiting answers
+    stats: Any
+    log: Any
 
-    @property
-    def _log(self) -> Any: ...
+    def targets(self, namespace: str, rooms: list,
+                except_rooms: list) -> list[tuple[str, str]]: ...
 
-    def _targets(self, namespace: str, rooms: list,
-                 except_rooms: list) -> list[tuple[str, str]]: ...
+    def has_sockets(self, namespace: str | None) -> bool: ...
 
-    def _has_sockets(self, namespace: str | None) -> bool: ...
+    def deliver(self, namespace: str, event_data: list, rooms: list,
+                except_rooms: list, offset: str | None = None,
+                plain: bool = False) -> Steps[None] | None: ...
 
-    def _deliver(self, namespace: str, event_data: list, rooms: list,
-                 except_rooms: list, offset: str | None = None,
-                 plain: bool = False) -> Steps[None] | None: ...
+    def respond(self, request: Message, type_: int,
+                data: dict) -> Steps[None]: ...
 
-    def _respond(self, request: Message, type_: int,
-                 data: dict) -> Steps[None]: ...
+    def send_with_acks(self, namespace: str, event_data: list,
+                       targets: list, ack: Callable,
+                       expires: float | None = None) -> Steps[None]: ...
 
-    def _send_with_acks(self, namespace: str, event_data: list,
-                        targets: list, ack: Callable,
-                        expires: float | None = None) -> Steps[None]: ...
+    def local_sockets(self, namespace: str,
+                      opts: dict) -> Steps[list[dict]]: ...
 
-    def _local_sockets(self, namespace: str,
-                       opts: dict) -> Steps[list[dict]]: ...
+    def event_handler(self, namespace: str,
+                      event: str) -> Callable | None: ...
 
-    def _event_handler(self, namespace: str,
-                       event: str) -> Callable | None: ...
+    def apply_room(self, sid: str, namespace: str, room: str,
+                   join: bool) -> None: ...
 
-    def _apply_room(self, sid: str, namespace: str, room: str,
-                    join: bool) -> None: ...
+    def disconnect_local(self, sid: str, eio_sid: str, namespace: str,
+                         close: bool) -> Steps[None]: ...
 
-    def _disconnect_local(self, sid: str, eio_sid: str, namespace: str,
-                          close: bool) -> Steps[None]: ...
+
+class Local:
+    """A manager as its handlers see it (a :class:`Context`): public names
+    for the few of its methods they use, read from the manager at each use
+    where a forked child has its own (``uid``, requests, stats)."""
+
+    def __init__(self, mgr: Any):
+        self._mgr = mgr
+        self.targets = mgr._targets
+        self.has_sockets = mgr._has_sockets
+        self.deliver = mgr._deliver
+        self.respond = mgr._respond
+        self.send_with_acks = mgr._send_with_acks
+        self.local_sockets = mgr._local_sockets
+        self.event_handler = mgr._event_handler
+        self.apply_room = mgr._apply_room
+        self.disconnect_local = mgr._disconnect_local
+
+    uid = property(lambda self: self._mgr.uid)
+    requests = property(lambda self: self._mgr._requests)
+    stats = property(lambda self: self._mgr._stats)
+    log = property(lambda self: self._mgr._log)
 
 
 class Inbound:
@@ -85,7 +108,7 @@ class Inbound:
             return None
         if self._dedup.is_copy(key, message.uid, message.seq,
                                protocol.raw_field(fields, 'data')):
-            self._ctx._stats.incr('duplicates')
+            self._ctx.stats.incr('duplicates')
             return None
         message.offset = entry_id
         return self.handle(message, key)
@@ -96,7 +119,7 @@ class Inbound:
         entry for other servers). Its copies are not remembered either: a
         copy reaching a socket that joined meanwhile is its first."""
         namespace = protocol.field_text(fields, 'nsp')
-        return bool(namespace) and not self._ctx._has_sockets(namespace) \
+        return bool(namespace) and not self._ctx.has_sockets(namespace) \
             and for_sockets_only(fields)
 
     def on_pubsub(self, channel: str, payload: Any) -> Steps[None] | None:
@@ -112,10 +135,10 @@ class Inbound:
 
     def skip(self, what: str, exc: Exception) -> None:
         """Count bad input and log it in one line (a flood, in a few)."""
-        self._ctx._stats.incr('skipped')
+        self._ctx.stats.incr('skipped')
         allowed, held = self._skip_log.allow(time.monotonic())
         if allowed:
-            self._ctx._log.warning(
+            self._ctx.log.warning(
                 'skipping %s: %s%s', what, str(exc)[:300],
                 f' ({held} more skipped before it, not logged)'
                 if held else '')
@@ -134,7 +157,7 @@ class Inbound:
         error logged: neither escapes."""
         handler = HANDLERS.get(message.type)
         if handler is None:
-            self._ctx._log.debug('ignoring %s of type %s', _what(
+            self._ctx.log.debug('ignoring %s of type %s', _what(
                 message, where), message.type)
             return None
         if not isinstance(message.data, dict):  # every handled type's is
@@ -159,9 +182,9 @@ class Inbound:
         if isinstance(exc, ProtocolError):
             self.skip(_what(message, where), exc)
             return
-        self._ctx._stats.incr('errors')
-        self._ctx._log.error('error handling %s', _what(message, where),
-                             exc_info=exc)
+        self._ctx.stats.incr('errors')
+        self._ctx.log.error('error handling %s', _what(message, where),
+                            exc_info=exc)
 
 
 #: the ``type`` of entries that act on local sockets only, as read
@@ -196,7 +219,7 @@ def on_broadcast(ctx: Context, message: Message) -> Steps[None] | None:
     event_data, rooms, except_rooms, flags, request_id = \
         protocol.parse_broadcast(message.data)
     if request_id is None:
-        return ctx._deliver(
+        return ctx.deliver(
             message.nsp, event_data, rooms, except_rooms,
             None if 'volatile' in flags else message.offset, message.plain)
     return _broadcast_with_ack(ctx, message, event_data, rooms,
@@ -206,10 +229,10 @@ def on_broadcast(ctx: Context, message: Message) -> Steps[None] | None:
 def _broadcast_with_ack(ctx: Context, message: Message, event_data: list,
                         rooms: list, except_rooms: list, flags: dict,
                         request_id: str) -> Steps[None]:
-    targets = ctx._targets(message.nsp, rooms, except_rooms)
-    yield from ctx._respond(message, T.BROADCAST_CLIENT_COUNT, {
+    targets = ctx.targets(message.nsp, rooms, except_rooms)
+    yield from ctx.respond(message, T.BROADCAST_CLIENT_COUNT, {
         'requestId': request_id, 'clientCount': len(targets)})
-    yield from ctx._send_with_acks(
+    yield from ctx.send_with_acks(
         message.nsp, event_data, targets,
         functools.partial(send_ack, ctx, message, request_id),
         time.monotonic() + ack_ttl(flags))
@@ -222,7 +245,7 @@ def send_ack(ctx: Context, request: Message, request_id: str,
                   'packet': args[0] if args else None}
     if len(args) != 1:  # Node keeps the first argument only
         data['args'] = list(args)
-    yield from ctx._respond(request, T.BROADCAST_ACK, data)
+    yield from ctx.respond(request, T.BROADCAST_ACK, data)
 
 
 def ack_ttl(flags: dict) -> float:
@@ -237,38 +260,38 @@ def ack_ttl(flags: dict) -> float:
 
 
 def on_broadcast_ack(ctx: Context, message: Message) -> Steps[None]:
-    request = ctx._requests.answered(message)
+    request = ctx.requests.answered(message)
     if request is None:
         return
     args = message.data.get('args')
     if not isinstance(args, list):
         args = [message.data.get('packet')]
     if request.on_ack(message.uid, args):
-        ctx._requests.discard(message.data['requestId'])
+        ctx.requests.discard(message.data['requestId'])
     callback = getattr(request, 'callback', None)
     if callback is not None:  # an emit's callback: it may be a coroutine
         yield partial(callback, *args)
 
 
 def on_client_count(ctx: Context, message: Message) -> None:
-    request = ctx._requests.answered(message)
+    request = ctx.requests.answered(message)
     count = message.data.get('clientCount')
     if request is not None and isinstance(count, int):
         if request.on_count(message.uid, count):
-            ctx._requests.discard(message.data['requestId'])
+            ctx.requests.discard(message.data['requestId'])
 
 
 def on_fetch_sockets(ctx: Context, message: Message) -> Steps[None]:
     request_id = protocol.request_id(message.data)
     rooms, except_rooms, flags = protocol.parse_opts(message.data)
-    sockets = yield from ctx._local_sockets(message.nsp, {
+    sockets = yield from ctx.local_sockets(message.nsp, {
         'rooms': rooms, 'except': except_rooms})
-    yield from ctx._respond(message, T.FETCH_SOCKETS_RESPONSE, {
+    yield from ctx.respond(message, T.FETCH_SOCKETS_RESPONSE, {
         'requestId': request_id, 'sockets': sockets})
 
 
 def on_fetch_response(ctx: Context, message: Message) -> None:
-    request = ctx._requests.answered(message)
+    request = ctx.requests.answered(message)
     sockets = message.data.get('sockets')
     if request is not None and isinstance(sockets, list):
         request.on_answer(message.uid, [
@@ -283,21 +306,21 @@ def on_server_side_emit(ctx: Context, message: Message) -> Steps[None]:
             not isinstance(packet[0], str):
         raise ProtocolError('server-side emit packet is not [event, ...]')
     request_id = protocol.request_id(message.data)
-    handler = ctx._event_handler(message.nsp, packet[0])
+    handler = ctx.event_handler(message.nsp, packet[0])
     if handler is None:
         if request_id is not None:  # Node's callers wait for every server
-            yield from ctx._respond(message, T.SERVER_SIDE_EMIT_RESPONSE, {
+            yield from ctx.respond(message, T.SERVER_SIDE_EMIT_RESPONSE, {
                 'requestId': request_id, 'packet': None})
         return
     # a plain function or a coroutine function (asyncio)
     result = yield partial(handler, *packet[1:])
     if request_id is not None:
-        yield from ctx._respond(message, T.SERVER_SIDE_EMIT_RESPONSE, {
+        yield from ctx.respond(message, T.SERVER_SIDE_EMIT_RESPONSE, {
             'requestId': request_id, 'packet': result})
 
 
 def on_server_side_response(ctx: Context, message: Message) -> None:
-    request = ctx._requests.answered(message)
+    request = ctx.requests.answered(message)
     if request is not None:
         request.on_answer(message.uid, message.data.get('packet'))
 
@@ -313,20 +336,20 @@ def on_sockets_leave(ctx: Context, message: Message) -> None:
 def apply_rooms(ctx: Context, message: Message, join: bool) -> None:
     rooms, except_rooms, _flags = protocol.parse_opts(message.data)
     new_rooms = protocol.parse_rooms(message.data)
-    for sid, _eio_sid in ctx._targets(message.nsp, rooms, except_rooms):
+    for sid, _eio_sid in ctx.targets(message.nsp, rooms, except_rooms):
         for room in new_rooms:
             try:
-                ctx._apply_room(sid, message.nsp, room, join)
+                ctx.apply_room(sid, message.nsp, room, join)
             except ValueError as exc:  # e.g. joining another sid's room
-                ctx._log.warning('cannot apply room %r to %s: %s',
-                                 room, sid, exc)
+                ctx.log.warning('cannot apply room %r to %s: %s',
+                                room, sid, exc)
 
 
 def on_disconnect_sockets(ctx: Context, message: Message) -> Steps[None]:
     rooms, except_rooms, _flags = protocol.parse_opts(message.data)
     close = bool(message.data.get('close'))
-    for sid, eio_sid in ctx._targets(message.nsp, rooms, except_rooms):
-        yield from ctx._disconnect_local(sid, eio_sid, message.nsp, close)
+    for sid, eio_sid in ctx.targets(message.nsp, rooms, except_rooms):
+        yield from ctx.disconnect_local(sid, eio_sid, message.nsp, close)
 
 
 HANDLERS: dict[int, Callable[[Any, Message], Steps[None] | None]] = {

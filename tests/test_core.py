@@ -110,24 +110,24 @@ class Recording:
 
     def __init__(self, targets=()):
         self.calls = []
-        self.targets = list(targets)
+        self.found = list(targets)
         self.on = {}
 
-    def _targets(self, namespace, rooms, except_rooms):
-        return self.targets
+    def targets(self, namespace, rooms, except_rooms):
+        return self.found
 
-    def _respond(self, request, type_, data):  # steps, with no I/O
+    def respond(self, request, type_, data):  # steps, with no I/O
         self.calls.append(('respond', type_, data))
         yield from ()
 
-    def _event_handler(self, namespace, event):
+    def event_handler(self, namespace, event):
         return self.on.get(event)
 
-    def _disconnect_local(self, sid, eio_sid, namespace, close):
+    def disconnect_local(self, sid, eio_sid, namespace, close):
         self.calls.append(('disconnect', sid, close))
         yield from ()
 
-    def _apply_room(self, sid, namespace, room, join):
+    def apply_room(self, sid, namespace, room, join):
         self.calls.append(('room', sid, room, join))
 
 
