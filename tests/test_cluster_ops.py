@@ -141,6 +141,12 @@ def test_server_side_emit_with_callback_collects_each_answer(trio):
 
 def test_server_side_emit_timeout_gives_the_answers_that_came(trio):
     nodes, _clients = trio
+    for node in nodes[1:]:  # both answer: every subscription is live
+        node.mgr.on('warm', lambda: 'up')
+    warm: list = []
+    nodes[0].mgr.server_side_emit('warm', timeout=10, callback=lambda e, r: (
+        warm.append(r)))
+    wait_until(lambda: warm == [['up', 'up']], 10, 'both servers answering')
     nodes[1].mgr.on('slow', lambda: 'fast one')
     late = threading.Event()  # set when the test is done
     nodes[2].mgr.on('slow', lambda: late.wait(10) or 'too late')
