@@ -105,9 +105,16 @@ def test_one_admin_sees_every_server_and_socket(watched):
     wait_until(lambda: {s['serverId'] for (s,) in
                         on_admin(admin, 'server_stats')} == names,
                10, 'server_stats of both servers')
-    stats_b = [s for (s,) in on_admin(admin, 'server_stats')
-               if s['serverId'] == b.mgr.host_id][-1]
-    assert {'name': '/chat', 'socketsCount': 1} in stats_b['namespaces']
+
+    def latest_of_b():
+        return [s for (s,) in on_admin(admin, 'server_stats')
+                if s['serverId'] == b.mgr.host_id][-1]
+
+    # B reports every 0.2 s; A delivers a report when it reads it, so the
+    # first one the admin gets may have been made before B's client
+    # connected to /chat
+    wait_until(lambda: {'name': '/chat', 'socketsCount': 1} in
+               latest_of_b()['namespaces'], 10, 'B counting its /chat socket')
 
 
 def test_the_admins_actions_reach_a_socket_of_another_server(watched):
