@@ -12,8 +12,8 @@ servers and workers).
 With ``SIO_TEST_MANAGER=asyncio``, only the tests that run servers through
 ``Node`` (see ``uses_nodes``) and the asyncio tests are collected: the
 others test the sync manager directly, as they do in the other envs.
-Under eventlet or gevent, the asyncio tests and those of pure logic are not
-(``asyncio_world``).
+Under eventlet or gevent, the asyncio tests, those of pure logic and of the
+wire to Node servers are not (``alike_in_every_mode``).
 """
 from __future__ import annotations
 
@@ -73,31 +73,33 @@ def pytest_collection_modifyitems(config, items):
                   ('redis_server' in item.fixturenames or
                    item.get_closest_marker('deployment') is not None))) and
                 (MANAGER != 'asyncio' or uses_nodes(item)) and
-                not (patched and asyncio_world(item)))
+                not (patched and alike_in_every_mode(item)))
         (kept if uses else dropped).append(item)
     if dropped:
         config.hook.pytest_deselected(items=dropped)
         items[:] = kept
 
 
-#: tests of pure logic (no I/O): the same under every async mode, so run
-#: in the threading envs only
-NO_IO = {'test_core.py', 'test_fuzz.py', 'test_protocol.py'}
+#: tests the same under every async mode, so run in the threading envs
+#: only: pure logic (no I/O), and the wire between Python and Node servers
+#: (one codec and one set of handlers in every mode; how each mode runs
+#: them is what the rest of the suite tests)
+ALIKE = {'test_core.py', 'test_fuzz.py', 'test_protocol.py',
+         'test_node_interop.py', 'test_node_interop_ops.py'}
 #: a test (or parametrisation) of the asyncio world, by its name
 _ASYNCIO_NAME = re.compile(r'(^|_)(async|asyncio|arun|fastapi)(_|$)')
 
 
-def asyncio_world(item: pytest.Item) -> bool:
-    """Whether a test runs only event loops, or no I/O at all
-    (``test_*async*.py``, ``NO_IO``, names such as ``*_under_asyncio``,
-    ``test_async_*``, ``[fastapi]``): an event loop or pure logic in a
-    process eventlet or gevent patched tests nothing the threading envs do
-    not. (The subprocesses of the tests of examples get no
-    ``SIO_ASYNC_MODE``; Flask-SocketIO picks eventlet or gevent where it is
+def alike_in_every_mode(item: pytest.Item) -> bool:
+    """Whether a test runs only event loops (``test_*async*.py``, names
+    such as ``*_under_asyncio`` or ``test_async_*``, ``[fastapi]``) or is
+    one of ``ALIKE``: in a process eventlet or gevent patched, it tests
+    nothing the threading envs do not. (The examples' subprocesses get no
+    ``SIO_ASYNC_MODE``: Flask-SocketIO picks eventlet or gevent where it is
     installed, uvicorn never does.)"""
     name = getattr(item, 'originalname', item.name)
     callspec = getattr(item, 'callspec', None)
-    return 'async' in item.path.name or item.path.name in NO_IO or \
+    return 'async' in item.path.name or item.path.name in ALIKE or \
         _ASYNCIO_NAME.search(name) is not None or (
             callspec is not None and 'fastapi' in callspec.id.split('-'))
 
