@@ -400,6 +400,26 @@ def test_a_quiet_client_recovers_twice_in_a_row(csr_nodes, js_clients):
     _check_missed(client)
 
 
+def test_a_quiet_client_gets_no_volatile_packet_replayed(
+        csr_nodes, js_clients, redis_server):
+    """A Node server's volatile broadcast sent while a quiet client was
+    away is not replayed to it; what follows it is."""
+    from .nodejs import NodeServer
+    a, b = csr_nodes
+    node_server = NodeServer(redis_server.url)
+    try:
+        client = _quiet_client(a, b, js_clients)
+        back = _drop_and_return(client)
+        node_server.command('emit', event='vol', args=[1], volatile=True)
+        node_server.command('emit', event='missed', args=[2])
+        assert back()['recovered'] is True
+        client.wait_for('missed')
+        assert _events(client, 'vol') == []
+        assert [args[0] for args in _events(client, 'missed')] == [2]
+    finally:
+        node_server.stop()
+
+
 def test_a_quiet_client_of_a_stream_that_did_not_exist_yet_recovers(
         make_node, js_clients):
     """It connected before the stream existed (its start is ``0-0``)."""
