@@ -82,7 +82,7 @@ def test_each_answer_to_an_emit_calls_its_callback(single):
     requests = Requests(None, Options(), 'me')
     requests.add('r1', ClientAcks(lambda *args: calls.append(args), 1e12,
                                   single=single))
-    ctx = types.SimpleNamespace(_requests=requests)
+    ctx = types.SimpleNamespace(requests=requests)
     for packet in (1, 2):
         run(handlers.on_broadcast_ack(ctx, Message(
             T.BROADCAST_ACK, {'requestId': 'r1', 'packet': packet},
