@@ -65,7 +65,8 @@ def test_async_clients_of_async_servers_get_each_broadcast_once(make_async):
             client = socketio.AsyncClient(reconnection=False)
             client.on('news', lambda *args, i=i: got[i].append(args))
             client.on('bin', lambda *args, i=i: got[i].append(args))
-            await client.connect(node.url, transports=['websocket'])
+            await client.connect(node.url, transports=['websocket'],
+                                 wait_timeout=10)
             clients.append(client)
         await clients[1].call('join', 'red')
         nodes[0].mgr.emit('news', {'n': 1})

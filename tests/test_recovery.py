@@ -145,16 +145,17 @@ def test_unknown_pid_or_bad_offset_gives_a_fresh_session(csr_nodes,
     assert not a.mgr.is_recovered(client.sid)
 
 
-def test_a_trimmed_offset_gives_a_fresh_session(make_node, js_clients):
+def test_a_trimmed_offset_gives_a_fresh_session(make_node, js_clients,
+                                                redis_server):
     a = make_node(max_len=10, **CSR)
     client = js_clients(a.url)
     a.sio.emit('warmup', 0)
     client.wait_for('warmup')
-    back = _drop_and_return(client)
+    _away(client, redis_server)  # (back only once the stream is trimmed)
     for i in range(500):
         a.sio.emit('flood', i)
-    line = back()
-    assert line['recovered'] is False
+    assert a.mgr.flush()
+    assert _back(client, a.url)['recovered'] is False
 
 
 def test_an_expired_session_gives_a_fresh_session(make_node, js_clients):
@@ -434,14 +435,14 @@ def test_a_quiet_client_of_a_stream_that_did_not_exist_yet_recovers(
 
 
 def test_a_quiet_client_of_a_trimmed_stream_gets_a_fresh_session(
-        make_node, js_clients):
+        make_node, js_clients, redis_server):
     a = make_node(max_len=10, **CSR)
     client = js_clients(a.url)
-    back = _drop_and_return(client)
+    _away(client, redis_server)  # (back only once the stream is trimmed)
     for i in range(500):
         a.sio.emit('flood', i)
     assert a.mgr.flush()
-    assert back()['recovered'] is False
+    assert _back(client, a.url)['recovered'] is False
 
 
 def test_the_replay_starts_exactly_where_live_delivery_started(
