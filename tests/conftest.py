@@ -86,8 +86,9 @@ def pytest_collection_modifyitems(config, items):
 #: them is what the rest of the suite tests)
 ALIKE = {'test_core.py', 'test_fuzz.py', 'test_protocol.py',
          'test_node_interop.py', 'test_node_interop_ops.py'}
-#: a test (or parametrisation) of the asyncio world, by its name
-_ASYNCIO_NAME = re.compile(r'(^|_)(async|asyncio|arun|fastapi)(_|$)')
+#: a test or parametrisation of the asyncio world, by its name (with its
+#: parameters: ``test_async_*``, ``*_under_asyncio``, ``*[fastapi]``)
+_ASYNCIO_NAME = re.compile(r'(^|[_\[-])(async|asyncio|arun|fastapi)([_\]-]|$)')
 
 
 def alike_in_every_mode(item: pytest.Item) -> bool:
@@ -97,11 +98,8 @@ def alike_in_every_mode(item: pytest.Item) -> bool:
     nothing the threading envs do not. (The examples' subprocesses get no
     ``SIO_ASYNC_MODE``: Flask-SocketIO picks eventlet or gevent where it is
     installed, uvicorn never does.)"""
-    name = getattr(item, 'originalname', item.name)
-    callspec = getattr(item, 'callspec', None)
     return 'async' in item.path.name or item.path.name in ALIKE or \
-        _ASYNCIO_NAME.search(name) is not None or (
-            callspec is not None and 'fastapi' in callspec.id.split('-'))
+        _ASYNCIO_NAME.search(item.name) is not None
 
 
 def uses_nodes(item: pytest.Item) -> bool:
