@@ -7,7 +7,9 @@ With ``SIO_TEST_DEPLOYMENT`` set, only the tests that use its server (the
 ``redis_server`` fixture) or are marked ``deployment`` are collected: the
 others would run just as they do in the standalone envs (so are the tests
 of how apps are served, ``SERVING``: browsers, README commands, HTTP
-servers and workers).
+servers and workers). Of the wire tests between Python and Node servers
+(``WIRE``), the TLS, Sentinel and valkey-py envs keep those marked
+``every_deployment``; the cluster env keeps them all.
 
 With ``SIO_TEST_MANAGER=asyncio``, only the tests that run servers through
 ``Node`` (see ``uses_nodes``) and the asyncio tests are collected: the
@@ -55,6 +57,10 @@ def pytest_configure(config):
         'markers', 'deployment: uses the SIO_TEST_DEPLOYMENT server without '
         'the redis_server fixture (kept in the deployment envs)')
     config.addinivalue_line(
+        'markers', 'every_deployment: a wire test between Python and Node '
+        'servers kept in every deployment env (the others run in the '
+        'standalone and cluster envs only)')
+    config.addinivalue_line(
         'markers', 'nodes: runs servers through Node, not by a fixture of '
         'NODE_FIXTURES nor in its own body (kept under SIO_TEST_MANAGER='
         'asyncio)')
@@ -73,7 +79,8 @@ def pytest_collection_modifyitems(config, items):
                   ('redis_server' in item.fixturenames or
                    item.get_closest_marker('deployment') is not None))) and
                 (MANAGER != 'asyncio' or uses_nodes(item)) and
-                not (patched and alike_in_every_mode(item)))
+                not (patched and alike_in_every_mode(item)) and
+                not wire_alike_on(DEPLOYMENT, item))
         (kept if uses else dropped).append(item)
     if dropped:
         config.hook.pytest_deselected(items=dropped)
@@ -84,8 +91,8 @@ def pytest_collection_modifyitems(config, items):
 #: only: pure logic (no I/O), and the wire between Python and Node servers
 #: (one codec and one set of handlers in every mode; how each mode runs
 #: them is what the rest of the suite tests)
-ALIKE = {'test_core.py', 'test_fuzz.py', 'test_protocol.py',
-         'test_node_interop.py', 'test_node_interop_ops.py'}
+WIRE = {'test_node_interop.py', 'test_node_interop_ops.py'}
+ALIKE = {'test_core.py', 'test_fuzz.py', 'test_protocol.py', *WIRE}
 #: a test or parametrisation of the asyncio world, by its name (with its
 #: parameters: ``test_async_*``, ``*_under_asyncio``, ``*[fastapi]``)
 _ASYNCIO_NAME = re.compile(r'(^|[_\[-])(async|asyncio|arun|fastapi)([_\]-]|$)')
@@ -100,6 +107,18 @@ def alike_in_every_mode(item: pytest.Item) -> bool:
     installed, uvicorn never does.)"""
     return 'async' in item.path.name or item.path.name in ALIKE or \
         _ASYNCIO_NAME.search(item.name) is not None
+
+
+def wire_alike_on(deployment: str, item: pytest.Item) -> bool:
+    """Whether a wire test (``WIRE``) tests on ``deployment`` nothing the
+    standalone envs do not: on TLS, Sentinel or the valkey-py client, the
+    Node side connects with node-redis and the entries are the same bytes,
+    so a few tests marked ``every_deployment`` show the mixed cluster works
+    there. On Redis Cluster the keys, slots and sharded channels differ:
+    all of them run."""
+    return deployment in ('tls', 'sentinel', 'valkey-client') and \
+        item.path.name in WIRE and \
+        item.get_closest_marker('every_deployment') is None
 
 
 def uses_nodes(item: pytest.Item) -> bool:

@@ -60,6 +60,7 @@ def test_node_broadcast_reaches_every_client_of_python_servers(
         assert got(client, 'news') == [list(ARGS)]
 
 
+@pytest.mark.every_deployment
 def test_two_node_servers_and_a_python_server_all_broadcast(
         py, make_js_server, py_client, js_client):
     """Every server of a mixed cluster reaches every client of the others,
@@ -212,6 +213,7 @@ BLOB = {'raw': b'\x00\x01\xfe\xff', 'nested': [b'ab', {'deep': b'\x07'}],
         'text': 'é'}
 
 
+@pytest.mark.every_deployment
 def test_python_binary_broadcast_arrives_as_bytes_at_node_server_clients(
         py, js, py_client, js_client):
     """Bytes nested in a Python broadcast arrive as bytes at the clients of
@@ -223,6 +225,7 @@ def test_python_binary_broadcast_arrives_as_bytes_at_node_server_clients(
         assert got(client, 'blob') == [[BLOB, b'\x10']]
 
 
+@pytest.mark.every_deployment
 def test_node_binary_broadcast_arrives_as_bytes_at_python_server_clients(
         py, js, py_client, js_client):
     """Buffers nested in a Node broadcast arrive as bytes at the clients of
@@ -492,6 +495,7 @@ def test_python_call_with_binary_to_a_python_client_on_a_node_server(
 
 # --- Node emitWithAck to clients of Python servers ---------------------------
 
+@pytest.mark.every_deployment
 def test_node_emit_with_ack_collects_answers_from_python_servers(
         make_node, js, py_client, js_client):
     """``io.timeout(ms).emitWithAck`` from Node reaches the clients of every

@@ -67,6 +67,7 @@ def check_handshake(handshake: dict, like: dict, port: int,
 
 # --- Node fetchSockets() of Python servers' sockets --------------------------
 
+@pytest.mark.every_deployment
 def test_node_fetch_sockets_returns_python_server_sockets(
         py, js, py_client, js_client):
     """``io.fetchSockets()`` from Node lists the sockets of a Python server
@@ -301,6 +302,7 @@ def test_python_server_side_emit_reaches_node_handlers_not_the_sender(
     assert own == []
 
 
+@pytest.mark.every_deployment
 def test_python_server_side_emit_callback_gets_node_acks(
         make_node, make_js_server, ready):
     """``mgr.server_side_emit(..., callback=)`` gets the ack of every Node
@@ -431,6 +433,7 @@ def test_python_emit_with_ack_times_out_on_a_silent_node_client(
 
 # --- server counts -----------------------------------------------------------
 
+@pytest.mark.every_deployment
 def test_server_count_agrees_on_a_mixed_cluster(
         make_node, make_js_server, ready):
     """``mgr.server_count()`` and Node's ``serverCount()`` agree on a
@@ -522,6 +525,7 @@ def check_missed(client) -> None:
     assert got(client, 'not-for-me') == []
 
 
+@pytest.mark.every_deployment
 def test_recovery_from_a_node_server_to_a_python_server(
         make_node, make_js_server, js_client, redis_server):
     """A client of a Node server (recovery on) that lost its transport
@@ -548,6 +552,7 @@ def test_recovery_from_a_node_server_to_a_python_server(
     assert wait_got(client, 'live')[0][0] == 5
 
 
+@pytest.mark.every_deployment
 def test_recovery_from_a_python_server_to_a_node_server(
         make_node, make_js_server, js_client, redis_server):
     """A client of a Python server (``connection_state_recovery``) that
