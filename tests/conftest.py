@@ -88,11 +88,13 @@ def pytest_collection_modifyitems(config, items):
 
 
 #: tests the same under every async mode, so run in the threading envs
-#: only: pure logic (no I/O), and the wire between Python and Node servers
+#: only: pure logic (no I/O), the operator CLI (a process of its own, never
+#: patched), and the wire between Python and Node servers
 #: (one codec and one set of handlers in every mode; how each mode runs
 #: them is what the rest of the suite tests)
 WIRE = {'test_node_interop.py', 'test_node_interop_ops.py'}
-ALIKE = {'test_core.py', 'test_fuzz.py', 'test_protocol.py', *WIRE}
+ALIKE = {'test_core.py', 'test_fuzz.py', 'test_protocol.py', 'test_cli.py',
+         *WIRE}
 #: a test or parametrisation of the asyncio world, by its name (with its
 #: parameters: ``test_async_*``, ``*_under_asyncio``, ``*[fastapi]``)
 _ASYNCIO_NAME = re.compile(r'(^|[_\[-])(async|asyncio|arun|fastapi)([_\]-]|$)')

@@ -1,17 +1,52 @@
-"""The operator CLI against a live cluster, and without one."""
+"""The operator CLI against a live cluster, and without one.
+
+Most commands run ``cli.main`` in this process (``run``): a ``python -m
+socketio_streams`` costs a second of CPU importing python-socketio. The
+entry point itself runs as a subprocess in ``test_bad_url_is_one_clear_line``
+and in the ``tail`` that follows new entries.
+"""
+import contextlib
+import io
 import json
 import shutil
 import subprocess
 import sys
+import threading
 
 import pytest
+
+from socketio_streams.cli import main
 
 from .nodes import settle, wait_until
 
 
-def run(*args, timeout=20):
+def run(*args: str, timeout: float = 20) -> subprocess.CompletedProcess:
+    """``socketio-streams *args`` in this process: its exit code, stdout
+    and stderr, as ``subprocess.run`` gives them."""
+    out, err = io.StringIO(), io.StringIO()
+    code: list = []
+
+    def cli() -> None:
+        try:
+            code.append(main(list(args)))
+        except SystemExit as exc:  # argparse's errors
+            code.append(exc.code)
+
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        thread = threading.Thread(target=cli, daemon=True)
+        thread.start()
+        thread.join(timeout)
+    if not code:
+        raise TimeoutError(f'socketio-streams {" ".join(args)}: still '
+                           f'running after {timeout} s')
+    return subprocess.CompletedProcess(args, code[0], out.getvalue(),
+                                       err.getvalue())
+
+
+def run_entry_point(*args: str) -> subprocess.CompletedProcess:
+    """``python -m socketio_streams *args``, a process of its own."""
     return subprocess.run([sys.executable, '-m', 'socketio_streams', *args],
-                          capture_output=True, text=True, timeout=timeout)
+                          capture_output=True, text=True, timeout=20)
 
 
 def test_streams_servers_and_tail(redis_server, cluster, clients):
@@ -60,7 +95,7 @@ def test_unreachable_redis_is_one_clear_line(redis_server):
 
 
 def test_bad_url_is_one_clear_line():
-    result = run('--url', 'http://nope', 'servers')
+    result = run_entry_point('--url', 'http://nope', 'servers')
     assert result.returncode == 2
     assert 'unsupported Redis URL scheme' in result.stderr
     assert 'Traceback' not in result.stderr
