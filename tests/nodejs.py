@@ -1,16 +1,20 @@
 """Node.js peers for the interoperability tests.
 
-``NodeServer`` runs ``tests/js/server.js``: Socket.IO 4.8 with the official
-``@socket.io/redis-streams-adapter`` 0.3.1. ``NodeClient`` runs
-``tests/js/client.js``: the official ``socket.io-client``. Both speak JSON
-lines over stdin/stdout; the command list is at the top of each script.
+``NodeServer`` is a ``tests/js/server.js``: Socket.IO 4.8 with the official
+``@socket.io/redis-streams-adapter`` 0.3.1. ``NodeClient`` is a
+``tests/js/client.js``: the official ``socket.io-client``. Both are peers
+in one ``node tests/js/host.js`` process per test process (``host()``),
+driven by JSON lines over its stdin/stdout; the command list is at the top
+of each script.
 Bytes are sent as ``{"$bin_hex": ...}`` and turned back into ``bytes`` in
 what the scripts report, so tests deal in plain Python values.
 
-Only processes started here are ever stopped, through their own ``Popen``.
+Only the host process started here is ever stopped, through its own
+``Popen``.
 """
 from __future__ import annotations
 
+import atexit
 import fcntl
 import itertools
 import json
@@ -118,25 +122,22 @@ def _matches(match: Match, line: Line) -> Any:
         line.get('serverSideEmit'))
 
 
-class _NodeProcess:
-    """A node script we spawned, with its stdout lines collected."""
+class _Host:
+    """The one ``node host.js`` of this test process: every ``NodeServer``
+    and ``NodeClient`` is a peer in it (loading socket.io, the adapter and
+    node-redis costs ~0.45 s of CPU a process: paid once). Lines out carry
+    the peer's number; ``host()`` starts it on first use, again if it died.
+    """
 
-    script = ''
-
-    def __init__(self, args: list[str], ready: Match | None,
-                 timeout: float):
+    def __init__(self) -> None:
         npm_ready()
         node = shutil.which('node') or 'node'
-        self.lines: list[Line] = []
+        self.peers: dict[int, _NodeProcess] = {}
         self.stderr: list[str] = []
-        self.ready_line: Line = {}
-        self._replies: dict[Any, Line] = {}
+        self._lock = threading.Lock()
         self._eof = False
-        self._cond = threading.Condition()
-        self._write_lock = threading.Lock()
-        self._ids = itertools.count(1)
         self.proc = subprocess.Popen(
-            [node, str(JS_DIR / self.script), *args], cwd=str(JS_DIR),
+            [node, str(JS_DIR / 'host.js')], cwd=str(JS_DIR),
             stdin=subprocess.PIPE, stdout=subprocess.PIPE,
             stderr=subprocess.PIPE, text=True, encoding='utf-8', bufsize=1)
         self._threads = [
@@ -144,12 +145,28 @@ class _NodeProcess:
             threading.Thread(target=self._read_stderr, daemon=True)]
         for thread in self._threads:
             thread.start()
-        if ready is not None:
+
+    def alive(self) -> bool:
+        return not self._eof and self.proc.poll() is None
+
+    def add(self, peer: _NodeProcess, kind: str, argv: list[str]) -> None:
+        with self._lock:
+            self.peers[peer.peer] = peer
+        self.send({'peer': peer.peer, 'start': kind, 'argv': argv})
+
+    def send(self, message: Line) -> None:
+        with self._lock:
+            assert self.proc.stdin is not None
             try:
-                self.ready_line = self.wait_for(ready, timeout)
-            except BaseException:
-                self.stop()
-                raise
+                self.proc.stdin.write(json.dumps(message) + '\n')
+                self.proc.stdin.flush()
+            except (OSError, ValueError):
+                raise RuntimeError('node host.js has exited:\n' +
+                                   self.tail()) from None
+
+    def tail(self) -> str:
+        time.sleep(0.1)  # let the stderr thread catch up
+        return ''.join(self.stderr)[-3000:]
 
     def _read_stdout(self) -> None:
         assert self.proc.stdout is not None
@@ -160,29 +177,122 @@ class _NodeProcess:
                 line = {'raw': raw.rstrip('\n')}
             if not isinstance(line, dict):
                 line = {'raw': line}
-            line = from_wire(line)
-            is_reply = (line.get('id') is not None and 'event' not in line
-                        and ('result' in line or 'error' in line))
-            with self._cond:
-                if is_reply:
-                    self._replies[line['id']] = line
-                else:
-                    self.lines.append(line)
-                self._cond.notify_all()
-        with self._cond:
-            self._eof = True
-            self._cond.notify_all()
+            with self._lock:
+                peer = self.peers.get(line.pop('peer', None))
+                if peer is not None and '$exit' in line:
+                    del self.peers[peer.peer]
+            if peer is None:
+                continue
+            if '$exit' in line:
+                peer.ended(line['$exit'])
+            else:
+                peer.received(from_wire(line))
+        self._eof = True
+        with self._lock:
+            peers, self.peers = list(self.peers.values()), {}
+        for peer in peers:
+            peer.ended(None)
 
     def _read_stderr(self) -> None:
         assert self.proc.stderr is not None
         for raw in self.proc.stderr:
             self.stderr.append(raw)
 
+    def stop(self, timeout: float = 5.0) -> None:
+        """Close stdin (the host exits, and every peer with it), then
+        terminate, then kill."""
+        proc = self.proc
+        with self._lock:
+            try:
+                assert proc.stdin is not None
+                proc.stdin.close()
+            except (OSError, ValueError):
+                pass
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.terminate()
+            try:
+                proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(timeout)
+        for thread in self._threads:
+            thread.join(1)
+
+
+_host: _Host | None = None
+_host_lock = threading.Lock()
+_peers = itertools.count(1)
+
+
+def host() -> _Host:
+    """The running ``_Host``, started if there is none or it died."""
+    global _host
+    with _host_lock:
+        if _host is None or not _host.alive():
+            if _host is None:
+                atexit.register(_stop_host)
+            _host = _Host()
+        return _host
+
+
+def _stop_host() -> None:
+    global _host
+    with _host_lock:
+        if _host is not None:
+            _host.stop()
+            _host = None
+
+
+class _NodeProcess:
+    """A peer in the Node host (``kind``: ``server`` or ``client``), with
+    the lines it reported collected."""
+
+    kind = ''
+
+    def __init__(self, args: list[str], ready: Match | None,
+                 timeout: float):
+        self.lines: list[Line] = []
+        self.ready_line: Line = {}
+        self.exit_code: int | None = None
+        self._replies: dict[Any, Line] = {}
+        self._eof = False
+        self._cond = threading.Condition()
+        self._ids = itertools.count(1)
+        self.peer = next(_peers)
+        self.host = host()
+        self.host.add(self, self.kind, args)
+        if ready is not None:
+            try:
+                self.ready_line = self.wait_for(ready, timeout)
+            except BaseException:
+                self.stop()
+                raise
+
+    def received(self, line: Line) -> None:
+        """A line the peer reported (the host's reader thread)."""
+        is_reply = (line.get('id') is not None and 'event' not in line
+                    and ('result' in line or 'error' in line))
+        with self._cond:
+            if is_reply:
+                self._replies[line['id']] = line
+            else:
+                self.lines.append(line)
+            self._cond.notify_all()
+
+    def ended(self, code: int | None) -> None:
+        """The peer closed (``code``), or the host died (None)."""
+        with self._cond:
+            self._eof = True
+            self.exit_code = code
+            self._cond.notify_all()
+
     def _died(self) -> RuntimeError:
-        time.sleep(0.1)  # let the stderr thread catch up
-        tail = ''.join(self.stderr)[-3000:]
-        return RuntimeError(f'{self.script} exited ({self.proc.poll()}):\n'
-                            f'{tail}')
+        how = ('the node host died' if self.exit_code is None
+               else f'exited ({self.exit_code})')
+        return RuntimeError(f'{self.kind}.js peer {self.peer} {how}:\n'
+                            f'{self.host.tail()}')
 
     def command(self, name: str, reply_timeout: float | None = None,
                 **args: Any) -> Any:
@@ -195,14 +305,10 @@ class _NodeProcess:
         if reply_timeout is None:
             reply_timeout = 10 + float(args.get('timeout') or 0) / 1000
         ident = next(self._ids)
-        message = json.dumps({'id': ident, 'cmd': name, **to_wire(args)})
-        with self._write_lock:
-            assert self.proc.stdin is not None
-            try:
-                self.proc.stdin.write(message + '\n')
-                self.proc.stdin.flush()
-            except (OSError, ValueError):
-                raise self._died() from None
+        if self._eof:
+            raise self._died()
+        self.host.send({'peer': self.peer, 'id': ident, 'cmd': name,
+                        **to_wire(args)})
         with self._cond:
             self._cond.wait_for(lambda: ident in self._replies or self._eof,
                                 reply_timeout)
@@ -210,7 +316,7 @@ class _NodeProcess:
         if reply is None:
             if self._eof:
                 raise self._died()
-            raise TimeoutError(f'{self.script}: no reply to {name} in '
+            raise TimeoutError(f'{self.kind}.js: no reply to {name} in '
                                f'{reply_timeout} s')
         if 'error' in reply:
             raise NodeCommandError(name, reply)
@@ -245,30 +351,23 @@ class _NodeProcess:
             return found[0]
         if self._eof:
             raise self._died()
-        raise TimeoutError(f'{self.script}: nothing matched {match!r} in '
+        raise TimeoutError(f'{self.kind}.js: nothing matched {match!r} in '
                            f'{timeout} s')
 
     def stop(self, timeout: float = 5.0) -> None:
-        """Close stdin (the script exits), then terminate, then kill."""
-        proc = self.proc
-        if proc.poll() is None:
-            with self._write_lock:
-                try:
-                    assert proc.stdin is not None
-                    proc.stdin.close()
-                except (OSError, ValueError):
-                    pass
+        """Close the peer (a server closes its sockets and drops its Redis
+        connections). A peer that does not end within ``timeout`` takes
+        the host down with it: the next peer starts a new one."""
+        if not self._eof:
             try:
-                proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                proc.terminate()
-                try:
-                    proc.wait(timeout)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait(timeout)
-        for thread in self._threads:
-            thread.join(1)
+                self.host.send({'peer': self.peer, 'id': None,
+                                'cmd': 'close'})
+            except RuntimeError:
+                return
+            with self._cond:
+                ended = self._cond.wait_for(lambda: self._eof, timeout)
+            if not ended:
+                self.host.stop()
 
     def __enter__(self) -> _NodeProcess:
         return self
@@ -290,7 +389,7 @@ class NodeServer(_NodeProcess):
     reading and subscribed) when the constructor returns.
     """
 
-    script = 'server.js'
+    kind = 'server'
 
     def __init__(self, redis_url: str, *, port: int = 0,
                  recovery_ms: int = 0, start_timeout: float = 20.0,
@@ -315,7 +414,7 @@ class NodeClient(_NodeProcess):
     ``wait_connect`` is false.
     """
 
-    script = 'client.js'
+    kind = 'client'
 
     def __init__(self, url: str, namespace: str = '/',
                  auth: Line | None = None, *, wait_connect: bool = True,

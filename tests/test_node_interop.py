@@ -31,6 +31,25 @@ if shutil.which('node') is None or shutil.which('npm') is None:
                 allow_module_level=True)
 
 
+# --- the Node peers themselves -----------------------------------------------
+
+def test_a_stopped_node_server_leaves_no_redis_connection(redis_server,
+                                                          make_js_server):
+    """Node servers share one process (``tests/nodejs.py: host``): one that
+    is stopped drops every connection it made, as its own process would
+    by exiting, and no later test meets it."""
+    store = redis_server.client()
+
+    def ours() -> list:
+        return [c for c in store.client_list()
+                if c['name'].startswith('sio-node-')]
+
+    server = make_js_server(stream_count=2)
+    assert len(ours()) >= 4  # the publisher, two readers, the subscriber
+    server.stop()
+    wait_until(lambda: not ours(), 5, 'its connections to close')
+
+
 # --- broadcasts --------------------------------------------------------------
 
 ARGS = ({'n': 1, 'text': 'héllo'}, 'two', [1, 2.5, None, True])

@@ -1,4 +1,5 @@
-// util.js - JSON lines and binary rendering shared by server.js and client.js
+// util.js - JSON lines, binary rendering and the stdin/stdout loop shared by
+// server.js, client.js and host.js
 "use strict";
 
 // Buffers/typed arrays -> {"$bin_hex": "..."}; Sets -> arrays; functions
@@ -32,4 +33,33 @@ function fromPlain(v) {
 
 const out = (obj) => process.stdout.write(JSON.stringify(obj) + "\n");
 
-module.exports = { toPlain, fromPlain, out };
+// Errors of one peer are logged, never the end of the process (host.js
+// runs many). Not the adapter's readers calling disconnect() on a client
+// a server's shutdown has closed already (dist/adapter.js, startPolling).
+function logUncaught() {
+  process.on("uncaughtException", (e) => console.error("uncaught:", e));
+  process.on("unhandledRejection", (e) => {
+    if (e?.message !== "The client is closed") console.error("unhandled:", e);
+  });
+}
+
+// One peer made by `start(argv, out, exit)` (server.js, client.js) on
+// stdin/stdout: a command a line in; it closes when stdin does.
+function serve(start, argv) {
+  const readline = require("readline");
+  logUncaught();
+  const handle = start(argv, out, (code) => process.exit(code));
+  readline.createInterface({ input: process.stdin })
+    .on("line", (line) => {
+      let cmd;
+      try {
+        cmd = JSON.parse(line);
+      } catch (e) {
+        return void out({ id: null, error: `not JSON: ${line}` });
+      }
+      handle(cmd);
+    })
+    .on("close", () => handle({ cmd: "close" }));
+}
+
+module.exports = { toPlain, fromPlain, out, serve, logUncaught };
