@@ -107,7 +107,8 @@ def main() -> None:
     try:
         url = redis_server.url
         writer = RedisStreamsManager(url, write_only=True,
-                                     max_len=4 * count)
+                                     max_len=4 * count,
+                                     buffer_size=4 * count)
         for room in ('here', 'nowhere'):
             for i in range(count):
                 writer.emit('n', {'seq': i, 'pad': PAD}, to=room)

@@ -7,8 +7,9 @@ manager class, the runtime, the clients, and how steps are driven.
 The parts: ``links`` (publisher, readers, subscriber), ``handlers`` (what
 inbound messages do), ``delivery`` (which local sockets get a packet),
 ``restore`` (connection state recovery), ``cluster_ops`` (requests to
-every server), ``sockets`` (per-socket state), ``server_hooks`` (patches
-of python-socketio's private methods), ``admin`` (the Admin UI).
+every server), ``local_ops`` (what the handlers do to local sockets),
+``sockets`` (per-socket state), ``server_hooks`` (patches of
+python-socketio's private methods), ``admin`` (the Admin UI).
 """
 from __future__ import annotations
 
@@ -27,12 +28,13 @@ from . import arguments, protocol, server_hooks
 from .cluster import AckExpiry, Requests
 from .cluster_ops import MAX_REMOTE_ACKS, ClusterOps
 from .connection import Connector
-from .delivery import Delivery, targets
+from .delivery import Delivery
 from .handlers import Inbound, Local
 from .links import Links
+from .local_ops import LocalOps
 from .operations import operation
 from .options import Options, default_logger
-from .protocol import Message, MessageType as T
+from .protocol import MessageType as T
 from .recovery import Recovery
 from .restore import RECOVERABLE, Restoring
 from .runtime import Runtime, check_patched
@@ -46,7 +48,7 @@ else:
     _Base = BaseManager
 
 
-class ManagerCore(ClusterOps, Restoring, _Base):
+class ManagerCore(ClusterOps, Restoring, LocalOps, _Base):
     """The shared body of both managers (their docstrings tell the
     options). A face sets ``_base`` (python-socketio's ``Manager`` or
     ``AsyncManager``), ``_runtime_class``, ``_asyncio`` and ``_soon``."""
@@ -371,65 +373,6 @@ class ManagerCore(ClusterOps, Restoring, _Base):
     def _is_local(self, sid: Any, namespace: str) -> bool:
         return self.is_connected(sid, namespace) or \
             self.is_pre_connected(sid, namespace)
-
-    # --- what the handlers and the parts do through the manager -------------
-
-    def _targets(self, namespace: str, rooms: list,
-                 except_rooms: list) -> list[tuple[str, str]]:
-        return targets(self, namespace, rooms, except_rooms)
-
-    def _has_sockets(self, namespace: str | None) -> bool:
-        """Whether any local socket is in the namespace."""
-        return self.server is not None and bool(self.rooms.get(namespace))
-
-    def _deliver(self, namespace: str, event_data: list, rooms: list,
-                 except_rooms: list, offset: str | None = None,
-                 plain: bool = False) -> Steps[None] | None:
-        """The steps sending an EVENT to its local sockets, or None."""
-        sends = self._delivery.plan(namespace, event_data, rooms,
-                                    except_rooms, offset,
-                                    self._recovery is not None, plain)
-        return self._send_all(sends) if sends else None
-
-    def _send_all(self, sends: list[tuple[str, list]]) -> Steps[None]:
-        for eio_sid, eio_pkts in sends:  # flat: one generator per entry
-            for p in eio_pkts:
-                yield partial(self.server._send_eio_packet, eio_sid, p)
-        self._stats.incr('delivered', len(sends))
-
-    def _send_eio(self, eio_sid: str, eio_pkts: list) -> Steps[None]:
-        for p in eio_pkts:
-            yield partial(self.server._send_eio_packet, eio_sid, p)
-
-    def _respond(self, request: Message, type_: int,
-                 data: dict) -> Steps[None]:
-        """Answer a request on the requester's private channel."""
-        yield from self._links.send_pubsub(
-            protocol.private_channel(self.options.channel_prefix,
-                                     request.nsp, request.uid),
-            Message(type=type_, data=data, uid=self.uid, nsp=request.nsp))
-
-    def _apply_room(self, sid: str, namespace: str, room: str,
-                    join: bool) -> None:
-        """A room operation of another server on a local socket."""
-        if join:
-            self.basic_enter_room(sid, namespace, room)
-        else:
-            self.basic_leave_room(sid, namespace, room)
-
-    def _disconnect_local(self, sid: str, eio_sid: str, namespace: str,
-                          close: bool) -> Steps[None]:
-        if close:
-            self._close_connection(eio_sid)
-        else:
-            yield partial(self.server.disconnect, sid, namespace=namespace,
-                          ignore_queue=True)
-
-    def _close_connection(self, eio_sid: str) -> None:
-        """Close a client's whole connection, in a task of its own:
-        engine.io waits for the client's queue to drain, never to be
-        done in the reader, where a stuck client would stop the stream."""
-        self._runtime.start(self.server.eio.disconnect, eio_sid)
 
 
 #: the managers of this process not closed yet (both faces)

@@ -11,7 +11,7 @@ import time
 from functools import partial
 from typing import Any, Callable, Protocol
 
-from . import protocol
+from . import plain, protocol
 from .dedup import Dedup
 from .protocol import Message, MessageType as T, ProtocolError
 from .stats import Throttle
@@ -33,7 +33,8 @@ class Context(Protocol):
     def targets(self, namespace: str, rooms: list,
                 except_rooms: list) -> list[tuple[str, str]]: ...
 
-    def has_sockets(self, namespace: str | None) -> bool: ...
+    def has_sockets(self, namespace: str | None,
+                    rooms: list | None = None) -> bool: ...
 
     def deliver(self, namespace: str, event_data: list, rooms: list,
                 except_rooms: list, offset: str | None = None,
@@ -100,6 +101,11 @@ class Inbound:
             uid = protocol.field_text(fields, 'uid')
             if uid == self._ctx.uid:
                 return None  # our own: delivered locally when emitted
+            known = plain.fields(fields)
+            if known is not None and uid:
+                result = self._on_plain(key, entry_id, uid, *known)
+                if result is not _GENERAL:
+                    return result
             if uid and self._for_nobody_here(fields):
                 return None
             message = protocol.decode_entry(fields)
@@ -112,6 +118,41 @@ class Inbound:
             return None
         message.offset = entry_id
         return self.handle(message, key)
+
+    def _on_plain(self, key: str, entry_id: str, uid: str, nsp_field: bytes,
+                  data: bytes, seq_field: bytes | None) -> Any:
+        """``on_entry`` of a plain BROADCAST (see :mod:`.plain`) in one
+        pass, with no message made: what the general path would do, or
+        ``_GENERAL`` to leave it to it. Its rooms are read first: an
+        entry for rooms with no local socket is not decoded further."""
+        ctx = self._ctx
+        try:
+            nsp = nsp_field.decode()
+            if not ctx.has_sockets(nsp):
+                return None
+            seq = None if seq_field is None else \
+                protocol.seq_number(seq_field.decode())
+        except UnicodeDecodeError:
+            return _GENERAL
+        tail = plain.tail_opts(data)
+        parsed = None
+        if tail is None or ctx.has_sockets(nsp, tail[1][0]):
+            parsed = plain.broadcast(data, tail)
+            if parsed is None:
+                return _GENERAL
+        if self._dedup.is_copy(key, uid, seq, data):
+            ctx.stats.incr('duplicates')
+            return None
+        if parsed is None:
+            return None  # for nobody here
+        event_data, rooms, except_rooms, flags = parsed
+        try:
+            steps = ctx.deliver(nsp, event_data, rooms, except_rooms, None
+                                if 'volatile' in flags else entry_id, True)
+        except Exception as exc:
+            self._failed(exc, entry_id, key)
+            return None
+        return None if steps is None else self._guard(steps, entry_id, key)
 
     def _for_nobody_here(self, fields: Any) -> bool:
         """An entry of a namespace with no local socket that can only act
@@ -158,34 +199,39 @@ class Inbound:
         handler = HANDLERS.get(message.type)
         if handler is None:
             self._ctx.log.debug('ignoring %s of type %s', _what(
-                message, where), message.type)
+                message.offset, where), message.type)
             return None
         if not isinstance(message.data, dict):  # every handled type's is
-            self.skip(_what(message, where), ProtocolError(
+            self.skip(_what(message.offset, where), ProtocolError(
                 f'message of type {message.type} has no data map'))
             return None
         try:
             steps = handler(self._ctx, message)  # None: nothing to do
         except Exception as exc:
-            self._failed(exc, message, where)
+            self._failed(exc, message.offset, where)
             return None
-        return None if steps is None else self._guard(steps, message, where)
+        return None if steps is None else \
+            self._guard(steps, message.offset, where)
 
-    def _guard(self, steps: Steps[None], message: Message,
+    def _guard(self, steps: Steps[None], offset: str | None,
                where: str) -> Steps[None]:
         try:
             yield from steps
         except Exception as exc:
-            self._failed(exc, message, where)
+            self._failed(exc, offset, where)
 
-    def _failed(self, exc: Exception, message: Message, where: str) -> None:
+    def _failed(self, exc: Exception, offset: str | None,
+                where: str) -> None:
         if isinstance(exc, ProtocolError):
-            self.skip(_what(message, where), exc)
+            self.skip(_what(offset, where), exc)
             return
         self._ctx.stats.incr('errors')
-        self._ctx.log.error('error handling %s', _what(message, where),
+        self._ctx.log.error('error handling %s', _what(offset, where),
                             exc_info=exc)
 
+
+#: what ``Inbound._on_plain`` returns to leave an entry to the general path
+_GENERAL = object()
 
 #: the ``type`` of entries that act on local sockets only, as read
 _ROOM_TYPES = frozenset({'4', '5', '6', b'4', b'5', b'6'})
@@ -209,10 +255,10 @@ def for_sockets_only(fields: Any) -> bool:
     return False
 
 
-def _what(message: Message, where: str) -> str:
-    """A message's name in log lines."""
-    return f'stream entry {message.offset} of {where!r}' \
-        if message.offset is not None else where
+def _what(offset: str | None, where: str) -> str:
+    """A message's name in log lines (``offset``: its stream entry's)."""
+    return f'stream entry {offset} of {where!r}' \
+        if offset is not None else where
 
 
 def on_broadcast(ctx: Context, message: Message) -> Steps[None] | None:

@@ -68,6 +68,9 @@ class RedisStreamsManager(ManagerCore, SyncFace, Manager):
     def _soon(self, steps: Steps) -> None:
         run(steps)
 
+    def _sent(self, steps: Steps[None]) -> None:
+        run(steps)  # blocking calls: nothing left to hand back
+
 
 @atexit.register
 def _close_all(timeout: float = EXIT_WAIT) -> None:

@@ -16,6 +16,7 @@ import enum
 import functools
 import json
 import re
+from itertools import repeat
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, TypeVar
@@ -244,11 +245,11 @@ def decode_entry(fields: Mapping) -> Message:
             f'stream entry has a bad type field {type_[:20]!r}'
             if type_ else 'stream entry has no type field')
     return Message(type=int(type_), data=_decode_data(raw), uid=uid,
-                   nsp=nsp, seq=_seq(seq),
+                   nsp=nsp, seq=seq_number(seq),
                    plain=raw is not None and raw.startswith('{'))
 
 
-def _seq(seq: str | None) -> int | None:
+def seq_number(seq: str | None) -> int | None:
     """Our ``seq`` field; None if absent or not a plain number."""
     return int(seq) if seq and _SEQ_RE.fullmatch(seq) else None
 
@@ -304,7 +305,7 @@ def decode_pubsub(payload: bytes) -> Message:
 
 def _str_list(value: Any, what: str) -> list:
     if not isinstance(value, list) or not all(
-            isinstance(v, str) for v in value):
+            map(isinstance, value, repeat(str))):
         raise ProtocolError(f'{what} is not a list of strings')
     return value
 

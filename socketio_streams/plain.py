@@ -1,0 +1,75 @@
+"""The common stream entry read in one pass: a BROADCAST whose data is
+JSON text without ``requestId`` (what every emit writes, Node's and ours),
+as redis-py returns it (bytes). No I/O, and no errors: whatever is unusual
+is left to the general path (:func:`.protocol.decode_entry` and the
+handlers), which reports it."""
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from .protocol import _parse_event, _parse_opts, _request_id
+
+_decode_json = json.JSONDecoder().raw_decode
+
+
+def fields(entry: Any) -> tuple[bytes, bytes, bytes | None] | None:
+    """``(nsp, data, seq)`` of a plain BROADCAST entry with a ``uid`` and
+    ``nsp`` (bytes, not empty: they read as ``decode_entry`` reads them);
+    None for any other entry."""
+    if type(entry) is not dict:
+        return None
+    get = entry.get
+    data, uid, nsp, seq = get(b'data'), get(b'uid'), get(b'nsp'), \
+        get(b'seq')
+    if get(b'type') != b'3' or type(data) is not bytes or \
+            data[:1] != b'{' or type(uid) is not bytes or not uid or \
+            type(nsp) is not bytes or not nsp or b'"requestId"' in data:
+        return None
+    if seq is None:
+        return None if get('seq') is not None else (nsp, data, None)
+    return (nsp, data, seq) if type(seq) is bytes else None
+
+
+def tail_opts(data: bytes) -> tuple[int, tuple[list, list, dict]] | None:
+    """Where a plain BROADCAST's ``opts`` begins, and ``(rooms, except,
+    flags)`` read from it at the end of its JSON (where Node and we write
+    it) without decoding the packet: what decoding it all would give, if
+    it decodes. None if it is not there so, or a ``\\u`` escape could
+    spell a ``requestId``."""
+    at = data.rfind(b'"opts":')
+    if at < 1 or data[at - 1] not in b',{' or data[-1:] != b'}' or \
+            b'\\u' in data:
+        return None
+    try:
+        text = data[at + 7:].decode()
+        opts, end = _decode_json(text)
+        if end != len(text) - 1:  # not the last key of the outer object
+            return None
+        return at, _parse_opts({'opts': opts})
+    except Exception:
+        return None
+
+
+def broadcast(data: bytes, tail: tuple[int, tuple] | None = None
+              ) -> tuple[list, list, list, dict] | None:
+    """``(event_data, rooms, except, flags)`` of a plain BROADCAST, as
+    :func:`.protocol.parse_broadcast` gives them; None if it does not
+    give them so (a ``requestId``, bad input). With its ``tail_opts``,
+    the JSON before them is decoded (valid if and only if all of it is,
+    the opts being the last key)."""
+    try:
+        if tail is None:
+            text, opts = data.decode(), None
+        else:  # ',' before it: more than opts
+            at, opts = tail
+            text = data[:at - 1].decode() + '}' if data[at - 1] == 0x2c \
+                else '{}'
+        message, end = _decode_json(text)
+        if end != len(text):  # (json.loads takes trailing whitespace)
+            return None
+        if type(message) is not dict or _request_id(message) is not None:
+            return None
+        return (_parse_event(message), *(opts or _parse_opts(message)))
+    except Exception:
+        return None

@@ -1,0 +1,179 @@
+"""The one-pass path of plain BROADCAST entries (:mod:`socketio_streams.
+plain`) against the general one, without Redis: the same entries as
+redis-py returns them (bytes: the one-pass path) and as a client with
+``decode_responses`` does (str: the general path) give the same packets
+to the same sockets, the same counters and the same log lines."""
+import inspect
+import json
+import logging
+
+import pytest
+import socketio
+
+from socketio_streams import RedisStreamsManager, handlers, plain, protocol
+from socketio_streams.steps import run
+
+from .asyncmode import ASYNC_MODE
+
+OPTS = '"opts":{"rooms":%s,"except":%s,"flags":%s}'
+
+
+def data(event='["e",1]', rooms='[]', except_rooms='[]', flags='{}',
+         packet_type=2, extra=''):
+    return ('{"packet":{"type":%d,"data":%s}%s,' % (packet_type, event, extra)
+            + OPTS % (rooms, except_rooms, flags) + '}')
+
+
+class Lines(logging.Handler):
+    def __init__(self):
+        super().__init__()
+        self.lines = []
+
+    def emit(self, record):
+        self.lines.append(record.getMessage())
+
+
+def receiver(name, recovery=None):
+    """A manager (never connected to Redis) with sockets in rooms, what
+    its sockets were sent, and its log lines."""
+    log = logging.getLogger(f'test_plain.{name}')
+    log.propagate = False
+    lines = Lines()
+    log.handlers = [lines]
+    mgr = RedisStreamsManager('redis://127.0.0.1:1/0', logger=log,
+                              write_only=True,  # (nothing read)
+                              connection_state_recovery=recovery)
+    sio = socketio.Server(client_manager=mgr, async_mode=ASYNC_MODE)
+    sent = []
+    sio._send_eio_packet = lambda eio_sid, pkt: sent.append(
+        (eio_sid, pkt.encode()))
+    one, two = mgr.connect('eio1', '/'), mgr.connect('eio2', '/')
+    mgr.connect('eio3', '/chat')
+    mgr.enter_room(one, '/', 'a')
+    mgr.enter_room(two, '/', 'a')
+    mgr.enter_room(two, '/', 'b')
+    return mgr, handlers.Inbound(handlers.Local(mgr)), sent, lines.lines
+
+
+def fields(raw, uid='other', nsp='/', seq='1', type_='3'):
+    entry = {'uid': uid, 'nsp': nsp, 'type': type_, 'data': raw}
+    if seq is not None:
+        entry['seq'] = seq
+    return entry
+
+
+def as_bytes(entry):
+    return {k.encode(): v if isinstance(v, bytes) else v.encode()
+            for k, v in entry.items()}
+
+
+ENTRIES = [
+    fields(data()),
+    fields(data(rooms='["a"]'), seq='2'),
+    fields(data(rooms='["b"]'), seq='3'),
+    fields(data(rooms='["nowhere"]'), seq='4'),
+    fields(data(rooms='["nowhere","b"]'), seq='5'),
+    fields(data(except_rooms='["b"]'), seq='6'),
+    fields(data(rooms='["a"]', except_rooms='["a"]'), seq='7'),
+    fields(data(flags='{"volatile":true}'), seq='8'),
+    fields(data(), nsp='/chat', seq='9'),
+    fields(data(), nsp='/none', seq='10'),
+    fields(data(rooms='["nowhere"]'), seq=None),  # Node's: no seq
+    fields(data(), seq='1'),  # a copy
+    fields(data(rooms='["nowhere"]'), seq='4'),  # a copy, for nobody here
+    fields(data(), uid=''),  # no uid
+    fields(data(), nsp=''),  # no nsp
+    fields(data(), seq='x'),  # a seq that is not one
+    fields(data(event='["e",{"opts":{"rooms":["nowhere"]}}]'), seq='11'),
+    fields('{"packet":{"type":2,"data":["e",{"opts":{"rooms":["nowhere"],'
+           '"except":[],"flags":{}}}]}}', seq='12'),  # no opts of its own
+    fields('{"opts":{"rooms":["a"],"except":[],"flags":{}}}', seq='13'),
+    fields('{"a\\"opts":{"rooms":["a"],"except":[],"flags":{}}}',
+           seq='14'),
+    fields('{"packet": {"type": 2, "data": ["e"]}, "opts": {"rooms": [], '
+           '"except": [], "flags": {}}}', seq='15'),  # spaces
+    fields(data() + ' ', seq='16'),  # trailing space
+    fields(data(rooms='[1]'), seq='17'),
+    fields(data(rooms='["nowhere"]', flags='[]'), seq='18'),
+    fields(data(packet_type=3), seq='19'),
+    fields(data(event='[]'), seq='20'),
+    fields(data(event='["e",1'), seq='21'),  # not JSON
+    fields(data(extra=',"packet":{"type":2,"data":["f"]}'), seq='22'),
+    fields(data(event='["e","\\u00e9\\ud800"]'), seq='23'),
+    fields(data(event='["é",{"x":NaN}]'), seq='24'),
+    fields(data(), seq='25', type_='03'),
+    fields(protocol.encode_entry(protocol.Message(
+        3, protocol.broadcast_data(['b', b'\x00'], protocol.make_opts()),
+        'other', '/'))['data'], seq='26'),  # binary: msgpack
+    fields(data(rooms='["nowhere"]', extra=',"requestId":"r"'), seq='27'),
+]
+
+
+def feed(inbound, entries):
+    for n, entry in enumerate(entries):
+        steps = inbound.on_entry('socket.io', f'1-{n}', entry)
+        if steps is not None:
+            assert inspect.isgenerator(steps)
+            if 'requestId' not in str(protocol.raw_field(entry, 'data')):
+                run(steps)  # (answers to a request need Redis)
+
+
+@pytest.mark.parametrize('recovery', [None, True])
+def test_both_paths_send_count_and_log_the_same(recovery):
+    """With recovery on, the packets carry their offset (none if
+    volatile)."""
+    one_pass = receiver('bytes', recovery)
+    general = receiver('str', recovery)
+    feed(one_pass[1], [as_bytes(e) for e in ENTRIES])
+    feed(general[1], ENTRIES)
+    mgr, _, sent, lines = one_pass
+    assert sent == general[2]
+    assert lines == general[3]
+    assert mgr.stats() == general[0].stats()
+    assert len(sent) > 10 and any('skipping' in line for line in lines)
+    assert mgr.stats()['duplicates'] == 2
+
+
+def test_plain_entries_take_the_one_pass_path():
+    plain_entries = [as_bytes(e) for e in ENTRIES[:11]]
+    assert all(plain.fields(e) is not None for e in plain_entries)
+    assert plain.fields(ENTRIES[0]) is None  # str: the general path
+    assert plain.fields(as_bytes(ENTRIES[-1])) is None  # requestId
+
+
+def test_a_spelt_out_request_id_is_not_taken_for_nobody_here():
+    entry = as_bytes(fields(data(rooms='["nowhere"]',
+                                 extra=',"\\u0072equestId":"r"')))
+    _, inbound, _, _ = receiver('request')
+    assert plain.tail_opts(entry[b'data']) is None
+    assert inspect.isgenerator(inbound.on_entry('socket.io', '1-0', entry))
+
+
+@pytest.mark.parametrize('raw', [b'{"packet":\xff}', b'{\xff"opts":1}'])
+def test_data_not_utf8_is_a_logged_skip(raw):
+    mgr, inbound, sent, lines = receiver('utf8')
+    entry = as_bytes(fields(data()))
+    entry[b'data'] = raw + b',"opts":{"rooms":[],"except":[],"flags":{}}}'
+    assert inbound.on_entry('socket.io', '1-0', entry) is None
+    assert mgr.stats()['skipped'] == 1 and not sent
+    assert len(lines) == 1 and 'not UTF-8' in lines[0]
+
+
+def test_tail_opts_are_those_decoding_gives():
+    for entry in ENTRIES:
+        raw = entry['data'].encode()
+        tail = plain.tail_opts(raw)
+        if tail is not None and raw != b'{"packet":{"type":2,"data":["e",1},' \
+                b'"opts":{"rooms":[],"except":[],"flags":{}}}':
+            decoded = json.loads(raw)
+            assert tail[1] == protocol.parse_opts(decoded)
+            assert plain.broadcast(raw, tail) == plain.broadcast(raw)
+
+
+def test_bad_data_for_rooms_with_no_local_socket_is_not_read():
+    """As an entry of a namespace with no local socket is not."""
+    mgr, inbound, sent, lines = receiver('unread')
+    for rooms, skipped in (('["nowhere"]', 0), ('["a"]', 1)):
+        entry = as_bytes(fields(data(event='["e",1', rooms=rooms)))
+        assert inbound.on_entry('socket.io', '1-0', entry) is None
+        assert mgr.stats()['skipped'] == skipped
