@@ -93,7 +93,8 @@ def pytest_collection_modifyitems(config, items):
 #: (one codec and one set of handlers in every mode; how each mode runs
 #: them is what the rest of the suite tests)
 WIRE = {'test_node_interop.py', 'test_node_interop_ops.py'}
-ALIKE = {'test_core.py', 'test_fuzz.py', 'test_protocol.py', 'test_cli.py',
+ALIKE = {'test_core.py', 'test_fuzz.py', 'test_protocol.py', 'test_plain.py',
+         'test_cli.py',
          *WIRE}
 #: a test or parametrisation of the asyncio world, by its name (with its
 #: parameters: ``test_async_*``, ``*_under_asyncio``, ``*[fastapi]``)
