@@ -13,7 +13,7 @@ from . import protocol
 from .protocol import Message, MessageType as T
 from .pressure import Unread
 from .publisher import Item, Publisher
-from .reader import StreamReader
+from .reader import StreamReader, from_now
 from .subscriber import Subscriber
 from .steps import Steps
 
@@ -140,7 +140,7 @@ class Links:
         than ``PIN_RETRY_AFTER`` s ago), the reader starts at entries
         written from now on by this host's clock."""
         if time.monotonic() - self.pin_failed_at < PIN_RETRY_AFTER:
-            reader.last_id = f'{int(time.time() * 1000)}-0'
+            reader.last_id = from_now()
             return
         try:
             yield from reader.pin(PIN_TIMEOUT)

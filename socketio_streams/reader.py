@@ -19,6 +19,13 @@ from .task_loop import Loop
 CLOCK_SLACK = 3600.0
 
 
+def from_now() -> str:
+    """The stream position before every entry written from now on by this
+    host's clock (an ID of this millisecond included: XREAD gives the
+    entries after the one named)."""
+    return f'{int(time.time() * 1000) - 1}-{2 ** 64 - 1}'
+
+
 class StreamReader(Loop):
     """Tails one stream; hands ``(key, entry_id, fields)`` to ``handle``.
 
@@ -84,7 +91,7 @@ class StreamReader(Loop):
         try:
             info = yield from self._info(client)
         except Exception:
-            self.last_id = f'{int(time.time() * 1000)}-0'
+            self.last_id = from_now()
             raise
         finally:
             if client is not None:

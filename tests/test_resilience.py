@@ -6,6 +6,7 @@ import time
 import pytest
 
 from socketio_streams import BufferFullError, RedisStreamsManager, connection
+from socketio_streams.reader import from_now
 
 from .nodes import Node, hold_reader, settle, wait_until
 from .servers import RedisProcess
@@ -232,3 +233,17 @@ def test_publisher_keeps_order_under_concurrent_emitters(redis_server,
         got = [args[0][1] for args in clients[0].events('c')
                if args[0][0] == tag]
         assert got == list(range(300))
+
+
+def test_reading_from_now_misses_no_entry_of_this_millisecond(
+        redis_server, monkeypatch):
+    """Where a reader starts when Redis could not tell it the stream's end
+    (``reader.from_now``): the first entry of the millisecond it was made
+    in (``<ms>-0``) is read, not skipped."""
+    monkeypatch.setattr(time, 'time', lambda: 1700000000.123)
+    start = from_now()
+    store = redis_server.client()
+    store.xadd('clock', {'n': '1'}, id='1700000000123-0')
+    [(_key, entries)] = store.xread({'clock': start})
+    assert [entry_id for entry_id, _fields in entries] == \
+        [b'1700000000123-0']
