@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from socketio_streams.pressure import Unread
 
-from .nodes import Node, wait_until
+from .nodes import Node, hold_reader, wait_until
+from .servers import RedisProcess
 
 
 def test_a_publisher_far_ahead_of_its_own_reader_waits_for_it(
@@ -29,6 +30,33 @@ def test_a_publisher_far_ahead_of_its_own_reader_waits_for_it(
     # each once (an AsyncNode's at_once makes the emits concurrent tasks)
     assert sorted(args[0] for args in clients[0].events('n')) == \
         list(range(count))
+
+
+def test_redis_restarting_while_the_publisher_is_held_loses_nothing(
+        tmp_path, nodes, clients):
+    """The publisher is held back by its own reader (held at its 20th
+    entry) with most of a burst still buffered, and Redis restarts (AOF
+    on) meanwhile: a client of another server gets every packet once."""
+    count = 1000
+    server = RedisProcess(str(tmp_path / 'redis'),
+                          args=('--appendonly', 'yes')).start()
+    try:
+        node = Node(server.url, max_len=500, read_count=10)
+        other = Node(server.url)
+        nodes.extend([node, other])
+        clients.extend([other.client(), node.client()])  # (its reader)
+        seen, gates = hold_reader(node.mgr._links.readers['socket.io'], 20)
+        node.at_once(lambda: [node.sio.emit('n', i) for i in range(count)])
+        wait_until(lambda: len(seen) >= 20, 10, 'the reader held')
+        assert node.mgr.stats()['buffered'] > 0  # the publisher too
+        server.restart()
+        gates[20].set()
+        assert node.mgr.flush(60)
+        clients[0].wait_for('n', count=count, timeout=30)
+        assert sorted(args[0] for args in clients[0].events('n')) == \
+            list(range(count))
+    finally:
+        server.stop()
 
 
 def test_unread_counts_what_the_reader_has_not_read_back():
