@@ -284,7 +284,7 @@ any_values = st.recursive(
 
 @given(data=any_values, type_=st.sampled_from(list(T)),
        only_plaintext=st.booleans())
-@settings(max_examples=1500, deadline=None)
+@settings(max_examples=400, deadline=None)
 def test_data_is_encoded_as_before_for_every_input(data, type_,
                                                    only_plaintext):
     """Byte for byte (or the same error): binary, nested, unicode, NaN,
