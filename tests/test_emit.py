@@ -1,6 +1,7 @@
 """Emits cross servers as with socketio.RedisManager: same call sites."""
 import pytest
 
+from .deployments import DEPLOYMENT
 from .nodes import Node, settle
 from .servers import RedisProcess
 
@@ -155,3 +156,20 @@ def test_a_unix_socket_url_serves_every_connection(unix_server, nodes,
     clients[1].wait_for('hi')
     assert len(nodes[1].mgr.fetch_sockets()) == 2
     assert all(node.mgr.healthy() for node in nodes)
+
+
+@pytest.mark.skipif(DEPLOYMENT != 'standalone',
+                    reason='a query string on a plain redis:// URL')
+def test_a_resp3_connection_reads_and_writes_as_resp2_does(
+        redis_server, nodes, clients):
+    """``?protocol=3``: the replies the reader reads raw are RESP3 maps."""
+    nodes.extend(Node(redis_server.url + '?protocol=3') for _ in range(2))
+    clients.extend(node.client() for node in nodes)
+    nodes[0].sio.emit('hi', {'a': b'\x01'})
+    nodes[1].sio.emit('hu', 3)
+    assert clients[1].wait_for('hi') == [({'a': b'\x01'},)]
+    assert clients[0].wait_for('hu') == [(3,)]
+    readers = [c for c in redis_server.client().client_list()
+               if c.get('cmd') == 'xread']
+    assert readers and all(c.get('resp') == '3' for c in readers), readers
+    assert nodes[0].mgr.server_count() == 2
