@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any, Callable
 
 from socketio.base_manager import BaseManager
 
-from . import arguments, protocol, server_hooks
+from . import arguments, plain, protocol, server_hooks
 from .cluster import AckExpiry, Requests
 from .cluster_ops import MAX_REMOTE_ACKS, ClusterOps
 from .connection import Connector
@@ -295,13 +295,20 @@ class ManagerCore(ClusterOps, Restoring, LocalOps, _Base):
                 event, data, event_data, namespace, room, skip_sid,
                 callback))
         opts = protocol.make_opts(room, skip_sid)
-        fields = self._links.entry(namespace, T.BROADCAST, protocol
-                                   .broadcast_data(event_data, opts))
-        plain = fields['data'][0] == '{' and not self.options.only_plaintext
+        # JSON (no bytes): written once, for the entry and local clients
+        text = None if self.options.only_plaintext else \
+            plain.event_json(event_data)
+        if text is not None:
+            fields = self._links.entry(namespace, T.BROADCAST, None,
+                                       plain.broadcast_data(text, opts))
+        else:
+            fields = self._links.entry(namespace, T.BROADCAST, protocol
+                                       .broadcast_data(event_data, opts))
 
         def deliver(offset: str | None = None) -> Steps[None] | None:
             return self._deliver(namespace, event_data, opts['rooms'],
-                                 opts['except'], offset, plain)
+                                 opts['except'], offset, text is not None,
+                                 text)
 
         if self._recovery is not None and self.server is not None and \
                 not self._closed:

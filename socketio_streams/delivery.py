@@ -33,17 +33,20 @@ def targets(mgr: Any, namespace: str, rooms: list,
 
 
 def encode(packet_class: Any, namespace: str, event_data: list,
-           plain: bool = False) -> list:
+           plain: bool = False, text: str | None = None) -> list:
     """An EVENT as Engine.IO packets (more than one with binary).
     ``plain``: the data holds no bytes (decoded from JSON), so python-
-    socketio's packets need not look for any."""
+    socketio's packets need not look for any; ``text``: its JSON as Node
+    writes it (:func:`.plain.event_json`), if made already."""
     encoded: Any
     try:
         if plain and packet_class is sio_packet.Packet and \
                 packet_class.json is engineio.json:
-            # what Packet(...).encode() makes, without its bytes walk
-            encoded = ('2' if namespace == '/' else f'2{namespace},') + \
-                _event_json(event_data)
+            # what Packet(...).encode() makes, without its bytes walk (an
+            # ASCII text is the same with python-socketio's ensure_ascii)
+            if text is None or not text.isascii():
+                text = _event_json(event_data)
+            encoded = ('2' if namespace == '/' else f'2{namespace},') + text
         elif plain and _told_binary(packet_class):
             encoded = packet_class(sio_packet.EVENT, namespace=namespace,
                                    data=event_data, binary=False).encode()
@@ -98,9 +101,10 @@ class Delivery:
 
     def plan(self, namespace: str, event_data: list, rooms: list,
              except_rooms: list, offset: str | None = None,
-             recovery: bool = False,
-             plain: bool = False) -> list[tuple[str, list]]:
-        """``(eio_sid, eio_pkts)`` to send (``plain``: see ``encode``).
+             recovery: bool = False, plain: bool = False,
+             text: str | None = None) -> list[tuple[str, list]]:
+        """``(eio_sid, eio_pkts)`` to send (``plain``, ``text``: see
+        ``encode``).
         With recovery on, ``offset``
         (the stream entry ID) is appended as the last argument, as Node
         does; a socket being restored gets it after its missed packets
@@ -114,12 +118,14 @@ class Delivery:
                     self.decided[namespace] = at
                 found = targets(self._mgr, namespace, rooms, except_rooms)
             event_data = [*event_data, offset]
+            if text is not None:  # an entry ID: digits and '-'
+                text = f'{text[:-1]},"{offset}"]'
         else:
             found = targets(self._mgr, namespace, rooms, except_rooms)
         if not found:
             return []
         eio_pkts = encode(self._mgr.server.packet_class, namespace,
-                          event_data, plain)
+                          event_data, plain, text)
         sends = []
         for sid, eio_sid in found:
             sock = self._sockets.get(namespace, sid)

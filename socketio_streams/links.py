@@ -181,11 +181,13 @@ class Links:
         return self.append(namespace, self.entry(namespace, type_, data),
                            on_written)
 
-    def entry(self, namespace: str, type_: int, data: Any) -> dict:
-        """The fields of a stream entry of ours."""
+    def entry(self, namespace: str, type_: int, data: Any,
+              text: str | None = None) -> dict:
+        """The fields of a stream entry of ours (``text``: the JSON of
+        ``data``, made already)."""
         return protocol.encode_entry(
             Message(type=type_, data=data, uid=self._mgr.uid, nsp=namespace),
-            self._mgr.options.only_plaintext)
+            self._mgr.options.only_plaintext, text)
 
     def append(self, namespace: str, fields: dict,
                on_written: Callable | None = None) -> Steps[None]:

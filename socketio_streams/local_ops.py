@@ -42,11 +42,13 @@ class LocalOps:
 
     def _deliver(self, namespace: str, event_data: list, rooms: list,
                  except_rooms: list, offset: str | None = None,
-                 plain: bool = False) -> Steps[None] | None:
-        """The steps sending an EVENT to its local sockets, or None."""
+                 plain: bool = False,
+                 text: str | None = None) -> Steps[None] | None:
+        """The steps sending an EVENT to its local sockets, or None
+        (``plain``, ``text``: see :meth:`.Delivery.plan`)."""
         sends = self._delivery.plan(namespace, event_data, rooms,
                                     except_rooms, offset,
-                                    self._recovery is not None, plain)
+                                    self._recovery is not None, plain, text)
         return self._sent(self._send_all(sends)) if sends else None
 
     def _send_all(self, sends: list[tuple[str, list]]) -> Steps[None]:

@@ -1,16 +1,37 @@
-"""The common stream entry read in one pass: a BROADCAST whose data is
-JSON text without ``requestId`` (what every emit writes, Node's and ours),
-as redis-py returns it (bytes). No I/O, and no errors: whatever is unusual
-is left to the general path (:func:`.protocol.decode_entry` and the
-handlers), which reports it."""
+"""The common stream entry in one pass: a BROADCAST whose data is JSON
+text without ``requestId`` (what every emit writes, Node's and ours).
+Written: the event's JSON made once, for the entry and for local clients
+(``event_json``, ``broadcast_data``). Read as redis-py returns it (bytes):
+``fields``, ``tail_opts``, ``broadcast``. No I/O, and no errors: whatever
+is unusual is left to the general path (:func:`.protocol.encode_entry`,
+:func:`.protocol.decode_entry` and the handlers), which reports it."""
 from __future__ import annotations
 
 import json
 from typing import Any
 
+from .codec import _dumps, _dumps_plain
 from .protocol import _parse_event, _parse_opts, _request_id
 
 _decode_json = json.JSONDecoder().raw_decode
+
+
+def event_json(event_data: list) -> str | None:
+    """An EVENT's ``[event, *args]`` as JSON text, as Node writes it; None
+    if it holds bytes, or anything else JSON does not carry as it is."""
+    try:
+        return _dumps_plain(event_data)
+    except Exception:
+        return None
+
+
+def broadcast_data(text: str, opts: dict) -> str:
+    """The ``data`` of a BROADCAST (no ``requestId``) whose packet's data
+    is ``text`` (``event_json``): the JSON of
+    :func:`.protocol.broadcast_data`, the event's part not written
+    again."""
+    return '{"packet":{"type":2,"data":' + text + '},"opts":' + \
+        _dumps(opts) + '}'
 
 
 def fields(entry: Any) -> tuple[bytes, bytes, bytes | None] | None:

@@ -189,13 +189,17 @@ def broadcast_data(event_data: list, opts: dict,
 
 # --- stream entries ----------------------------------------------------------
 
-def encode_entry(message: Message, only_plaintext: bool = False) -> dict:
-    """The fields of an ``XADD``, in Node's order (``seq`` last, if set)."""
+def encode_entry(message: Message, only_plaintext: bool = False,
+                 text: str | None = None) -> dict:
+    """The fields of an ``XADD``, in Node's order (``seq`` last, if set);
+    ``text``: the data's JSON, made already."""
     if not isinstance(message.nsp, str) or not isinstance(message.uid, str):
         raise TypeError(f'namespace must be a str, got {message.nsp!r}')
     fields = {'uid': message.uid, 'nsp': message.nsp,
               'type': str(int(message.type))}
-    if message.data:
+    if text is not None:
+        fields['data'] = text
+    elif message.data:
         fields['data'] = _encode_data(
             message.data, not only_plaintext
             and message.type in MAY_CONTAIN_BINARY)

@@ -28,7 +28,7 @@ from collections import deque
 from functools import partial
 from typing import Any
 
-from . import protocol
+from . import protocol, raw
 from .backoff import Backoff
 from .connection import (CLUSTER_ERRORS, REFUSED_LOCALLY, RESPONSE_ERRORS,
                          RETRYABLE, TRANSIENT, Writer, explain, transient,
@@ -317,18 +317,25 @@ class Publisher:
         return self._writer.client(node), batch
 
     def _execute(self, client: Any, batch: list[Item]) -> Steps[list]:
+        """Send ``batch`` in one pipeline: its replies, or the errors in
+        their place. Raw (:mod:`.raw`) where the client has one pool."""
+        commands = [self._command(item) for item in batch]
+        if raw.has_pool(client):
+            return (yield from raw.pipeline(client, commands))
         pipe = client.pipeline(transaction=False)
-        for item in batch:
-            if item.kind == 'xadd':
-                pipe.xadd(item.target, item.payload,
-                          maxlen=self._options.max_len, approximate=True)
-            elif item.kind == 'set':
-                value, ttl_ms = item.payload
-                pipe.set(item.target, value, px=ttl_ms)
-            else:  # PUBLISH or SPUBLISH
-                pipe.execute_command(item.kind.upper(), item.target,
-                                     item.payload)
+        for args in commands:
+            pipe.execute_command(*args)
         return (yield partial(pipe.execute, raise_on_error=False))
+
+    def _command(self, item: Item) -> tuple:
+        if item.kind == 'xadd':  # as redis-py's xadd() writes it
+            return ('XADD', item.target, 'MAXLEN', '~',
+                    self._options.max_len, '*',
+                    *itertools.chain.from_iterable(item.payload.items()))
+        if item.kind == 'set':
+            value, ttl_ms = item.payload
+            return ('SET', item.target, value, 'PX', ttl_ms)
+        return (item.kind.upper(), item.target, item.payload)  # (S)PUBLISH
 
     def _requeue_lost(self) -> Steps[bool]:
         """Put back at the head of the queue, in order, the recent entries

@@ -9,7 +9,7 @@ import time
 from functools import partial
 from typing import Any, Callable
 
-from . import protocol
+from . import protocol, raw
 from .connection import RESPONSE_ERRORS, close_client
 from .steps import Steps
 from .task_loop import Loop
@@ -58,9 +58,6 @@ class StreamReader(Loop):
         #: is false meanwhile); None once it is back
         self.trouble: str | None = None
         self._ahead_logged = False
-        #: the connection XREAD is sent on, and the client it came from
-        self._conn: Any = None
-        self._conn_client: Any = None
 
     def _connect(self) -> Any:
         if self._stopped:  # not one more blocking command once stopped
@@ -162,25 +159,17 @@ class StreamReader(Loop):
 
     def _xread(self, count: int) -> Steps[Any]:
         """``XREAD`` from ``last_id``, sent on a connection the reader keeps
-        and its reply read raw: redis-py's command path (the pool, its
-        bookkeeping, the reply's callbacks) costs twice the read itself at
-        a steady rate, one entry a read. A client with no one pool (a
-        cluster) reads through its ``xread``. Whatever fails drops the
-        client, and the connection with it (``_on_failure``)."""
+        and its reply read raw (:mod:`.raw`); a cluster client reads
+        through its ``xread``. Whatever fails drops the client, and the
+        connection with it (``_on_failure``)."""
         client = self._connect()
         block = self._options.block_time_ms
-        pool = getattr(client, 'connection_pool', None)
-        if pool is None:
+        if not raw.has_pool(client):
             return (yield partial(client.xread, {self.key: self.last_id},
                                   count=count, block=block))
-        if self._conn_client is not client:
-            self._conn = yield partial(_checkout, pool)
-            self._conn_client = client
-        conn = self._conn
-        yield partial(conn.send_packed_command, conn.pack_command(
-            'XREAD', 'COUNT', count, 'BLOCK', block, 'STREAMS', self.key,
-            self.last_id), False)
-        return (yield partial(conn.read_response))
+        return (yield from raw.command(
+            client, 'XREAD', 'COUNT', count, 'BLOCK', block, 'STREAMS',
+            self.key, self.last_id))
 
     def _check_clock(self, last_generated: str) -> None:
         """Say once that the stream's IDs are far ahead of this host's
@@ -251,15 +240,6 @@ class StreamReader(Loop):
                 self.what, missed, where, self._options.max_len)
             self.position += missed
             self.lag -= missed
-
-
-def _checkout(pool: Any) -> Any:
-    """A connection of ``pool`` (or the coroutine giving it): redis-py's
-    takes no argument, valkey-py's a command name."""
-    try:
-        return pool.get_connection()
-    except TypeError:
-        return pool.get_connection('XREAD')
 
 
 def _when(entry_id: str) -> str:

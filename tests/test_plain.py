@@ -177,3 +177,39 @@ def test_bad_data_for_rooms_with_no_local_socket_is_not_read():
         entry = as_bytes(fields(data(event='["e",1', rooms=rooms)))
         assert inbound.on_entry('socket.io', '1-0', entry) is None
         assert mgr.stats()['skipped'] == skipped
+
+
+# --- the write side: an emit's JSON made once --------------------------------
+
+EVENTS = [['e'], ['e', 1, 2.5, None, True],
+          ['e', {'seq': 1, 'pad': 'x' * 100}],
+          ['é', {'日本': ['\u2028', '"\\', '\x00']}], ['e', {1: 'int key'}],
+          ['e', [[], {}, -0.0, 1e300, 10 ** 30]]]
+
+
+@pytest.mark.parametrize('event_data', EVENTS)
+@pytest.mark.parametrize('rooms', [[], ['r', 'ü']])
+def test_an_emit_writes_the_entry_and_packet_of_the_general_path(
+        event_data, rooms):
+    """The event's JSON made once (``event_json``) gives the entry's
+    ``data`` that encoding it all gives, and the packets python-socketio
+    makes."""
+    from socketio_streams import delivery
+    from socketio_streams.codec import _dumps_plain
+
+    opts = protocol.make_opts(rooms, ['x'])
+    text = plain.event_json(event_data)
+    assert plain.broadcast_data(text, opts) == \
+        _dumps_plain(protocol.broadcast_data(event_data, opts))
+    packet = socketio.packet.Packet
+    for nsp in ('/', '/chat'):
+        made = delivery.encode(packet, nsp, event_data, True, text)
+        expected = packet(socketio.packet.EVENT, namespace=nsp,
+                          data=event_data).encode()
+        assert [p.data for p in made] == [expected]
+
+
+@pytest.mark.parametrize('event_data', [['e', b'\x00'], ['e', float('nan')],
+                                        ['e', object()]])
+def test_data_json_does_not_carry_as_it_is_takes_the_general_path(event_data):
+    assert plain.event_json(event_data) is None

@@ -1,0 +1,95 @@
+"""socketio_streams.raw: commands on a kept connection, replies read raw,
+against redis-py's own pipeline on a real server."""
+from __future__ import annotations
+
+import pytest
+import redis
+from redis.connection import Connection, PythonRespSerializer
+
+from socketio_streams import raw
+from socketio_streams.steps import run
+
+from .servers import RedisProcess
+
+
+@pytest.fixture
+def server(tmp_path):
+    """A private server of the standalone kind in every env: what is
+    tested is redis-py's connection, the same on every deployment."""
+    server = RedisProcess(str(tmp_path / 'redis')).start()
+    yield server
+    server.stop()
+
+
+COMMANDS = [
+    ('XADD', 'k', 'MAXLEN', '~', 10000, '*', 'uid', 'u', 'data',
+     '{"x":"é\u2028日本"}', 'seq', '12'),
+    ('SET', 'a', 'v', 'PX', 5000),
+    ('PUBLISH', 'c', b'\x00\xff\r\n'),
+    ('SET', 'f', 1.5),
+]
+
+
+def test_pack_writes_what_redis_py_writes():
+    conn = Connection()
+    ours = b''.join(raw.pack(conn, COMMANDS))
+    assert ours == b''.join(conn.pack_commands(COMMANDS))
+    python = PythonRespSerializer(conn._buffer_cutoff, conn.encoder.encode)
+    assert ours == b''.join(b''.join(python.pack(*c)) for c in COMMANDS)
+
+
+def test_pack_leaves_other_encodings_and_bad_arguments_to_the_client():
+    latin = Connection(encoding='latin-1')
+    assert raw.pack(latin, [('SET', 'k', 'é')]) == \
+        latin.pack_commands([('SET', 'k', 'é')])
+    with pytest.raises(redis.exceptions.DataError):  # redis-py's refusal
+        raw.pack(Connection(), [('SET', 'k', True)])
+    with pytest.raises(UnicodeError):
+        raw.pack(Connection(), [('SET', 'k', '\ud800')])
+
+
+def test_an_error_reply_takes_its_place_as_in_redis_py(server):
+    client = server.client()
+    client.set('string', 'x')
+    batch = [('XADD', 's', '*', 'n', '1'), ('XADD', 'string', '*', 'n', '2'),
+             ('XADD', 's', '*', 'n', '3')]
+    ours = run(raw.pipeline(client, batch))
+    pipe = client.pipeline(transaction=False)
+    for args in batch:
+        pipe.execute_command(*args)
+    theirs = pipe.execute(raise_on_error=False)
+    assert [type(r) for r in ours] == [type(r) for r in theirs] == \
+        [bytes, redis.exceptions.ResponseError, bytes]
+    assert 'WRONGTYPE' in str(ours[1])
+    assert [f[b'n'] for _, f in client.xrange('s')] == \
+        [b'1', b'3', b'1', b'3']
+    # the kept connection is still in step
+    assert run(raw.command(client, 'PING')) == b'PONG'
+    assert run(raw.command(client, 'ECHO', 'still')) == b'still'
+
+
+def test_a_lost_connection_raises_and_is_not_kept(server):
+    client = server.client()
+    first = run(raw.kept(client))
+    run(raw.command(client, 'CLIENT', 'SETNAME', 'kept'))
+    admin = server.client()
+    admin.client_kill_filter(_type='normal', skipme=True)
+    with pytest.raises(redis.exceptions.ConnectionError):
+        run(raw.command(client, 'ECHO', 'x'))
+    pool = client.connection_pool
+    assert first not in pool._in_use_connections  # back in the pool
+    assert run(raw.command(client, 'ECHO', 'again')) == b'again'
+    with pytest.raises(redis.exceptions.ResponseError):
+        run(raw.command(client, 'NOSUCHCOMMAND'))
+    assert run(raw.command(client, 'ECHO', 'after')) == b'after'
+
+
+def test_a_command_that_cannot_be_packed_sends_nothing(server):
+    client = server.client()
+    before = run(raw.command(client, 'CLIENT', 'ID'))
+    with pytest.raises(UnicodeError):
+        run(raw.pipeline(client, [('SET', 'a', 'ok'),
+                                  ('SET', 'b', '\ud800')]))
+    assert client.get('a') is None
+    # the same connection, never dropped
+    assert run(raw.command(client, 'CLIENT', 'ID')) == before
