@@ -153,10 +153,13 @@ class Links:
 
     def _read_position(self, stream: str) -> str | None:
         """The last entry this server's reader of ``stream`` read, None
-        unless one is reading it (see :mod:`.pressure`)."""
+        unless one is reading it (see :mod:`.pressure`): running, its
+        start pinned, not failing. (Not ``connected``: that is set once
+        its first XREAD returns, the first entry of a burst; meanwhile a
+        fast publisher would write past ``max_len`` unheld.)"""
         reader = self.readers.get(stream)
-        if reader is None or not reader.running or not reader.connected \
-                or reader.failures or reader.trouble:
+        if reader is None or not reader.running or reader.failures \
+                or reader.trouble:
             return None
         return reader.last_id
 

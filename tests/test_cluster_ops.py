@@ -291,16 +291,20 @@ def test_handlers_registered_before_the_server_listen_with_it(
     wait_until(lambda: got == [7], 5, 'the event')
 
 
-def test_write_only_emitter_runs_socket_management(trio, redis_server):
+def test_write_only_emitter_runs_socket_management(
+        trio, redis_server, emitters):
     nodes, clients = trio
     got = []
     nodes[1].mgr.on('job', lambda x: got.append(x))
     mgr = RedisStreamsManager(redis_server.url, write_only=True)
+    emitters.append(mgr)  # closed even if the test fails: no phantom
     heard = []
     mgr.on('news', heard.append)  # it listens on demand
-    nodes[0].mgr.server_side_emit('news', 1)
+    # a request waits for its subscriptions: 'news' is heard from then on
+    # (PUB/SUB: what is published before is not)
     assert len(mgr.fetch_sockets(timeout=5)) == 3
     assert mgr.server_count() == 3  # but is not a server
+    nodes[0].mgr.server_side_emit('news', 1)
     wait_until(lambda: heard == [1])
     mgr.sockets_join('w', to='r0')
     mgr.server_side_emit('job', 7)
