@@ -30,8 +30,13 @@ def broadcast_data(text: str, opts: dict) -> str:
     is ``text`` (``event_json``): the JSON of
     :func:`.protocol.broadcast_data`, the event's part not written
     again."""
-    return '{"packet":{"type":2,"data":' + text + '},"opts":' + \
-        _dumps(opts) + '}'
+    return '{"packet":{"type":2,"data":' + text + '},"opts":' + (
+        _dumps(opts) if opts['rooms'] or opts['except'] or opts['flags']
+        else _NO_OPTS) + '}'
+
+
+#: the JSON of ``make_opts()``: to everyone
+_NO_OPTS = '{"rooms":[],"except":[],"flags":{}}'
 
 
 def fields(entry: Any) -> tuple[bytes, bytes, bytes | None] | None:

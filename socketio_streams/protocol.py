@@ -172,6 +172,8 @@ def make_opts(rooms: Any = None, except_rooms: Any = None,
               flags: Mapping | None = None) -> dict:
     """Broadcast options, keys in Node's order; TypeError for rooms that
     are not strings (see :func:`room_list`)."""
+    if rooms is None and except_rooms is None and not flags:
+        return {'rooms': [], 'except': [], 'flags': {}}
     return {'rooms': room_list(rooms, 'to/room'),
             'except': room_list(except_rooms, 'skip_sid'),
             'flags': dict(flags or {})}

@@ -213,3 +213,8 @@ def test_an_emit_writes_the_entry_and_packet_of_the_general_path(
                                         ['e', object()]])
 def test_data_json_does_not_carry_as_it_is_takes_the_general_path(event_data):
     assert plain.event_json(event_data) is None
+
+
+def test_the_options_of_a_broadcast_to_everyone_are_those_json_writes():
+    from socketio_streams.codec import _dumps
+    assert plain._NO_OPTS == _dumps(protocol.make_opts())
