@@ -307,8 +307,7 @@ class ManagerCore(ClusterOps, Restoring, LocalOps, _Base):
 
         def deliver(offset: str | None = None) -> Steps[None] | None:
             return self._deliver(namespace, event_data, opts['rooms'],
-                                 opts['except'], offset, text is not None,
-                                 text)
+                                 opts['except'], offset, text=text)
 
         if self._recovery is not None and self.server is not None and \
                 not self._closed:

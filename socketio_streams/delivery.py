@@ -37,8 +37,9 @@ def encode(packet_class: Any, namespace: str, event_data: list,
     """An EVENT as Engine.IO packets (more than one with binary).
     ``plain``: the data holds no bytes (decoded from JSON), so python-
     socketio's packets need not look for any; ``text``: its JSON as Node
-    writes it (:func:`.plain.event_json`), if made already."""
+    writes it (:func:`.plain.event_json`), if made already (so plain)."""
     encoded: Any
+    plain = plain or text is not None
     try:
         if plain and packet_class is sio_packet.Packet and \
                 packet_class.json is engineio.json:

@@ -67,8 +67,11 @@ def pipeline(client: Any, commands: list[tuple]) -> Steps[list]:
     except BaseException as exc:
         setattr(client, _KEPT, None)
         if not isinstance(exc, GeneratorExit):
-            yield partial(conn.disconnect)
-            yield partial(client.connection_pool.release, conn)
+            try:  # best effort: the error to report is ``exc``
+                yield partial(conn.disconnect)
+                yield partial(client.connection_pool.release, conn)
+            except Exception:
+                pass
         raise
 
 
@@ -87,9 +90,10 @@ def pack(conn: Any, commands: list[tuple]) -> list[bytes]:
     the connection itself (and its own errors for what it cannot
     encode)."""
     encoder = getattr(conn, 'encoder', None)
-    if _hiredis_pack is not None and encoder is not None and \
-            encoder.encoding.lower().replace('-', '') == 'utf8' and \
-            encoder.encoding_errors == 'strict':
+    encoding = str(getattr(encoder, 'encoding', '')).lower()
+    if _hiredis_pack is not None and \
+            encoding.replace('-', '') == 'utf8' and \
+            getattr(encoder, 'encoding_errors', None) == 'strict':
         try:
             return [b''.join([_hiredis_pack(args) for args in commands])]
         except TypeError:  # an argument hiredis does not take
