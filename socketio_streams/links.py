@@ -10,7 +10,9 @@ from functools import partial
 from typing import Any, Callable
 
 from . import protocol
+from .connection import close_client
 from .protocol import Message, MessageType as T
+from .positions import Remote
 from .pressure import Unread
 from .publisher import Item, Publisher
 from .reader import StreamReader, from_now
@@ -25,6 +27,8 @@ SUBSCRIBE_WAIT = 1.0
 #: again for ``PIN_RETRY_AFTER`` seconds: the reader pins by the clock
 PIN_TIMEOUT = 0.5
 PIN_RETRY_AFTER = 5.0
+#: how long a closing manager waits for Redis to delete its positions
+FORGET_TIMEOUT = 0.5
 
 
 class Links:
@@ -59,7 +63,9 @@ class Links:
         with self.lock:
             if self.publisher is None:
                 self.publisher = Publisher(*self._parts())
-                self.publisher.unread = Unread(self._read_position)
+                self.publisher.unread = Unread(self._read_position, Remote(
+                    self._mgr._connector, self._mgr.uid,
+                    self._mgr.options.max_len, self._mgr._log))
                 if self._mgr._closed:
                     self.publisher.closed = True
                 else:
@@ -118,7 +124,8 @@ class Links:
             reader = None
             if key not in self.readers:
                 reader = StreamReader(key, *self._parts(),
-                                      self._mgr._inbound.on_entry)
+                                      self._mgr._inbound.on_entry,
+                                      uid=self._mgr.uid)
                 self.readers[key] = reader
                 self._pinned[key] = pinned = runtime.event()
         if reader is not None and pinned is not None:
@@ -220,6 +227,26 @@ class Links:
         deadline = max(deadline, time.monotonic() + 1.0)
         for task in tasks:
             yield from task.join(max(deadline - time.monotonic(), 0.1))
+        if self.publisher is None or not self.publisher.failures:
+            yield from self._forget_positions()
+
+    def _forget_positions(self) -> Steps[None]:
+        """Delete the readers' positions in Redis (:mod:`.positions`), on
+        a connection that waits ``FORGET_TIMEOUT`` s at most."""
+        readers = [r for r in self.readers.values() if r.reported]
+        if not readers:
+            return
+        try:
+            client = self._mgr._connector.new_client(
+                socket_timeout=FORGET_TIMEOUT,
+                socket_connect_timeout=FORGET_TIMEOUT, retry=None)
+        except Exception:  # a cluster with no seed answering: no matter
+            return
+        try:
+            for reader in readers:
+                yield from reader.forget_position(client)
+        finally:
+            yield partial(close_client, client, self._mgr._log.debug)
 
     def streams(self) -> dict[str, dict]:
         """Per stream key read: ``lag`` (entries not read yet) and

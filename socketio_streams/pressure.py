@@ -1,4 +1,4 @@
-"""Backpressure from this server's own readers.
+"""Backpressure from the readers of the streams a publisher writes to.
 
 A publisher much faster than the reader of a stream it writes to would
 let ``MAXLEN ~ max_len`` trim entries that reader has not read yet (and
@@ -10,7 +10,9 @@ batch: a reader stuck in a handler slows the publisher down, it does not
 stop it. A batch is itself at most ``max_len // 4`` entries, so what is
 written and not read stays well under ``max_len``. A stream without a
 reader here that is reading (none, stopped, reconnecting) is not waited
-for. Steps (see :mod:`.steps`).
+for. Readers elsewhere are waited for by the positions they report in
+Redis (:mod:`.positions`): the slowest reader, here or there, counts.
+Steps (see :mod:`.steps`).
 """
 from __future__ import annotations
 
@@ -20,6 +22,7 @@ from functools import partial
 from typing import Any, Callable
 
 from . import protocol
+from .positions import Remote
 from .steps import Steps
 
 #: how long one batch waits for a reader at most
@@ -29,13 +32,16 @@ PAUSE = 0.002
 
 
 class Unread:
-    """Our entries in each stream that its reader here has not read yet.
+    """Our entries in each stream that its slowest reader has not read.
 
-    ``position(stream)`` is the ID of the last entry that reader read, or
-    None if no reader here is reading it."""
+    ``position(stream)`` is the ID of the last entry the reader here read,
+    or None if no reader here is reading it; ``remote``, if any, gives
+    those of the readers elsewhere."""
 
-    def __init__(self, position: Callable[[str], str | None]):
+    def __init__(self, position: Callable[[str], str | None],
+                 remote: Remote | None = None):
         self._position = position
+        self._remote = remote
         self._written: dict[str, int] = {}
         self._read: dict[str, int] = {}
         #: per stream, the last ID written since the last look, and the
@@ -56,15 +62,22 @@ class Unread:
         if last is not None:
             marks.append((protocol.offset_key(protocol.as_text(last)),
                           written))
-        read = self._position(stream)
-        if read is None:  # nobody here to wait for: start afresh
+        at = self._slowest(stream)
+        if at is None:  # nobody to wait for: start afresh
             marks.clear()
             self._read[stream] = written
             return 0
-        at = protocol.offset_key(read)
         while marks and marks[0][0] <= at:
             self._read[stream] = marks.popleft()[1]
         return written - self._read.get(stream, 0)
+
+    def _slowest(self, stream: str) -> tuple[int, int] | None:
+        """Where the slowest reader of ``stream`` is (a reader that starts
+        behind it, or goes back, is counted from there on)."""
+        here = self._position(stream)
+        there = self._remote and self._remote.position(stream)
+        found = [protocol.offset_key(p) for p in (here, there) if p]
+        return min(found) if found else None
 
     def wait(self, batch: list, max_len: int, runtime: Any) -> Steps[None]:
         """Before ``batch`` is sent: wait while a reader of a stream it
@@ -73,7 +86,14 @@ class Unread:
         limit = max(max_len // 4, 1)
         deadline = None
         for stream in {item.target for item in batch if item.kind == 'xadd'}:
-            while self.count(stream) > limit:
+            waiting = False
+            while True:
+                if self._remote is not None:
+                    yield from self._remote.look(
+                        stream, self._written.get(stream, 0), waiting)
+                if self.count(stream) <= limit:
+                    break
+                waiting = True
                 now = time.monotonic()
                 deadline = deadline or now + WAIT
                 if now >= deadline:

@@ -10,6 +10,7 @@ from functools import partial
 from typing import Any, Callable
 
 from . import protocol, raw
+from .positions import Reporter
 from .connection import RESPONSE_ERRORS, close_client
 from .steps import Steps
 from .task_loop import Loop
@@ -40,8 +41,12 @@ class StreamReader(Loop):
     CHECK_INTERVAL = 0.5
 
     def __init__(self, key: str, connector, runtime, options, stats, log,
-                 handle: Callable[[str, str, Any], None]):
+                 handle: Callable[[str, str, Any], None],
+                 uid: str | None = None):
         super().__init__(connector, runtime, stats, log)
+        #: writes the position for publishers elsewhere (with a ``uid``)
+        self._reporter = None if uid is None else \
+            Reporter(key, uid, options.max_len, log)
         self.key = key
         self.what = f'reader of {key!r}'
         self._options = options
@@ -58,6 +63,17 @@ class StreamReader(Loop):
         #: is false meanwhile); None once it is back
         self.trouble: str | None = None
         self._ahead_logged = False
+
+    @property
+    def reported(self) -> bool:
+        """Whether a position of this reader's may be in Redis."""
+        return self._reporter is not None and self._reporter.reported
+
+    def forget_position(self, client: Any) -> Steps[None]:
+        """Delete this reader's position in Redis (once stopped), by
+        ``client`` (see :mod:`.positions`)."""
+        if self._reporter is not None:
+            yield from self._reporter.forget(client)
 
     def _connect(self) -> Any:
         if self._stopped:  # not one more blocking command once stopped
@@ -143,6 +159,9 @@ class StreamReader(Loop):
                     yield self._runtime.pause
         if count:
             self.trouble = None
+            if self._reporter is not None and self.last_id is not None:
+                yield from self._reporter.read(self._connect(), count,
+                                               self.last_id)
         # a full batch means a backlog: make sure trimming is not eating
         # it (see CHECK_INTERVAL; and once caught up, when the count of
         # entries trimmed unread is exact); an empty one (a BLOCK

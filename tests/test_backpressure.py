@@ -3,7 +3,9 @@
 reader has not read."""
 from __future__ import annotations
 
-from socketio_streams import pressure
+import time
+
+from socketio_streams import positions, pressure
 from socketio_streams.pressure import Unread
 
 from .nodes import Node, hold_reader, wait_until
@@ -83,3 +85,72 @@ def test_unread_counts_what_the_reader_has_not_read_back():
     position['s'] = '9-0'
     unread.wrote('s', b'11-0')
     assert unread.count('s') == 1
+
+
+def test_a_publisher_waits_for_a_slow_reader_elsewhere(
+        redis_server, nodes, clients, monkeypatch):
+    """Another server's reader is held at its 20th entry; the emitting
+    server's own reader keeps up. The emitter is held too, by the position
+    the other reader reports in Redis (``socketio_streams.positions``),
+    rather than let ``MAXLEN`` trim what that reader has not read: once
+    released, the other server's client gets every packet once, and no
+    gap is logged."""
+    count = 3000
+    monkeypatch.setattr(pressure, 'WAIT', 30.0)  # held until released
+    monkeypatch.setattr(positions, 'STALE', 30.0)
+    emitter = Node(redis_server.url, max_len=500)
+    other = Node(redis_server.url, max_len=500, read_count=10)
+    nodes.extend([emitter, other])
+    clients.extend([other.client(), emitter.client()])
+    seen, gates = hold_reader(other.mgr._links.readers['socket.io'], 20)
+    emitter.at_once(
+        lambda: [emitter.sio.emit('n', i) for i in range(count)])
+    admin = redis_server.client()
+    wait_until(lambda: len(seen) >= 20 and
+               emitter.mgr.stats()['buffered'] > 0, 10,
+               'the other reader held, and the publisher with it')
+    written = admin.xinfo_stream('socket.io')['entries-added']
+    assert written - 20 < 500, 'written past max_len while it was held'
+    gates[20].set()
+    assert emitter.mgr.flush(60)
+    clients[0].wait_for('n', count=count, timeout=30)
+    assert sorted(args[0] for args in clients[0].events('n')) == \
+        list(range(count))
+    assert other.mgr.stats()['gaps'] == 0
+    assert admin.hget('socket.io:readers', other.mgr.uid)
+    other.stop()  # a server that stops takes its position away
+    assert not admin.hget('socket.io:readers', other.mgr.uid)
+
+
+def test_forged_positions_do_not_hold_a_publisher(redis_server, nodes,
+                                                  clients, monkeypatch):
+    """Fields that are not positions, or were reported long ago (or far
+    in the future), are deleted; one reported a few seconds ago is not
+    waited for: a burst of 3,000 with ``max_len=500`` goes through."""
+    monkeypatch.setattr(pressure, 'WAIT', 30.0)  # a wait would not end
+    admin = redis_server.client()
+    now = int(time.time() * 1000)
+    admin.hset('socket.io:readers', mapping={
+        'garbage': '\xff not a position', 'old': f'1-0 {now - 120_000}',
+        'ahead': f'1-0 {now + 3_600_000}', 'stale': f'1-0 {now - 10_000}'})
+    node = Node(redis_server.url, max_len=500)
+    nodes.append(node)
+    clients.append(node.client())
+    node.at_once(lambda: [node.sio.emit('n', i) for i in range(3000)])
+    assert node.mgr.flush(20)
+    clients[0].wait_for('n', count=3000, timeout=30)
+    fields = {k.decode() for k in admin.hgetall('socket.io:readers')}
+    assert fields == {'stale', node.mgr.uid}
+
+
+def test_the_slowest_reported_position_is_waited_for():
+    now = 1000.0
+    reply = {b'own': b'1-0 1000000', b'a': b'5-3 999000',
+             b'b': b'5-10 1000000', b'c': b'2-0 996000',
+             b'd': b'nonsense', b'e': b'3-x 1000000', b'f': b'1-0 900000',
+             b'g': b'1-0 1061000', b'h': b'\xff\xfe 1000000'}
+    found, forget = positions.slowest(reply, 'own', now)
+    assert found == '5-3'  # not own's, not c's (stale: 4 s ago)
+    assert sorted(forget) == [b'd', b'e', b'f', b'g', b'h']
+    assert positions.slowest({}, 'own', now) == (None, [])
+    assert positions.value('7-1', 12.5) == '7-1 12500'

@@ -36,7 +36,8 @@ def acl_url(redis_server):
     return with_credentials(redis_server.url, user, password)
 
 
-def test_the_readme_acl_user_runs_every_feature(acl_url, clients):
+def test_the_readme_acl_user_runs_every_feature(acl_url, redis_server,
+                                                clients):
     nodes = [Node(acl_url, connection_state_recovery=True) for _ in range(2)]
     try:
         clients.extend(node.client(answers={'echo': lambda x: x})
@@ -54,6 +55,9 @@ def test_the_readme_acl_user_runs_every_feature(acl_url, clients):
         assert nodes[0].mgr.emit_with_ack('echo', 'x') == ['x', 'x']
         for node in nodes:
             assert node.mgr.stats()['errors'] == 0
+        admin = redis_server.client()  # the readers' positions, written
+        wait_until(lambda: admin.hlen('socket.io:readers') == 2, 5,
+                   'both readers\' positions in Redis')
     finally:
         for node in nodes:
             node.stop()
