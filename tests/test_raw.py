@@ -15,7 +15,8 @@ from .servers import RedisProcess
 @pytest.fixture
 def server(tmp_path):
     """A private server of the standalone kind in every env: what is
-    tested is redis-py's connection, the same on every deployment."""
+    tested is redis-py's connection, the same on every deployment (also
+    for tests/test_raw_asyncio.py)."""
     server = RedisProcess(str(tmp_path / 'redis')).start()
     yield server
     server.stop()

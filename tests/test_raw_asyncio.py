@@ -1,0 +1,53 @@
+"""socketio_streams.raw over redis.asyncio: a command is written at once
+(not in ``wait_for``'s task), a large one waits for the drain, and a lost
+connection still raises and is not kept."""
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+import redis.asyncio
+
+from socketio_streams import raw
+from socketio_streams.steps import arun
+
+from . import test_raw
+
+server = test_raw.server  # the fixture
+
+
+def test_commands_are_written_at_once_and_large_ones_drained(server):
+    async def main():
+        client = redis.asyncio.Redis.from_url(server.url, socket_timeout=5)
+        conn = await arun(raw.kept(client))
+        calls = []
+        send = conn.send_packed_command
+
+        def spy(command, check_health=True):
+            calls.append(sum(map(len, command)))
+            return send(command, check_health)
+        conn.send_packed_command = spy
+        assert await arun(raw.command(client, 'ECHO', 'x')) == b'x'
+        assert calls == []  # written directly, not through wait_for
+        big = 'v' * (4 * raw.DRAIN_ABOVE)
+        replies = await arun(raw.pipeline(client, [
+            ('SET', 'big', big), ('STRLEN', 'big'), ('ECHO', 'after')]))
+        assert replies == [b'OK', len(big), b'after']
+        assert calls in ([], [0])  # drained when the transport held it
+        await client.aclose()
+    asyncio.run(main())
+
+
+def test_a_lost_connection_raises_and_is_not_kept(server):
+    async def main():
+        client = redis.asyncio.Redis.from_url(server.url, socket_timeout=5)
+        first = await arun(raw.kept(client))
+        await arun(raw.command(client, 'CLIENT', 'SETNAME', 'kept'))
+        admin = server.client()
+        admin.client_kill_filter(_type='normal', skipme=True)
+        with pytest.raises(redis.exceptions.ConnectionError):
+            await arun(raw.command(client, 'ECHO', 'x'))
+        assert first not in client.connection_pool._in_use_connections
+        assert await arun(raw.command(client, 'ECHO', 'again')) == b'again'
+        await client.aclose()
+    asyncio.run(main())
