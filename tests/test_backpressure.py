@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import time
 
-from socketio_streams import positions, pressure
+from socketio_streams import RedisStreamsManager, positions, pressure
 from socketio_streams.pressure import Unread
 
 from .nodes import Node, hold_reader, wait_until
@@ -154,3 +154,32 @@ def test_the_slowest_reported_position_is_waited_for():
     assert sorted(forget) == [b'd', b'e', b'f', b'g', b'h']
     assert positions.slowest({}, 'own', now) == (None, [])
     assert positions.value('7-1', 12.5) == '7-1 12500'
+
+
+def test_a_write_only_emitter_waits_for_the_readers_of_servers(
+        redis_server, nodes, clients, emitters, monkeypatch):
+    """A ``write_only`` emitter has no reader of its own: the positions
+    servers report hold it as they hold a server (the test above)."""
+    count = 3000
+    monkeypatch.setattr(pressure, 'WAIT', 30.0)
+    monkeypatch.setattr(positions, 'STALE', 30.0)
+    other = Node(redis_server.url, max_len=500, read_count=10)
+    nodes.append(other)
+    clients.append(other.client())
+    seen, gates = hold_reader(other.mgr._links.readers['socket.io'], 20)
+    emitter = RedisStreamsManager(redis_server.url, write_only=True,
+                                  max_len=500)
+    emitters.append(emitter)
+    for i in range(count):
+        emitter.emit('n', i)
+    admin = redis_server.client()
+    wait_until(lambda: len(seen) >= 20 and emitter.stats()['buffered'] > 0,
+               10, 'the reader held, and the emitter with it')
+    written = admin.xinfo_stream('socket.io')['entries-added']
+    assert written - 20 < 500, 'written past max_len while it was held'
+    gates[20].set()
+    assert emitter.flush(60)
+    clients[0].wait_for('n', count=count, timeout=30)
+    assert sorted(args[0] for args in clients[0].events('n')) == \
+        list(range(count))
+    assert other.mgr.stats()['gaps'] == 0
