@@ -34,6 +34,9 @@ STALE = 3.0
 FORGET = 60.0
 #: how often a waiting publisher reads the positions again (s)
 WAITING_REFRESH = 0.01
+#: a hash with more fields than this is not read (bad input: it would
+#: cost the publisher more than the backpressure is worth)
+MAX_READERS = 1000
 
 
 def key(stream: str) -> str:
@@ -134,6 +137,8 @@ class Remote:
         self._slowest: dict[str, str | None] = {}
         self._looked: dict[str, tuple[int, float]] = {}
         self._refused = False
+        #: the streams whose hash is too large to read (said once)
+        self._crowded: set[str] = set()
 
     def position(self, stream: str) -> str | None:
         """The slowest reader of ``stream`` elsewhere, as last looked."""
@@ -153,6 +158,18 @@ class Remote:
         client = self._connector.client()
         name = key(stream)
         try:
+            size = yield partial(client.hlen, name)
+            if size > MAX_READERS:  # not servers: forged, or a stray key
+                self._slowest[stream] = None
+                if stream not in self._crowded:
+                    self._crowded.add(stream)
+                    self._log.warning(
+                        'publisher: %r has %d fields, more than %d '
+                        'readers\' positions: not read (delete it); it '
+                        'waits for this server\'s readers only', name, size,
+                        MAX_READERS)
+                return
+            self._crowded.discard(stream)
             reply = yield partial(client.hgetall, name)
             self._slowest[stream], forget = slowest(reply, self._uid,
                                                     time.time())

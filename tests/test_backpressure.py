@@ -183,3 +183,25 @@ def test_a_write_only_emitter_waits_for_the_readers_of_servers(
     assert sorted(args[0] for args in clients[0].events('n')) == \
         list(range(count))
     assert other.mgr.stats()['gaps'] == 0
+
+
+def test_a_hash_of_too_many_positions_is_not_read(redis_server, nodes,
+                                                  clients, monkeypatch,
+                                                  caplog):
+    """More fields than ``MAX_READERS`` (forged, fresh, far behind) is
+    not a cluster's readers: not read, said once, and the publisher is
+    not held by them."""
+    monkeypatch.setattr(pressure, 'WAIT', 30.0)  # a wait would not end
+    monkeypatch.setattr(positions, 'MAX_READERS', 50)
+    monkeypatch.setattr(positions, 'STALE', 50.0)  # they stay fresh
+    now = int(time.time() * 1000)
+    redis_server.client().hset('socket.io:readers', mapping={
+        f'forged{i}': f'1-0 {now}' for i in range(51)})
+    node = Node(redis_server.url, max_len=500)
+    nodes.append(node)
+    clients.append(node.client())
+    node.at_once(lambda: [node.sio.emit('n', i) for i in range(3000)])
+    assert node.mgr.flush(20)
+    clients[0].wait_for('n', count=3000, timeout=30)
+    said = [r for r in caplog.records if 'more than 50' in r.getMessage()]
+    assert len(said) == 1
