@@ -145,14 +145,15 @@ class Remote:
         return self._slowest.get(stream)
 
     def look(self, stream: str, written: int, waiting: bool) -> Steps[None]:
-        """Read the positions again if due: ``written`` of our entries in
+        """Read the positions again if due (``every`` of our entries
+        since the last look, or ``STALE`` s): ``written`` of our entries in
         ``stream`` so far; ``waiting`` for a reader (looks more often)."""
         if self._refused:
             return
         last = self._looked.get(stream)
         now = time.monotonic()
-        if last is not None and written - last[0] < self._every and not (
-                waiting and now >= last[1] + WAITING_REFRESH):
+        if last is not None and written - last[0] < self._every and \
+                now < last[1] + (WAITING_REFRESH if waiting else STALE):
             return
         self._looked[stream] = (written, now)
         client = self._connector.client()
