@@ -146,13 +146,16 @@ class Remote:
 
     def look(self, stream: str, written: int, waiting: bool) -> Steps[None]:
         """Read the positions again if due (``every`` of our entries
-        since the last look, or ``STALE`` s): ``written`` of our entries in
+        since the last look, or ``STALE`` s; the first time, after that
+        many of the publisher's first entries): ``written`` of our entries in
         ``stream`` so far; ``waiting`` for a reader (looks more often)."""
         if self._refused:
             return
         last = self._looked.get(stream)
         now = time.monotonic()
-        if last is not None and written - last[0] < self._every and \
+        if last is None:  # the first batch goes at once (no client made)
+            last = self._looked[stream] = (written, now)
+        if written - last[0] < self._every and \
                 now < last[1] + (WAITING_REFRESH if waiting else STALE):
             return
         self._looked[stream] = (written, now)
