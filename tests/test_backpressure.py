@@ -133,12 +133,7 @@ def test_forged_positions_do_not_hold_a_publisher(redis_server, nodes,
     admin.hset('socket.io:readers', mapping={
         'garbage': '\xff not a position', 'old': f'1-0 {now - 120_000}',
         'ahead': f'1-0 {now + 3_600_000}', 'stale': f'1-0 {now - 10_000}'})
-    node = Node(redis_server.url, max_len=500)
-    nodes.append(node)
-    clients.append(node.client())
-    node.at_once(lambda: [node.sio.emit('n', i) for i in range(3000)])
-    assert node.mgr.flush(20)
-    clients[0].wait_for('n', count=3000, timeout=30)
+    node = _burst_goes_through(redis_server.url, nodes, clients)
     fields = {k.decode() for k in admin.hgetall('socket.io:readers')}
     assert fields == {'stale', node.mgr.uid}
 
@@ -197,11 +192,19 @@ def test_a_hash_of_too_many_positions_is_not_read(redis_server, nodes,
     now = int(time.time() * 1000)
     redis_server.client().hset('socket.io:readers', mapping={
         f'forged{i}': f'1-0 {now}' for i in range(51)})
-    node = Node(redis_server.url, max_len=500)
+    _burst_goes_through(redis_server.url, nodes, clients)
+    said = [r for r in caplog.records if 'more than 50' in r.getMessage()]
+    assert len(said) == 1
+
+
+def _burst_goes_through(url: str, nodes: list, clients: list) -> Node:
+    """A server with ``max_len=500`` and a client emits 3,000 packets:
+    written within 20 s (``WAIT`` is made longer than that), and all
+    received."""
+    node = Node(url, max_len=500)
     nodes.append(node)
     clients.append(node.client())
     node.at_once(lambda: [node.sio.emit('n', i) for i in range(3000)])
     assert node.mgr.flush(20)
     clients[0].wait_for('n', count=3000, timeout=30)
-    said = [r for r in caplog.records if 'more than 50' in r.getMessage()]
-    assert len(said) == 1
+    return node
