@@ -92,7 +92,7 @@ class Reporter:
     def read(self, client: Any, count: int, last_id: str) -> Steps[None]:
         """``count`` more entries read, up to ``last_id``."""
         self._unreported += count
-        if self._refused or not self._unreported or (
+        if self._refused or (
                 self._unreported < self._every and time.monotonic() <
                 self._reported + REPORT_INTERVAL):
             return

@@ -159,9 +159,6 @@ class StreamReader(Loop):
                     yield self._runtime.pause
         if count:
             self.trouble = None
-            if self._reporter is not None and self.last_id is not None:
-                yield from self._reporter.read(self._connect(), count,
-                                               self.last_id)
         # a full batch means a backlog: make sure trimming is not eating
         # it (see CHECK_INTERVAL; and once caught up, when the count of
         # entries trimmed unread is exact); an empty one (a BLOCK
@@ -175,6 +172,10 @@ class StreamReader(Loop):
         else:
             self._check = count == 0 or self.lag > 0
             self.lag = 0
+        if count and self._reporter is not None and self.last_id:
+            # last: a report that fails (Redis gone) leaves what was read
+            # counted, and the client it fails on goes as an XREAD's would
+            yield from self._reporter.read(self._used, count, self.last_id)
 
     def _xread(self, count: int) -> Steps[Any]:
         """``XREAD`` from ``last_id``, sent on a connection the reader keeps
