@@ -335,6 +335,16 @@ class Writer:
                 f'no node serves {key!r} yet')
         return str(found.name)
 
+    def made(self, key: str | None) -> Any:
+        """The client made already for the node of ``key``; None if there
+        is none yet, or where the key lives is not known without I/O."""
+        if self._connector.is_cluster and self._router is None:
+            return None
+        try:
+            return self._clients.get(self.node(key))
+        except Exception:
+            return None
+
     def client(self, node: str) -> Any:
         """A client of ``node`` (a name from ``node()``)."""
         if node not in self._clients:

@@ -14,7 +14,7 @@ from collections import deque
 from typing import Any
 
 #: entries remembered (the oldest forgotten first): as many as a publisher
-#: may write again after a failover (publisher.RECENT_MAX)
+#: may write again after a failover (items.RECENT_MAX)
 WINDOW = 20_000
 
 

@@ -1,13 +1,22 @@
 """What the publisher queues: one :class:`Item` per command, what it
-remembers of a written entry (:class:`Written`), and which of those a
-server lost (:func:`missing`, steps: the only I/O here)."""
+remembers of the entries it wrote lately (:class:`Recent`), and which of
+those a server lost (:meth:`Recent.lost` and :func:`missing`, steps: the
+only I/O here)."""
 from __future__ import annotations
 
+import time
+from collections import deque
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 from . import protocol
 from .steps import Steps
+
+#: how long before the last write entries are kept, to be written again if
+#: the server turns out to have lost them (replication lag is far less)
+RECENT_SECONDS = 5.0
+#: at most this many of them (the oldest go first)
+RECENT_MAX = 20_000
 
 
 @dataclass
@@ -34,6 +43,48 @@ class Written:
     at: float
     item: Item
     entry_id: str
+
+
+class Recent:
+    """The entries written in the last ``RECENT_SECONDS`` (at most
+    ``RECENT_MAX``), oldest first. Only writes forget: through an outage,
+    however long, what was written just before it is kept for the
+    check."""
+
+    def __init__(self) -> None:
+        self._written: deque[Written] = deque()
+
+    def __len__(self) -> int:
+        return len(self._written)
+
+    def __iter__(self) -> Iterator[Written]:
+        return iter(self._written)
+
+    def add(self, item: Item, entry_id: Any) -> None:
+        """Keep an entry the server acknowledged with ``entry_id``."""
+        now = time.monotonic()
+        self._written.append(Written(now, item, protocol.as_text(entry_id)))
+        oldest = now - RECENT_SECONDS
+        while self._written and (self._written[0].at < oldest or
+                                 len(self._written) > RECENT_MAX):
+            self._written.popleft()
+
+    def lost(self, writer: Any, size: int) -> Steps[list[Written]]:
+        """Take out and give (in the order written) those the server no
+        longer has, asked ``size`` at a time on ``writer``'s clients.
+        Replication keeps order, so if the newest entry of a stream is
+        there, so are the older ones: one round trip per stream, mostly."""
+        by_stream: dict[str, list[Written]] = {}
+        for written in self._written:
+            by_stream.setdefault(written.item.target, []).append(written)
+        lost: list[Written] = []
+        yield from writer.ready()
+        for stream, entries in by_stream.items():
+            lost += yield from missing(writer.client(writer.node(stream)),
+                                       stream, entries, size)
+        gone = {id(w) for w in lost}
+        self._written = deque(w for w in self._written if id(w) not in gone)
+        return sorted(lost, key=lambda w: w.at)
 
 
 def sendable(item: Item) -> bool:

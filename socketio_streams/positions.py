@@ -144,19 +144,26 @@ class Remote:
         """The slowest reader of ``stream`` elsewhere, as last looked."""
         return self._slowest.get(stream)
 
+    def due(self, stream: str, written: int, waiting: bool = False) -> bool:
+        """Whether ``look`` would read the positions of ``stream`` (or,
+        the first time, note where it starts)."""
+        if self._refused:
+            return False
+        last = self._looked.get(stream)
+        return last is None or written - last[0] >= self._every or \
+            time.monotonic() >= last[1] + (WAITING_REFRESH if waiting
+                                           else STALE)
+
     def look(self, stream: str, written: int, waiting: bool) -> Steps[None]:
         """Read the positions again if due (``every`` of our entries
         since the last look, or ``STALE`` s; the first time, after that
         many of the publisher's first entries): ``written`` of our entries in
         ``stream`` so far; ``waiting`` for a reader (looks more often)."""
-        if self._refused:
-            return
-        last = self._looked.get(stream)
         now = time.monotonic()
-        if last is None:  # the first batch goes at once (no client made)
-            last = self._looked[stream] = (written, now)
-        if written - last[0] < self._every and \
-                now < last[1] + (WAITING_REFRESH if waiting else STALE):
+        if not self._refused and stream not in self._looked:
+            # the first batch goes at once (no client made for it)
+            self._looked[stream] = (written, now)
+        if not self.due(stream, written, waiting):
             return
         self._looked[stream] = (written, now)
         client = self._connector.client()

@@ -79,6 +79,16 @@ class Unread:
         found = [protocol.offset_key(p) for p in (here, there) if p]
         return min(found) if found else None
 
+    def clear(self, item: Any, max_len: int) -> bool:
+        """Whether ``item`` may be sent with no step before: ``wait``
+        would neither wait for a reader nor look at the positions."""
+        if item.kind != 'xadd':
+            return True
+        stream, written = item.target, self._written.get(item.target, 0)
+        if self._remote is not None and self._remote.due(stream, written):
+            return False
+        return self.count(stream) <= max(max_len // 4, 1)
+
     def wait(self, batch: list, max_len: int, runtime: Any) -> Steps[None]:
         """Before ``batch`` is sent: wait while a reader of a stream it
         writes to has more than ``max_len // 4`` of ours to read (up to

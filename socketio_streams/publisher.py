@@ -34,17 +34,12 @@ from .connection import (CLUSTER_ERRORS, REFUSED_LOCALLY, RESPONSE_ERRORS,
                          RETRYABLE, TRANSIENT, Writer, explain, transient,
                          why)
 from .exceptions import BufferFullError
-from .items import Item, Written, missing, sendable
+from .items import Item, Recent, sendable
 from .pressure import Unread
 from .steps import Steps
 
 __all__ = ['Item', 'Publisher', 'TRANSIENT', 'transient']
 
-#: how long before the last write entries are kept, to be written again if
-#: the server turns out to have lost them (replication lag is far less)
-RECENT_SECONDS = 5.0
-#: at most this many of them (the oldest go first)
-RECENT_MAX = 20_000
 #: how long a task ended from outside, before close(), still writes what
 #: is queued (as the sync manager does at the interpreter's exit)
 DRAIN_WAIT = 2.0
@@ -77,12 +72,16 @@ class Publisher:
         self._dropped = 0
         self._last_error = ''
         self._writer = Writer(connector)
-        self._recent: deque[Written] = deque()
+        self._recent = Recent()
         self._check_recent = False
         self.connected = False
         self.failures = 0
         #: backpressure from this server's readers (set by its links)
         self.unread: Unread | None = None
+        #: the task waits with nothing queued; (client, connection) the
+        #: head of the queue was written on by ``_write_ahead``
+        self._idle = False
+        self._ahead: tuple[Any, Any] | None = None
 
     @property
     def buffered(self) -> int:
@@ -142,9 +141,28 @@ class Publisher:
             if item.kind == 'xadd':
                 item.payload[protocol.SEQ] = str(next(self._seq))
             self._queue.append(item)
+            if self._idle and self._runtime.write_ahead:
+                self._write_ahead(item)
         if not self._wakeup.is_set():  # set: the task will take it
             self._wakeup.set()
         return True
+
+    def _write_ahead(self, item: Item) -> None:
+        """Write ``item`` from the caller (under the lock) while the task
+        is idle, everything before it answered: it leaves one hop sooner
+        (the task then reads its reply). Only if nothing must come first:
+        no failure to recover from, no reader to wait for, no positions
+        to look at, a connection kept for its node."""
+        if len(self._queue) != 1 or self.failures or self._stopping or \
+                not self.connected or self._check_recent or (
+                    self.unread is not None and
+                    not self.unread.clear(item, self._options.max_len)):
+            return
+        client = self._writer.made(item.key)
+        conn = None if client is None else \
+            raw.write_ahead(client, [self._command(item)])
+        if conn is not None:
+            self._idle, self._ahead = False, (client, conn)
 
     def _drop(self, item: Item) -> None:
         log = self._log.debug if self._dropped else self._log.warning
@@ -197,7 +215,11 @@ class Publisher:
         if self.unread is not None:  # a batch fits beside what is unread
             size = min(size, max(self._options.max_len // 4, 1))
         with self._lock:
-            return list(itertools.islice(self._queue, size))
+            if self._ahead is not None:
+                return [self._queue[0]]
+            batch = list(itertools.islice(self._queue, size))
+            self._idle = not batch and not self._stopping
+            return batch
 
     def _run(self) -> Steps[None]:
         try:
@@ -212,7 +234,7 @@ class Publisher:
                     continue
                 if self._stopping and self.failures:
                     return  # close() gave up on an unreachable Redis
-                if self.unread is not None:
+                if self.unread is not None and self._ahead is None:
                     yield from self.unread.wait(
                         batch, self._options.max_len, self._runtime)
                 yield from self._send(batch)
@@ -243,13 +265,17 @@ class Publisher:
     def _send(self, batch: list[Item]) -> Steps[None]:
         failure: Exception | None = None
         try:
-            if self._check_recent:
-                if (yield from self._requeue_lost()):
-                    return  # the next batch starts with them
-                self._check_recent = False
-            yield from self._writer.ready()
-            client, batch = self._route(batch)
-            replies = yield from self._execute(client, batch)
+            if self._ahead is not None:  # written by _write_ahead
+                (client, conn), self._ahead = self._ahead, None
+                replies = yield from raw.replies(client, conn, len(batch))
+            else:
+                if self._check_recent:
+                    if (yield from self._requeue_lost()):
+                        return  # the next batch starts with them
+                    self._check_recent = False
+                yield from self._writer.ready()
+                client, batch = self._route(batch)
+                replies = yield from self._execute(client, batch)
         except (*RETRYABLE, *CLUSTER_ERRORS, *RESPONSE_ERRORS) as exc:
             # RESPONSE_ERRORS: refused while connecting (a wrong password,
             # a command the client needs that the ACL user may not run)
@@ -339,23 +365,11 @@ class Publisher:
 
     def _requeue_lost(self) -> Steps[bool]:
         """Put back at the head of the queue, in order, the recent entries
-        that the server acknowledged but no longer has; True if any.
-        Replication keeps order, so if the newest entry of a stream is
-        there, so are the older ones: one round trip per stream, mostly."""
-        by_stream: dict[str, list[Written]] = {}
-        for written in self._recent:
-            by_stream.setdefault(written.item.target, []).append(written)
-        lost: list[Written] = []
-        yield from self._writer.ready()
-        for stream, entries in by_stream.items():
-            lost += yield from missing(self._writer.client(
-                self._writer.node(stream)), stream, entries,
-                self._runtime.write_batch)
-        if not lost:
+        that the server acknowledged but no longer has; True if any."""
+        order = yield from self._recent.lost(self._writer,
+                                             self._runtime.write_batch)
+        if not order:
             return False
-        gone = {id(w) for w in lost}
-        self._recent = deque(w for w in self._recent if id(w) not in gone)
-        order = sorted(lost, key=lambda w: w.at)
         with self._lock:
             for written in reversed(order):
                 item = written.item
@@ -368,17 +382,6 @@ class Publisher:
             'without persistence); writing them again', self._connector
             .describe(), len(order))
         return True
-
-    def _remember(self, item: Item, entry_id: Any) -> None:
-        """Keep a written entry; forget those written ``RECENT_SECONDS``
-        before it. Only writes forget: through an outage, however long,
-        what was written just before it is kept for the check."""
-        now = time.monotonic()
-        self._recent.append(Written(now, item, protocol.as_text(entry_id)))
-        oldest = now - RECENT_SECONDS
-        while self._recent and (self._recent[0].at < oldest or
-                                len(self._recent) > RECENT_MAX):
-            self._recent.popleft()
 
     def _deliver(self, batch: list[Item], replies: list) -> Steps[None]:
         """Count what was written and run each ``on_written`` (which may
@@ -394,7 +397,7 @@ class Publisher:
                                     .describe()))
                 continue
             if item.kind == 'xadd':
-                self._remember(item, reply)
+                self._recent.add(item, reply)
                 if self.unread is not None:
                     self.unread.wrote(item.target, reply)
             if item.resent:

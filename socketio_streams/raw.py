@@ -59,10 +59,47 @@ def pipeline(client: Any, commands: list[tuple]) -> Steps[list]:
     (it may be out of step with its replies)."""
     conn = yield from kept(client)
     packed = pack(conn, commands)  # what cannot be packed raises here
+    return (yield from _exchange(client, conn, len(commands), packed))
+
+
+def write_ahead(client: Any, commands: list[tuple]) -> Any:
+    """Write ``commands`` at once on the (sync) connection kept for
+    ``client``, from a plain call: the connection written to, whose
+    replies ``replies`` reads; None if nothing was written (no connection
+    kept yet or not connected, an asyncio one, a command that cannot be
+    packed). A write that fails drops the connection, as ``pipeline``
+    does, and gives None: part of a command may have gone, none ran."""
+    conn: Any = getattr(client, _KEPT, None)
+    if getattr(conn, '_sock', None) is None:
+        return None
     try:
-        yield partial(_send, conn, packed)
+        packed = pack(conn, commands)
+    except Exception:  # the caller's task sends them, and reports it
+        return None
+    try:
+        conn.send_packed_command(packed, False)
+    except BaseException as exc:
+        _drop(client, conn)
+        if not isinstance(exc, Exception):
+            raise
+        return None
+    return conn
+
+
+def replies(client: Any, conn: Any, count: int) -> Steps[list]:
+    """The replies of the ``count`` commands ``write_ahead`` wrote on
+    ``conn`` (see ``pipeline``)."""
+    return (yield from _exchange(client, conn, count))
+
+
+def _exchange(client: Any, conn: Any, count: int,
+              packed: list[bytes] | None = None) -> Steps[list]:
+    """Write ``packed`` (if any), then read ``count`` replies."""
+    try:
+        if packed is not None:
+            yield partial(_send, conn, packed)
         replies: list = []
-        for _ in commands:
+        for _ in range(count):
             try:
                 replies.append((yield conn.read_response))
             except RESPONSE_ERRORS as exc:  # this command's; the rest follow
@@ -77,6 +114,17 @@ def pipeline(client: Any, commands: list[tuple]) -> Steps[list]:
             except Exception:
                 pass
         raise
+
+
+def _drop(client: Any, conn: Any) -> None:
+    """Forget ``client``'s kept (sync) connection, and hand it back to its
+    pool disconnected."""
+    setattr(client, _KEPT, None)
+    try:
+        conn.disconnect()
+        client.connection_pool.release(conn)
+    except Exception:
+        pass
 
 
 def command(client: Any, *args: Any) -> Steps[Any]:

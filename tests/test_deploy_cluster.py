@@ -12,7 +12,7 @@ import pytest
 import redis.cluster
 
 from socketio_streams import RedisStreamsManager, protocol
-from socketio_streams import publisher as publisher_module
+from socketio_streams import items as items_module
 
 from .deployments import (ClusterProcess, assert_serving,
                           assert_unreplicated_resent, client_libraries,
@@ -153,7 +153,7 @@ def test_writes_the_dying_master_never_replicated_are_written_again(
     stream holds every packet and no client loses or doubles one. The
     control run (nothing kept for re-sending) shows the hole it closes."""
     if not resend:
-        monkeypatch.setattr(publisher_module, 'RECENT_MAX', 0)
+        monkeypatch.setattr(items_module, 'RECENT_MAX', 0)
     run = steady_broadcast(replicated.url, nodes, clients, emitters)
     master = replicated.master_of('socket.io')
     lose_unreplicated(master, replicated.replica_of(master),

@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from socketio_streams import publisher as publisher_module
+from socketio_streams import items as items_module
 
 from .deployments import (SERVICE, SentinelSetup, assert_serving,
                           assert_unreplicated_resent, client_libraries,
@@ -71,7 +71,7 @@ def test_writes_the_dying_master_never_replicated_are_written_again(
     stream holds every packet and no client loses or doubles one. The
     control run (nothing kept for re-sending) shows the hole it closes."""
     if not resend:
-        monkeypatch.setattr(publisher_module, 'RECENT_MAX', 0)
+        monkeypatch.setattr(items_module, 'RECENT_MAX', 0)
     run = steady_broadcast(sentinels.url, nodes, clients, emitters)
     lose_unreplicated(sentinels.master(), sentinels.replica(),
                       lambda: time.sleep(0.5))

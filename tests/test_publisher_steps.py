@@ -243,7 +243,7 @@ def test_requeue_lost_puts_back_what_the_server_lost_in_order():
     items = {}
     for stream, entry_id in written:
         items[entry_id] = Item('xadd', stream, {'id': entry_id})
-        publisher._remember(items[entry_id], entry_id)
+        publisher._recent.add(items[entry_id], entry_id)
     publisher._queue.append(Item('xadd', 'a', {'id': 'queued'}))
     steps = publisher._requeue_lost()
 
@@ -274,7 +274,7 @@ def test_requeue_lost_finds_nothing_when_the_newest_entry_is_there():
     publisher = _unstarted()
     writer = publisher._writer = _Writer()  # type: ignore[assignment]
     for entry_id in ('1-1', '1-2'):
-        publisher._remember(Item('xadd', 'a', {}), entry_id)
+        publisher._recent.add(Item('xadd', 'a', {}), entry_id)
     steps = publisher._requeue_lost()
     next(steps)
     with pytest.raises(StopIteration) as stop:

@@ -1,0 +1,204 @@
+"""An emit that finds the (sync) publisher idle writes its command itself
+(``Publisher._write_ahead``, ``raw.write_ahead``); the publisher's task
+reads the reply. Against a real Redis, with the threads of the sync
+world; and, driven by hand, when it must not."""
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+import pytest
+
+from socketio_streams import raw
+from socketio_streams.connection import Connector
+from socketio_streams.items import Item
+from socketio_streams.options import Options
+from socketio_streams.positions import STALE, Remote
+from socketio_streams.pressure import Unread
+from socketio_streams.publisher import Publisher
+from socketio_streams.runtime import AsyncRuntime, Runtime
+from socketio_streams.stats import Stats
+from socketio_streams.steps import run
+
+from .test_publisher_steps import STANDALONE, _as_read, _entry
+
+LOG = logging.getLogger('socketio_streams')
+
+
+@pytest.fixture
+def written(monkeypatch) -> list:
+    """The connections ``raw.write_ahead`` wrote on (None: it did not)."""
+    calls: list = []
+    real = raw.write_ahead
+
+    def spy(client: Any, commands: list) -> Any:
+        calls.append(real(client, commands))
+        return calls[-1]
+
+    monkeypatch.setattr(raw, 'write_ahead', spy)
+    return calls
+
+
+def _started(url: str) -> Publisher:
+    publisher = Publisher(Connector(url), Runtime(), Options(), Stats(), LOG)
+    publisher.start()
+    return publisher
+
+
+def _one_at_a_time(publisher: Publisher, numbers: range) -> None:
+    for i in numbers:
+        run(publisher.put(_entry(i)))
+        assert run(publisher.flush(5))
+
+
+def test_an_item_put_while_the_publisher_is_idle_is_written_by_the_caller(
+        redis_server, written):
+    """The first goes by the task (not connected yet); every later one,
+    put while the task waits with nothing queued, is written at once by
+    the caller, and its reply read by the task: all in order, once."""
+    publisher = _started(redis_server.url)
+    try:
+        _one_at_a_time(publisher, range(30))
+        assert len(written) == 29 and None not in written
+        assert publisher._stats.snapshot()['published'] == 30
+    finally:
+        run(publisher.close(5))
+    entries = redis_server.client().xrange('stream')
+    assert [int(f[b'i']) for _, f in entries] == list(range(30))
+
+
+def test_a_burst_is_queued_behind_the_one_written_ahead(redis_server,
+                                                        written):
+    """Put without waiting: the first finds the task idle; the rest find
+    it busy and go in its pipelines, after it."""
+    publisher = _started(redis_server.url)
+    try:
+        _one_at_a_time(publisher, range(1))
+        for i in range(1, 2000):
+            run(publisher.put(_entry(i)))
+        assert run(publisher.flush(10))
+        assert 1 <= len(written) < 100
+    finally:
+        run(publisher.close(5))
+    assert _as_read(redis_server.client().xrange('stream')) == \
+        list(range(2000))
+
+
+@STANDALONE
+def test_connections_killed_between_writes_ahead_lose_nothing(redis_server,
+                                                              written):
+    """The connection written ahead on is killed by another client, again
+    and again: a write that fails, or whose reply never comes, is sent
+    again by the task; every item reaches the stream once, in order."""
+    killer = redis_server.client()
+    publisher = _started(redis_server.url)
+    try:
+        for start in range(0, 50, 10):
+            _one_at_a_time(publisher, range(start, start + 10))
+            killer.client_kill_filter(_type='normal', skipme=True)
+        assert publisher._stats.snapshot()['reconnects'] >= 1
+    finally:
+        run(publisher.close(5))
+    assert _as_read(killer.xrange('stream')) == list(range(50))
+    assert len(written) >= 20
+
+
+def test_nothing_is_written_ahead_under_asyncio():
+    assert AsyncRuntime.write_ahead is False and Runtime.write_ahead is True
+
+
+# --- when an item must wait for the task (no I/O) ---------------------------
+
+class _Made:
+    """A writer that has a client for every node."""
+
+    def __init__(self, client: Any) -> None:
+        self.client = client
+
+    def made(self, key: Any) -> Any:
+        return self.client
+
+
+def _idle(unread: Unread | None = None) -> tuple[Publisher, list]:
+    """An unstarted publisher as its task leaves it idle, connected; and
+    what ``raw.write_ahead`` was asked to write."""
+    publisher = Publisher(Connector('redis://127.0.0.1:1/0'), Runtime(),
+                          Options(max_len=400), Stats(), LOG)
+    publisher._wakeup = publisher._runtime.event()
+    publisher._idle = publisher.connected = True
+    publisher.unread = unread
+    asked: list = []
+    publisher._writer = _Made(asked)  # type: ignore[assignment]
+    return publisher, asked
+
+
+@pytest.fixture
+def asked_to_write(monkeypatch) -> None:
+    def fake(client: list, commands: list) -> Any:
+        client.append(commands)
+        return 'conn'
+    monkeypatch.setattr(raw, 'write_ahead', fake)
+
+
+@pytest.mark.usefixtures('asked_to_write')
+def test_an_idle_connected_publisher_writes_ahead():
+    publisher, asked = _idle()
+    assert publisher.offer(_entry(1))
+    assert len(asked) == 1 and publisher._ahead is not None
+    assert not publisher._idle
+    assert publisher.offer(_entry(2))  # behind it, for the task
+    assert len(asked) == 1 and len(publisher._queue) == 2
+    assert publisher._take() == [publisher._queue[0]]
+
+
+@pytest.mark.usefixtures('asked_to_write')
+@pytest.mark.parametrize('state', ['failures', 'check_recent', 'stopping',
+                                   'not connected', 'queued'])
+def test_no_write_ahead_while_the_task_has_something_to_do_first(state):
+    publisher, asked = _idle()
+    if state == 'failures':
+        publisher.failures = 1
+    elif state == 'check_recent':
+        publisher._check_recent = True
+    elif state == 'stopping':
+        publisher._stopping = True
+    elif state == 'not connected':
+        publisher.connected = False
+    else:
+        publisher._queue.append(_entry(0))
+    assert publisher.offer(_entry(1))
+    assert asked == [] and publisher._ahead is None
+
+
+@pytest.mark.usefixtures('asked_to_write')
+def test_no_write_ahead_while_a_reader_here_is_behind():
+    """max_len=400: more than 100 of ours unread by the reader here goes
+    to the task (which waits for the reader)."""
+    unread = Unread(lambda stream: '1-0')  # read up to our first entry
+    publisher, asked = _idle(unread)
+    for i in range(2, 103):
+        unread.wrote('stream', f'{i}-0')
+    assert publisher.offer(_entry(1)) and asked == []
+    unread = Unread(lambda stream: '102-0')  # caught up
+    publisher, asked = _idle(unread)
+    for i in range(2, 103):
+        unread.wrote('stream', f'{i}-0')
+    assert publisher.offer(_entry(1)) and len(asked) == 1
+
+
+def test_remote_positions_are_due_first_then_per_every_or_stale(
+        monkeypatch):
+    """``due`` says when ``look`` would read (or first note) the
+    positions: then an item goes by the task."""
+    remote = Remote(Connector('redis://127.0.0.1:1/0'), 'me', 400, LOG)
+    assert remote.due('stream', 0)
+    run(remote.look('stream', 0, False))  # the first: noted, no I/O
+    assert not remote.due('stream', 24)
+    assert remote.due('stream', 25)  # every(400) of ours since
+    now = time.monotonic()
+    monkeypatch.setattr(time, 'monotonic', lambda: now + STALE)
+    assert remote.due('stream', 0)
+    unread = Unread(lambda stream: None, remote)
+    assert not unread.clear(Item('xadd', 'stream', {}), 400)
+    assert unread.clear(Item('publish', 'channel', 'x'), 400)
