@@ -38,7 +38,8 @@ class Context(Protocol):
 
     def deliver(self, namespace: str, event_data: list, rooms: list,
                 except_rooms: list, offset: str | None = None,
-                plain: bool = False) -> Steps[None] | None: ...
+                plain: bool = False,
+                text: str | None = None) -> Steps[None] | None: ...
 
     def respond(self, request: Message, type_: int,
                 data: dict) -> Steps[None]: ...
@@ -145,10 +146,11 @@ class Inbound:
             return None
         if parsed is None:
             return None  # for nobody here
-        event_data, rooms, except_rooms, flags = parsed
+        event_data, rooms, except_rooms, flags, text = parsed
         try:
             steps = ctx.deliver(nsp, event_data, rooms, except_rooms, None
-                                if 'volatile' in flags else entry_id, True)
+                                if 'volatile' in flags else entry_id, True,
+                                text)
         except Exception as exc:
             self._failed(exc, entry_id, key)
             return None

@@ -78,14 +78,25 @@ def tail_opts(data: bytes) -> tuple[int, tuple[list, list, dict]] | None:
 
 
 def broadcast(data: bytes, tail: tuple[int, tuple] | None = None
-              ) -> tuple[list, list, list, dict] | None:
-    """``(event_data, rooms, except, flags)`` of a plain BROADCAST, as
-    :func:`.protocol.parse_broadcast` gives them; None if it does not
-    give them so (a ``requestId``, bad input). With its ``tail_opts``,
-    the JSON before them is decoded (valid if and only if all of it is,
-    the opts being the last key)."""
+              ) -> tuple[list, list, list, dict, str | None] | None:
+    """``(event_data, rooms, except, flags, text)`` of a plain BROADCAST,
+    the first four as :func:`.protocol.parse_broadcast` gives them; None
+    if it does not give them so (a ``requestId``, bad input). With its
+    ``tail_opts``, the JSON before them is decoded (valid if and only if
+    all of it is, the opts being the last key). ``text``: the event's
+    JSON as the entry holds it, if ASCII and laid out as Node and we write
+    it (``broadcast_data``): what a Node server sends its clients, and for
+    our entries what python-socketio would make of ``event_data``."""
     try:
-        if tail is None:
+        if tail is not None and data.startswith(_PACKET) and \
+                data[tail[0] - 2:tail[0]] == b'},':
+            text = data[len(_PACKET):tail[0] - 2].decode()
+            event_data, end = _decode_json(text)
+            if end == len(text) and type(event_data) is list and \
+                    event_data and type(event_data[0]) is str:
+                return (event_data, *tail[1],
+                        text if text.isascii() else None)
+        if tail is None:  # (else laid out otherwise: decoded as a whole)
             text, opts = data.decode(), None
         else:  # ',' before it: more than opts
             at, opts = tail
@@ -96,6 +107,11 @@ def broadcast(data: bytes, tail: tuple[int, tuple] | None = None
             return None
         if type(message) is not dict or _request_id(message) is not None:
             return None
-        return (_parse_event(message), *(opts or _parse_opts(message)))
+        return (_parse_event(message), *(opts or _parse_opts(message)),
+                None)
     except Exception:
         return None
+
+
+#: how a plain BROADCAST's data begins, up to its event's JSON
+_PACKET = b'{"packet":{"type":2,"data":'
