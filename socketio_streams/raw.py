@@ -11,8 +11,9 @@ none of this: its callers use its own commands.
 from __future__ import annotations
 
 import asyncio
+import sys
 from functools import partial
-from typing import Any
+from typing import Any, Callable
 
 from .errors import RESPONSE_ERRORS
 from .steps import Steps
@@ -99,11 +100,17 @@ def _exchange(client: Any, conn: Any, count: int,
         if packed is not None:
             yield partial(_send, conn, packed)
         replies: list = []
+        held = _held(conn) if count > 1 else None
         for _ in range(count):
-            try:
-                replies.append((yield conn.read_response))
-            except RESPONSE_ERRORS as exc:  # this command's; the rest follow
-                replies.append(exc)
+            reply = held() if held is not None and replies else _NONE
+            if reply is _NONE:
+                try:
+                    reply = yield conn.read_response
+                except RESPONSE_ERRORS as exc:  # this command's
+                    reply = exc
+            else:
+                _raise_unless_reply(reply)
+            replies.append(reply)
         return replies
     except BaseException as exc:
         setattr(client, _KEPT, None)
@@ -114,6 +121,46 @@ def _exchange(client: Any, conn: Any, count: int,
             except Exception:
                 pass
         raise
+
+
+#: no reply held (see ``_held``)
+_NONE = object()
+
+
+def _held(conn: Any) -> Callable[[], Any] | None:
+    """For an asyncio connection whose parser is hiredis' (or libvalkey's):
+    what gives the next reply its parser already holds, or ``_NONE`` if it
+    holds no whole one (a RESP3 push, which these connections do not ask
+    for, is passed over as the parser does). A pipeline's later replies
+    read so skip redis.asyncio's timeout per reply (a timer set and
+    cancelled each time: a fifth of a publishing server's time in a
+    burst); the first, and any not read from the socket yet, go through
+    ``read_response``. None for any other connection."""
+    parser = getattr(conn, '_parser', None)
+    gets = getattr(getattr(parser, '_reader', None), 'gets', None)
+    if gets is None or not isinstance(getattr(conn, '_writer', None),
+                                      asyncio.StreamWriter):
+        return None
+    missing = getattr(sys.modules.get(type(parser).__module__),
+                      'NOT_ENOUGH_DATA', False)
+    push = getattr(parser, '_hiredis_PushNotificationType', None) or ()
+
+    def held() -> Any:
+        reply = gets()
+        while isinstance(reply, push):
+            reply = gets()
+        return _NONE if reply is missing else reply
+    return held
+
+
+def _raise_unless_reply(reply: Any) -> None:
+    """Raise what the parser's ``read_response`` raises instead of giving
+    it (a connection error: a lost connection, Redis loading); an error
+    reply is the command's (see ``pipeline``)."""
+    first = reply[0] if type(reply) is list and reply else reply
+    if isinstance(first, Exception) and \
+            not isinstance(first, RESPONSE_ERRORS):
+        raise first
 
 
 def _drop(client: Any, conn: Any) -> None:

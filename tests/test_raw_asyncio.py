@@ -51,3 +51,46 @@ def test_a_lost_connection_raises_and_is_not_kept(server):
         assert await arun(raw.command(client, 'ECHO', 'again')) == b'again'
         await client.aclose()
     asyncio.run(main())
+
+
+def test_a_pipelines_replies_held_already_are_taken_as_they_are(server):
+    """The replies of a pipeline, error replies in their place, are those
+    of redis-py's pipeline; after the first, those the parser holds
+    already are not read through ``read_response`` (its timeout each)."""
+    batch = [('XADD', 's', '*', 'n', str(i)) if i % 50 else
+             ('XADD', 'string', '*', 'n', str(i)) for i in range(200)]
+
+    async def main():
+        client = redis.asyncio.Redis.from_url(server.url, socket_timeout=5)
+        await client.set('string', 'x')
+        conn = await arun(raw.kept(client))
+        calls = []
+        read = conn.read_response
+
+        def spy(*args, **kwargs):
+            calls.append(1)
+            return read(*args, **kwargs)
+        conn.read_response = spy
+        ours = await arun(raw.pipeline(client, batch))
+        assert 1 <= len(calls) < 20
+        pipe = client.pipeline(transaction=False)
+        for args in batch:
+            pipe.execute_command(*args)
+        theirs = await pipe.execute(raise_on_error=False)
+        assert [type(r) for r in ours] == [type(r) for r in theirs]
+        assert sum(isinstance(r, redis.exceptions.ResponseError)
+                   for r in ours) == 4
+        assert await arun(raw.command(client, 'ECHO', 'in step')) == \
+            b'in step'
+        await client.aclose()
+    asyncio.run(main())
+
+
+def test_a_connection_error_held_is_raised_an_error_reply_is_not():
+    loading = redis.exceptions.BusyLoadingError('LOADING')
+    for reply in (loading, [loading]):
+        with pytest.raises(redis.exceptions.BusyLoadingError):
+            raw._raise_unless_reply(reply)
+    for reply in (redis.exceptions.ResponseError('WRONGTYPE'), b'1-0', [],
+                  [b'x', loading], 7):
+        raw._raise_unless_reply(reply)
