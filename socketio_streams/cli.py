@@ -15,9 +15,10 @@ import itertools
 import json
 import os
 import sys
+import time
 from typing import Any, Iterator
 
-from . import protocol
+from . import positions, protocol
 from .connection import Connector
 from .membership import channels
 from .errors import RESPONSE_ERRORS, RETRYABLE
@@ -52,9 +53,48 @@ def cmd_streams(client: Any, args: argparse.Namespace) -> int:
               f'{protocol.as_text(first[0]) if first else "-"}, last '
               f'{protocol.as_text(last[0]) if last else "-"}, '
               f'{info.get("entries-added", "?")} added in all, '
-              f'{memory / 1024:.1f} KiB, consumer groups {groups} '
-              f'(readers use XREAD: no server-side lag to report)')
+              f'{memory / 1024:.1f} KiB, consumer groups {groups}')
+        for line in reader_lines(client, key):
+            print(f'  {line}')
     return 0
+
+
+#: entries behind a reader counted at most (one XRANGE of that many)
+BEHIND_COUNTED = 1000
+
+
+def reader_lines(client: Any, stream: str) -> list[str]:
+    """One line per reader's position reported beside ``stream`` (see
+    :mod:`.positions`): where it is, how many entries it has to read, how
+    long ago it said so."""
+    name = positions.key(stream)
+    size = client.hlen(name)
+    if size > positions.MAX_READERS:
+        return [f'{name}: {size} fields, more than {positions.MAX_READERS}'
+                f' readers\' positions: not read (publishers do not either)']
+    reply = client.hgetall(name)
+    if not reply:
+        return ['no reader has reported its position (Node\'s do not)']
+    lines, now = [], time.time()
+    for field, text in sorted(reply.items()):
+        uid = field.decode(errors='replace') if isinstance(field, bytes) \
+            else str(field)
+        try:
+            last_id, age = positions.parse(text, now)
+        except (ValueError, UnicodeDecodeError):
+            lines.append(f'{uid!r}: not a reader\'s position (publishers '
+                         f'delete it)')
+            continue
+        after = client.xrange(stream, last_id, count=BEHIND_COUNTED + 2)
+        behind = sum(protocol.as_text(e[0]) != last_id for e in after)
+        count = str(behind) if behind <= BEHIND_COUNTED else \
+            f'over {BEHIND_COUNTED}'
+        state = '' if abs(age) <= positions.STALE else \
+            ': stale, not waited for' if abs(age) <= positions.FORGET else \
+            ': forgotten (publishers delete it)'
+        lines.append(f'reader {uid}: at {last_id}, {count} entries behind, '
+                     f'reported {age:.1f} s ago{state}')
+    return lines
 
 
 def live_servers(client: Any, args: argparse.Namespace) -> dict[str, set]:

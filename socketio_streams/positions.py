@@ -6,9 +6,10 @@ only skips), would fall behind a publisher held only by its own reader,
 and lose entries to ``MAXLEN`` for good. So each reader writes, beside the
 stream, ``HSET <stream>:readers <server uid> "<last ID read> <unix ms>"``
 at its first read, then once per ``max_len // 16`` entries read, or half
-a second after it read any; and a publisher reads that hash once per
-``max_len // 16`` of its own entries (more often while it waits), to wait
-for the slowest reader too.
+a second after it read any, and where it stopped once a read comes back
+empty (the CLI's ``streams`` shows them); and a publisher reads that hash
+once per ``max_len // 16`` of its own entries (more often while it
+waits), to wait for the slowest reader too.
 
 A position reported more than ``STALE`` s ago is not waited for (its
 server stopped, froze or lost Redis: it is slowed down for, not stopped
@@ -54,6 +55,14 @@ def value(last_id: str, now: float | None = None) -> str:
     return f'{last_id} {int((time.time() if now is None else now) * 1000)}'
 
 
+def parse(text: Any, now: float) -> tuple[str, float]:
+    """A position as ``value`` wrote it: the last ID read, and how long
+    ago (s; negative: ahead of ``now``); ValueError if it is not one."""
+    last_id, ms = protocol.as_text(text).split(' ')
+    protocol.offset_key(last_id)  # an entry ID, or ValueError
+    return last_id, now - int(ms) / 1000
+
+
 def slowest(reply: Any, own: str, now: float
             ) -> tuple[str | None, list[Any]]:
     """From an ``HGETALL`` reply: the position of the slowest reader
@@ -65,8 +74,8 @@ def slowest(reply: Any, own: str, now: float
         if protocol.as_text(field) == own:
             continue
         try:
-            last_id, ms = protocol.as_text(text).split(' ')
-            at, age = protocol.offset_key(last_id), now - int(ms) / 1000
+            last_id, age = parse(text, now)
+            at = protocol.offset_key(last_id)
         except (ValueError, UnicodeDecodeError):
             forget.append(field)
             continue
@@ -90,11 +99,13 @@ class Reporter:
         self.reported = False
 
     def read(self, client: Any, count: int, last_id: str) -> Steps[None]:
-        """``count`` more entries read, up to ``last_id``."""
+        """``count`` more entries read, up to ``last_id``; 0: a read came
+        back empty (the stream is quiet: what was read since the last
+        report is reported now, not left behind until the next entry)."""
         self._unreported += count
-        if self._refused or (
-                self._unreported < self._every and time.monotonic() <
-                self._reported + REPORT_INTERVAL):
+        if self._refused or not self._unreported or (
+                count and self._unreported < self._every and
+                time.monotonic() < self._reported + REPORT_INTERVAL):
             return
         self._unreported, self._reported = 0, time.monotonic()
         self.reported = True

@@ -172,7 +172,7 @@ class StreamReader(Loop):
         else:
             self._check = count == 0 or self.lag > 0
             self.lag = 0
-        if count and self._reporter is not None and self.last_id:
+        if self._reporter is not None and self.last_id:
             # last: a report that fails (Redis gone) leaves what was read
             # counted, and the client it fails on goes as an XREAD's would
             yield from self._reporter.read(self._used, count, self.last_id)

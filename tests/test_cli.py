@@ -12,9 +12,11 @@ import shutil
 import subprocess
 import sys
 import threading
+import time
 
 import pytest
 
+from socketio_streams import positions
 from socketio_streams.cli import main
 
 from .nodes import settle, wait_until
@@ -249,3 +251,44 @@ def test_emit_with_bad_json_is_one_clear_line():
     assert result.returncode == 2
     assert "argument JSON: 'nope' is not JSON" in result.stderr
     assert 'Traceback' not in result.stderr
+
+
+def test_streams_tells_each_readers_position_and_what_is_not_one(
+        redis_server):
+    """Positions as readers write them (``positions.value``), one behind,
+    one stale; and a field that is not one."""
+    client = redis_server.client()
+    ids = [client.xadd('socket.io', {'n': str(i)}) for i in range(3)]
+    now = time.time()
+    client.hset('socket.io:readers', mapping={
+        'behind': positions.value(ids[0].decode(), now),
+        'stale': positions.value(ids[2].decode(), now - 10),
+        'junk': 'not a position'})
+    out = run('--url', redis_server.url, 'streams').stdout.splitlines()
+    assert out[1:] == [
+        f'  reader behind: at {ids[0].decode()}, 2 entries behind, '
+        'reported 0.0 s ago',
+        "  'junk': not a reader's position (publishers delete it)",
+        f'  reader stale: at {ids[2].decode()}, 0 entries behind, '
+        'reported 10.0 s ago: stale, not waited for']
+    client.delete('socket.io:readers')
+    out = run('--url', redis_server.url, 'streams').stdout.splitlines()
+    assert out[1:] == [
+        "  no reader has reported its position (Node's do not)"]
+
+
+def test_streams_tells_where_each_server_has_read(redis_server, make_node):
+    """Entries read in a row, then none: each reader reports where it
+    stopped once its next read comes back empty (not the first of them
+    only, which it reports at once)."""
+    nodes = [make_node(block_time_ms=200) for _ in range(2)]
+    clients = [node.client() for node in nodes]
+    for i in range(5):
+        nodes[0].sio.emit('n', i)
+    for client in clients:
+        client.wait_for('n', 5)
+    last = redis_server.client().xrevrange('socket.io', count=1)[0][0]
+    url = ['--url', redis_server.url]
+    wait_until(lambda: all(
+        f'reader {node.mgr.uid}: at {last.decode()}, 0 entries behind'
+        in run(*url, 'streams').stdout for node in nodes))
