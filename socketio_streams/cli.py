@@ -68,7 +68,10 @@ def reader_lines(client: Any, stream: str) -> list[str]:
     :mod:`.positions`): where it is, how many entries it has to read, how
     long ago it said so."""
     name = positions.key(stream)
-    size = client.hlen(name)
+    try:
+        size = client.hlen(name)
+    except RESPONSE_ERRORS as exc:  # not a hash, an ACL without HLEN
+        return [f'{name}: not read ({exc})']
     if size > positions.MAX_READERS:
         return [f'{name}: {size} fields, more than {positions.MAX_READERS}'
                 f' readers\' positions: not read (publishers do not either)']

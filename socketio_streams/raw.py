@@ -143,6 +143,8 @@ def _held(conn: Any) -> Callable[[], Any] | None:
         return None
     missing = getattr(sys.modules.get(type(parser).__module__),
                       'NOT_ENOUGH_DATA', False)
+    if missing is False and str(getattr(conn, 'protocol', 2)) == '3':
+        return None  # "not yet" would read as a RESP3 false
     push = getattr(parser, '_hiredis_PushNotificationType', None) or ()
 
     def held() -> Any:
