@@ -16,7 +16,7 @@ from functools import partial
 from typing import Any, Callable
 
 from .errors import RESPONSE_ERRORS
-from .steps import Steps
+from .steps import Steps, run
 
 _hiredis_pack: Any
 try:
@@ -80,7 +80,7 @@ def write_ahead(client: Any, commands: list[tuple]) -> Any:
     try:
         conn.send_packed_command(packed, False)
     except BaseException as exc:
-        _drop(client, conn)
+        run(_drop(client, conn))
         if not isinstance(exc, Exception):
             raise
         return None
@@ -115,11 +115,7 @@ def _exchange(client: Any, conn: Any, count: int,
     except BaseException as exc:
         setattr(client, _KEPT, None)
         if not isinstance(exc, GeneratorExit):
-            try:  # best effort: the error to report is ``exc``
-                yield partial(conn.disconnect)
-                yield partial(client.connection_pool.release, conn)
-            except Exception:
-                pass
+            yield from _drop(client, conn)
         raise
 
 
@@ -165,13 +161,13 @@ def _raise_unless_reply(reply: Any) -> None:
         raise first
 
 
-def _drop(client: Any, conn: Any) -> None:
-    """Forget ``client``'s kept (sync) connection, and hand it back to its
-    pool disconnected."""
+def _drop(client: Any, conn: Any) -> Steps[None]:
+    """Forget ``client``'s kept connection, and hand it back to its pool
+    disconnected (best effort: the error to report is the caller's)."""
     setattr(client, _KEPT, None)
     try:
-        conn.disconnect()
-        client.connection_pool.release(conn)
+        yield partial(conn.disconnect)
+        yield partial(client.connection_pool.release, conn)
     except Exception:
         pass
 
