@@ -78,18 +78,26 @@ def reader_lines(client: Any, stream: str) -> list[str]:
     reply = client.hgetall(name)
     if not reply:
         return ['no reader has reported its position (Node\'s do not)']
-    lines, now = [], time.time()
+    now, found = time.time(), []
     for field, text in sorted(reply.items()):
         uid = field.decode(errors='replace') if isinstance(field, bytes) \
             else str(field)
         try:
-            last_id, age = positions.parse(text, now)
+            found.append((uid, *positions.parse(text, now)))
         except (ValueError, UnicodeDecodeError):
+            found.append((uid, None, 0.0))
+    pipe = client.pipeline(transaction=False)  # what each has to read
+    for _, last_id, _ in found:
+        if last_id is not None:
+            pipe.xrange(stream, last_id, count=BEHIND_COUNTED + 2)
+    ahead = iter(pipe.execute())
+    lines = []
+    for uid, last_id, age in found:
+        if last_id is None:
             lines.append(f'{uid!r}: not a reader\'s position (publishers '
                          f'delete it)')
             continue
-        after = client.xrange(stream, last_id, count=BEHIND_COUNTED + 2)
-        behind = sum(protocol.as_text(e[0]) != last_id for e in after)
+        behind = sum(protocol.as_text(e[0]) != last_id for e in next(ahead))
         count = str(behind) if behind <= BEHIND_COUNTED else \
             f'over {BEHIND_COUNTED}'
         state = '' if abs(age) <= positions.STALE else \

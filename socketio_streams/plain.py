@@ -30,11 +30,15 @@ def broadcast_data(text: str, opts: dict) -> str:
     is ``text`` (``event_json``): the JSON of
     :func:`.protocol.broadcast_data`, the event's part not written
     again."""
-    return '{"packet":{"type":2,"data":' + text + '},"opts":' + (
+    return _PACKET_TEXT + text + '},"opts":' + (
         _dumps(opts) if opts['rooms'] or opts['except'] or opts['flags']
         else _NO_OPTS) + '}'
 
 
+#: how a plain BROADCAST's data begins, up to its event's JSON (as we
+#: write it, and Node; ``broadcast`` reads the event's text after it)
+_PACKET_TEXT = '{"packet":{"type":2,"data":'
+_PACKET = _PACKET_TEXT.encode()
 #: the JSON of ``make_opts()``: to everyone
 _NO_OPTS = '{"rooms":[],"except":[],"flags":{}}'
 
@@ -111,7 +115,3 @@ def broadcast(data: bytes, tail: tuple[int, tuple] | None = None
                 None)
     except Exception:
         return None
-
-
-#: how a plain BROADCAST's data begins, up to its event's JSON
-_PACKET = b'{"packet":{"type":2,"data":'
