@@ -78,7 +78,8 @@ def reader_lines(client: Any, stream: str) -> list[str]:
     reply = client.hgetall(name)
     if not reply:
         return ['no reader has reported its position (Node\'s do not)']
-    now, found = time.time(), []
+    now = time.time()
+    found: list[tuple[str, str | None, float]] = []
     for field, text in sorted(reply.items()):
         uid = field.decode(errors='replace') if isinstance(field, bytes) \
             else str(field)
