@@ -335,6 +335,24 @@ class Writer:
                 f'no node serves {key!r} yet')
         return str(found.name)
 
+    def route(self, batch: list) -> tuple[Any, list]:
+        """The client to send to, and the head of ``batch`` that it serves
+        (all of it, but on a cluster whose keys live on several nodes)."""
+        node = None
+        for i, item in enumerate(batch):
+            key = item.key
+            if key is None:
+                continue
+            where = self.node(key)
+            if node is None:
+                node = where
+            elif where != node:
+                batch = batch[:i]
+                break
+        if node is None:
+            node = self.node(None)
+        return self.client(node), batch
+
     def made(self, key: str | None) -> Any:
         """The client made already for the node of ``key``; None if there
         is none yet, or where the key lives is not known without I/O."""

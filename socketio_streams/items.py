@@ -4,6 +4,7 @@ those a server lost (:meth:`Recent.lost` and :func:`missing`, steps: the
 only I/O here)."""
 from __future__ import annotations
 
+import itertools
 import time
 from collections import deque
 from dataclasses import dataclass
@@ -35,6 +36,17 @@ class Item:
     def key(self) -> str | None:
         """What decides the cluster node (PUBLISH: any node)."""
         return None if self.kind == 'publish' else self.target
+
+    def command(self, max_len: int) -> tuple:
+        """The command's arguments (an entry's as redis-py's ``xadd()``
+        writes them, trimmed to about ``max_len``)."""
+        if self.kind == 'xadd':
+            return ('XADD', self.target, 'MAXLEN', '~', max_len, '*',
+                    *itertools.chain.from_iterable(self.payload.items()))
+        if self.kind == 'set':
+            value, ttl_ms = self.payload
+            return ('SET', self.target, value, 'PX', ttl_ms)
+        return (self.kind.upper(), self.target, self.payload)  # (S)PUBLISH
 
 
 @dataclass

@@ -36,7 +36,7 @@ from .connection import (CLUSTER_ERRORS, REFUSED_LOCALLY, RESPONSE_ERRORS,
 from .exceptions import BufferFullError
 from .items import Item, Recent, sendable
 from .pressure import Unread
-from .steps import Steps
+from .steps import Steps, run
 
 __all__ = ['Item', 'Publisher', 'TRANSIENT', 'transient']
 
@@ -51,6 +51,9 @@ class Publisher:
     BATCH = 500
     #: how long ``put`` waits for room while Redis is reachable
     FULL_WAIT = 5.0
+    #: the task's wait with nothing queued: a reply to what was written
+    #: ahead that no later ``put`` read is read within this
+    IDLE_WAIT = 0.1
 
     def __init__(self, connector, runtime, options, stats, log):
         self._connector = connector
@@ -78,10 +81,11 @@ class Publisher:
         self.failures = 0
         #: backpressure from this server's readers (set by its links)
         self.unread: Unread | None = None
-        #: the task waits with nothing queued; (client, connection) the
-        #: head of the queue was written on by ``_write_ahead``
+        #: the task waits, nothing queued; (client, connection, reply or
+        #: raw.NOT_YET) of the head written ahead; the same, once taken
         self._idle = False
-        self._ahead: tuple[Any, Any] | None = None
+        self._ahead: tuple[Any, Any, Any] | None = None
+        self._taken: tuple[Any, Any, Any] | None = None
 
     @property
     def buffered(self) -> int:
@@ -141,28 +145,50 @@ class Publisher:
             if item.kind == 'xadd':
                 item.payload[protocol.SEQ] = str(next(self._seq))
             self._queue.append(item)
-            if self._idle and self._runtime.write_ahead:
-                self._write_ahead(item)
+            if self._ahead is not None:
+                self._collect()
+            if self._idle and self._runtime.write_ahead and \
+                    self._write_ahead(item):
+                return True  # its reply: read by the next put, or the task
         if not self._wakeup.is_set():  # set: the task will take it
             self._wakeup.set()
         return True
 
-    def _write_ahead(self, item: Item) -> None:
+    def _write_ahead(self, item: Item) -> bool:
         """Write ``item`` from the caller (under the lock) while the task
-        is idle, everything before it answered: it leaves one hop sooner
-        (the task then reads its reply). Only if nothing must come first:
-        no failure to recover from, no reader to wait for, no positions
-        to look at, a connection kept for its node."""
+        is idle, everything before it answered: a thread hop less. Only if
+        nothing must come first: no failure to recover from, no reader to
+        wait for, no positions to look at, a connection kept for its node.
+        True if the task need not wake: the next ``put`` (``_collect``),
+        ``flush`` or the task within ``IDLE_WAIT`` reads the reply; not
+        for an ``on_written`` (a local delivery waiting for the ID)."""
         if len(self._queue) != 1 or self.failures or self._stopping or \
                 not self.connected or self._check_recent or (
                     self.unread is not None and
                     not self.unread.clear(item, self._options.max_len)):
-            return
+            return False
         client = self._writer.made(item.key)
         conn = None if client is None else \
-            raw.write_ahead(client, [self._command(item)])
-        if conn is not None:
-            self._idle, self._ahead = False, (client, conn)
+            raw.write_ahead(client, [item.command(self._options.max_len)])
+        if conn is None:
+            return False
+        self._idle, self._ahead = False, (client, conn, raw.NOT_YET)
+        return item.on_written is None
+
+    def _collect(self) -> None:
+        """Under the lock: read the reply to the item written ahead if it
+        has come. An entry ID ends that item here; an error, the task's."""
+        assert self._ahead is not None
+        client, conn, reply = self._ahead
+        if reply is raw.NOT_YET:
+            reply = raw.reply_now(conn)
+        if isinstance(reply, Exception):  # an error reply
+            self._ahead = client, conn, reply
+        elif reply is not raw.NOT_YET:
+            self._ahead = None
+            run(self._deliver([self._queue[0]], [reply]))
+            self._queue.popleft()
+            self._idle = True  # the task was not woken
 
     def _drop(self, item: Item) -> None:
         log = self._log.debug if self._dropped else self._log.warning
@@ -177,6 +203,8 @@ class Publisher:
         ``timeout`` passed first (steps)."""
         deadline = time.monotonic() + timeout
         while self._queue and time.monotonic() < deadline:
+            if self._ahead is not None:  # its reply is to read
+                self._wakeup.set()
             yield partial(self._runtime.sleep, 0.01)
         return not self._queue
 
@@ -216,6 +244,7 @@ class Publisher:
             size = min(size, max(self._options.max_len // 4, 1))
         with self._lock:
             if self._ahead is not None:
+                self._taken, self._ahead = self._ahead, None
                 return [self._queue[0]]
             batch = list(itertools.islice(self._queue, size))
             self._idle = not batch and not self._stopping
@@ -229,12 +258,13 @@ class Publisher:
                 if not batch:
                     if self._stopping:
                         return
-                    yield partial(self._runtime.wait, self._wakeup, 1.0)
+                    yield partial(self._runtime.wait, self._wakeup,
+                                  self.IDLE_WAIT)
                     self._wakeup.clear()
                     continue
                 if self._stopping and self.failures:
                     return  # close() gave up on an unreachable Redis
-                if self.unread is not None and self._ahead is None:
+                if self.unread is not None and self._taken is None:
                     yield from self.unread.wait(
                         batch, self._options.max_len, self._runtime)
                 yield from self._send(batch)
@@ -265,16 +295,17 @@ class Publisher:
     def _send(self, batch: list[Item]) -> Steps[None]:
         failure: Exception | None = None
         try:
-            if self._ahead is not None:  # written by _write_ahead
-                (client, conn), self._ahead = self._ahead, None
-                replies = yield from raw.replies(client, conn, len(batch))
+            if self._taken is not None:  # written by _write_ahead
+                (client, conn, reply), self._taken = self._taken, None
+                replies = [reply] if reply is not raw.NOT_YET else \
+                    (yield from raw.replies(client, conn, 1))
             else:
                 if self._check_recent:
                     if (yield from self._requeue_lost()):
                         return  # the next batch starts with them
                     self._check_recent = False
                 yield from self._writer.ready()
-                client, batch = self._route(batch)
+                client, batch = self._writer.route(batch)
                 replies = yield from self._execute(client, batch)
         except (*RETRYABLE, *CLUSTER_ERRORS, *RESPONSE_ERRORS) as exc:
             # RESPONSE_ERRORS: refused while connecting (a wrong password,
@@ -324,44 +355,16 @@ class Publisher:
                         'on', len(bad), why(exc))
         return True
 
-    def _route(self, batch: list[Item]) -> tuple[Any, list[Item]]:
-        """The client to send to, and the head of ``batch`` that it serves
-        (all of it, but on a cluster whose keys live on several nodes)."""
-        node = None
-        for i, item in enumerate(batch):
-            key = item.key
-            if key is None:
-                continue
-            where = self._writer.node(key)
-            if node is None:
-                node = where
-            elif where != node:
-                batch = batch[:i]
-                break
-        if node is None:
-            node = self._writer.node(None)
-        return self._writer.client(node), batch
-
     def _execute(self, client: Any, batch: list[Item]) -> Steps[list]:
         """Send ``batch`` in one pipeline: its replies, or the errors in
         their place. Raw (:mod:`.raw`) where the client has one pool."""
-        commands = [self._command(item) for item in batch]
+        commands = [item.command(self._options.max_len) for item in batch]
         if raw.has_pool(client):
             return (yield from raw.pipeline(client, commands))
         pipe = client.pipeline(transaction=False)
         for args in commands:
             pipe.execute_command(*args)
         return (yield partial(pipe.execute, raise_on_error=False))
-
-    def _command(self, item: Item) -> tuple:
-        if item.kind == 'xadd':  # as redis-py's xadd() writes it
-            return ('XADD', item.target, 'MAXLEN', '~',
-                    self._options.max_len, '*',
-                    *itertools.chain.from_iterable(item.payload.items()))
-        if item.kind == 'set':
-            value, ttl_ms = item.payload
-            return ('SET', item.target, value, 'PX', ttl_ms)
-        return (item.kind.upper(), item.target, item.payload)  # (S)PUBLISH
 
     def _requeue_lost(self) -> Steps[bool]:
         """Put back at the head of the queue, in order, the recent entries

@@ -87,6 +87,26 @@ def write_ahead(client: Any, commands: list[tuple]) -> Any:
     return conn
 
 
+#: no reply yet (see ``reply_now``)
+NOT_YET: Any = object()
+
+
+def reply_now(conn: Any) -> Any:
+    """The reply of the one command ``write_ahead`` wrote on ``conn`` if
+    it has come (an error reply's exception in its place), without
+    waiting; else ``NOT_YET``, and also if the connection fails: then
+    ``replies`` fails on it too (redis-py disconnects a connection whose
+    read failed), and drops it."""
+    try:
+        if conn._sock is None or not conn.can_read(0):
+            return NOT_YET
+        return conn.read_response()
+    except RESPONSE_ERRORS as exc:  # this command's
+        return exc
+    except Exception:
+        return NOT_YET
+
+
 def replies(client: Any, conn: Any, count: int) -> Steps[list]:
     """The replies of the ``count`` commands ``write_ahead`` wrote on
     ``conn`` (see ``pipeline``)."""

@@ -1,7 +1,8 @@
 """An emit that finds the (sync) publisher idle writes its command itself
-(``Publisher._write_ahead``, ``raw.write_ahead``); the publisher's task
-reads the reply. Against a real Redis, with the threads of the sync
-world; and, driven by hand, when it must not."""
+(``Publisher._write_ahead``, ``raw.write_ahead``); its reply is read by
+the next emit if it has come (``Publisher._collect``, ``raw.reply_now``),
+else by the publisher's task. Against a real Redis, with the threads of
+the sync world; and, driven by hand, when it must not."""
 from __future__ import annotations
 
 import logging
@@ -95,13 +96,99 @@ def test_connections_killed_between_writes_ahead_lose_nothing(redis_server,
     publisher = _started(redis_server.url)
     try:
         for start in range(0, 50, 10):
-            _one_at_a_time(publisher, range(start, start + 10))
+            _one_at_a_time(publisher, range(start, start + 5))
+            killer.client_kill_filter(_type='normal', skipme=True)
+            # the reply read by the next put, or the write that fails
+            _put_each_once_stored(publisher, killer,
+                                  range(start + 5, start + 10))
             killer.client_kill_filter(_type='normal', skipme=True)
         assert publisher._stats.snapshot()['reconnects'] >= 1
     finally:
         run(publisher.close(5))
     assert _as_read(killer.xrange('stream')) == list(range(50))
     assert len(written) >= 20
+
+
+@pytest.fixture
+def read_by_task(monkeypatch) -> list:
+    """How many replies the task read of what was written ahead."""
+    counts: list = []
+    real = raw.replies
+
+    def spy(client: Any, conn: Any, count: int) -> Any:
+        counts.append(count)
+        return real(client, conn, count)
+
+    monkeypatch.setattr(raw, 'replies', spy)
+    return counts
+
+
+def _put_each_once_stored(publisher: Publisher, client: Any,
+                          numbers: range) -> None:
+    """Put one by one, each once Redis has it (so its reply has come
+    too: Redis answered the XADD before the XLEN asked after it)."""
+    for i in numbers:
+        run(publisher.put(_entry(i)))
+        while client.xlen('stream') <= i:
+            pass
+
+
+def _refused(client: Any) -> int:
+    """How many commands Redis refused as WRONGTYPE so far."""
+    stats = client.info('errorstats').get('errorstat_WRONGTYPE', {})
+    return int(stats.get('count', 0))
+
+
+def test_a_reply_that_has_come_is_read_by_the_next_put(
+        redis_server, written, read_by_task):
+    """Puts spaced out (a steady rate): each finds the reply to the one
+    before it there, reads it and writes its own; the task wakes for the
+    first (not connected yet) and for flush(), not per put."""
+    client = redis_server.client()
+    publisher = _started(redis_server.url)
+    try:
+        _one_at_a_time(publisher, range(1))
+        read_by_task.clear()
+        _put_each_once_stored(publisher, client, range(1, 40))
+        assert publisher._stats.snapshot()['published'] == 39
+        assert len(publisher._queue) == 1  # the last, answered, unread
+        assert run(publisher.flush(5))
+        assert read_by_task == [1]
+        assert len(written) == 39 and None not in written
+        assert publisher._stats.snapshot()['published'] == 40
+    finally:
+        run(publisher.close(5))
+    assert _as_read(client.xrange('stream')) == list(range(40))
+
+
+def test_an_error_reply_read_by_a_put_is_the_task_s_to_report(
+        redis_server, read_by_task, caplog):
+    """The key becomes a string: the reply a put reads is an error, the
+    task reports it and drops that packet (the same command would be
+    refused again), the queue goes on; once the key is free again,
+    puts write ahead as before."""
+    client = redis_server.client()
+    publisher = _started(redis_server.url)
+    try:
+        _one_at_a_time(publisher, range(1))
+        client.delete('stream')
+        client.set('stream', 'not a stream')
+        before = _refused(client)
+        for i in range(3):  # each once refused (and so answered)
+            run(publisher.put(_entry(i)))
+            while _refused(client) <= before + i:
+                pass
+        assert run(publisher.flush(5))
+        assert publisher._stats.snapshot()['errors'] == 3
+        assert 'WRONGTYPE' in caplog.text
+        client.delete('stream')
+        read_by_task.clear()
+        _put_each_once_stored(publisher, client, range(10))
+        assert run(publisher.flush(5))
+        assert read_by_task == [1]
+    finally:
+        run(publisher.close(5))
+    assert _as_read(client.xrange('stream')) == list(range(10))
 
 
 def test_nothing_is_written_ahead_under_asyncio():
@@ -150,6 +237,34 @@ def test_an_idle_connected_publisher_writes_ahead():
     assert publisher.offer(_entry(2))  # behind it, for the task
     assert len(asked) == 1 and len(publisher._queue) == 2
     assert publisher._take() == [publisher._queue[0]]
+
+
+@pytest.mark.usefixtures('asked_to_write')
+def test_the_task_is_woken_for_a_reply_only_if_a_delivery_waits_for_it(
+        monkeypatch):
+    """Written ahead: a plain entry leaves the task asleep (its reply is
+    read later); one whose ``on_written`` delivers locally (connection
+    state recovery: the entry's ID) wakes it."""
+    monkeypatch.setattr(raw, 'reply_now', lambda conn: raw.NOT_YET)
+    publisher, asked = _idle()
+    assert publisher.offer(_entry(1)) and len(asked) == 1
+    assert not publisher._wakeup.is_set()
+    publisher, asked = _idle()
+    assert publisher.offer(Item('xadd', 'stream', {}, print))
+    assert len(asked) == 1 and publisher._wakeup.is_set()
+
+
+@pytest.mark.usefixtures('asked_to_write')
+def test_a_reply_not_there_yet_is_left_to_the_task(monkeypatch):
+    """The next put finds no reply yet: it queues behind, wakes the task,
+    which takes the one written ahead and reads its reply itself."""
+    monkeypatch.setattr(raw, 'reply_now', lambda conn: raw.NOT_YET)
+    publisher, asked = _idle()
+    assert publisher.offer(_entry(1)) and publisher.offer(_entry(2))
+    assert len(asked) == 1 and publisher._wakeup.is_set()
+    assert publisher._take() == [publisher._queue[0]]
+    assert publisher._ahead is None and publisher._taken is not None
+    assert publisher.offer(_entry(3)) and len(asked) == 1
 
 
 @pytest.mark.usefixtures('asked_to_write')
