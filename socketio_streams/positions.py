@@ -23,7 +23,7 @@ import time
 from functools import partial
 from typing import Any
 
-from . import protocol, raw
+from . import protocol
 from .errors import RESPONSE_ERRORS, transient
 from .steps import Steps
 
@@ -110,11 +110,8 @@ class Reporter:
         self._unreported, self._reported = 0, time.monotonic()
         self.reported = True
         args = (self._key, self._uid, value(last_id))
-        try:
-            if raw.has_pool(client):
-                yield from raw.command(client, 'HSET', *args)
-            else:
-                yield partial(client.hset, *args)
+        try:  # through the pool: the reader's kept connection has reads
+            yield partial(client.hset, *args)  # in flight (.groups)
         except RESPONSE_ERRORS as exc:  # an ACL without HSET, say
             if transient(exc):  # Redis loading, a failover: next time
                 return

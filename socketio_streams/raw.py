@@ -113,6 +113,45 @@ def replies(client: Any, conn: Any, count: int) -> Steps[list]:
     return (yield from _exchange(client, conn, count))
 
 
+def send(client: Any, commands: list[tuple]) -> Steps[None]:
+    """Write ``commands`` on the connection kept for ``client``; ``reply``
+    reads their replies, one at a time (errors: see ``pipeline``)."""
+    conn = yield from kept(client)
+    packed = pack(conn, commands)
+    yield from _exchange(client, conn, 0, packed)
+
+
+def reply(client: Any) -> Steps[Any]:
+    """The next reply on the connection kept for ``client``, of what
+    ``send`` wrote: an error reply's exception in its place (see
+    ``pipeline``). None kept (it was dropped): ConnectionError."""
+    conn = getattr(client, _KEPT, None)
+    if conn is None:
+        raise ConnectionError('no connection kept: its replies are gone')
+    return (yield from _exchange(client, conn, 1))[0]
+
+
+def drop(client: Any) -> Steps[None]:
+    """Drop the connection kept for ``client``, if any, and what it was
+    to read."""
+    conn = getattr(client, _KEPT, None)
+    if conn is not None:
+        yield from _drop(client, conn)
+
+
+def entries(reply: Any) -> list:
+    """The ``[entry ID, fields]`` of an ``XREAD`` (or ``XREADGROUP``)
+    reply for one stream, RESP2 or RESP3; none for a nil one."""
+    if isinstance(reply, dict):  # RESP3
+        reply = list(reply.items())
+    for _key, found in reply or ():
+        if found and isinstance(found[0], list) and len(found) == 1 and \
+                isinstance(found[0][0], list):
+            found = found[0]  # RESP3 nests one more level
+        return found or []
+    return []
+
+
 def _exchange(client: Any, conn: Any, count: int,
               packed: list[bytes] | None = None) -> Steps[list]:
     """Write ``packed`` (if any), then read ``count`` replies."""

@@ -9,7 +9,7 @@ import time
 from functools import partial
 from typing import Any, Callable
 
-from . import protocol, raw
+from . import groups, protocol, raw
 from .positions import Reporter
 from .connection import RESPONSE_ERRORS, close_client
 from .steps import Steps
@@ -47,6 +47,7 @@ class StreamReader(Loop):
         #: writes the position for publishers elsewhere (with a ``uid``)
         self._reporter = None if uid is None else \
             Reporter(key, uid, options.max_len, log)
+        self._group = None if uid is None else groups.Group(key, uid, log)
         self.key = key
         self.what = f'reader of {key!r}'
         self._options = options
@@ -66,14 +67,18 @@ class StreamReader(Loop):
 
     @property
     def reported(self) -> bool:
-        """Whether a position of this reader's may be in Redis."""
-        return self._reporter is not None and self._reporter.reported
+        """Whether a position (:mod:`.positions`) or a consumer group
+        (:mod:`.groups`) of this reader's may be in Redis."""
+        return self._reporter is not None and self._reporter.reported or \
+            self._group is not None and self._group.made
 
     def forget_position(self, client: Any) -> Steps[None]:
-        """Delete this reader's position in Redis (once stopped), by
-        ``client`` (see :mod:`.positions`)."""
+        """Delete this reader's position and group in Redis (once
+        stopped), by ``client``."""
         if self._reporter is not None:
             yield from self._reporter.forget(client)
+        if self._group is not None:
+            yield from self._group.forget(client)
 
     def _connect(self) -> Any:
         if self._stopped:  # not one more blocking command once stopped
@@ -134,29 +139,22 @@ class StreamReader(Loop):
         # smaller replies still get through
         batch = min(self._options.read_count, self._runtime.read_batch) \
             if self.failures < 3 else 1
-        reply = yield from self._xread(batch)
-        if isinstance(reply, dict):  # RESP3
-            reply = list(reply.items())
         count = 0
-        for _key, entries in reply or ():
-            if entries and isinstance(entries[0], list) and \
-                    len(entries) == 1 and isinstance(entries[0][0], list):
-                entries = entries[0]  # RESP3 nests one more level
-            for entry_id, fields in entries:
-                if type(fields) is list:  # read raw: [field, value, ...]
-                    pairs = iter(fields)
-                    fields = dict(zip(pairs, pairs))
-                entry_id = protocol.as_text(entry_id)
-                self.last_id = entry_id
-                count += 1
-                if self.position is not None:
-                    self.position += 1
-                steps = self._hand_over(self._handle, self.key, entry_id,
-                                        fields or {})
-                if steps is not None:
-                    yield from steps
-                if count % self._runtime.pause_every == 0:
-                    yield self._runtime.pause
+        for entry_id, fields in raw.entries((yield from self._xread(batch))):
+            if type(fields) is list:  # read raw: [field, value, ...]
+                pairs = iter(fields)
+                fields = dict(zip(pairs, pairs))
+            entry_id = protocol.as_text(entry_id)
+            self.last_id = entry_id
+            count += 1
+            if self.position is not None:
+                self.position += 1
+            steps = self._hand_over(self._handle, self.key, entry_id,
+                                    fields or {})
+            if steps is not None:
+                yield from steps
+            if count % self._runtime.pause_every == 0:
+                yield self._runtime.pause
         if count:
             self.trouble = None
         # a full batch means a backlog: make sure trimming is not eating
@@ -178,15 +176,23 @@ class StreamReader(Loop):
             yield from self._reporter.read(self._used, count, self.last_id)
 
     def _xread(self, count: int) -> Steps[Any]:
-        """``XREAD`` from ``last_id``, sent on a connection the reader keeps
-        and its reply read raw (:mod:`.raw`); a cluster client reads
-        through its ``xread``. Whatever fails drops the client, and the
-        connection with it (``_on_failure``)."""
+        """What was written after ``last_id``: read by the reader's
+        consumer group (:mod:`.groups`) where it can, else by ``XREAD``,
+        sent on a connection the reader keeps and its reply read raw
+        (:mod:`.raw`); a cluster client reads through its ``xread``.
+        Whatever fails drops the client, and the connection with it
+        (``_on_failure``)."""
         client = self._connect()
         block = self._options.block_time_ms
         if not raw.has_pool(client):
             return (yield partial(client.xread, {self.key: self.last_id},
                                   count=count, block=block))
+        if self._group is not None:
+            assert self.last_id is not None
+            reply = yield from self._group.read(client, self.last_id, count,
+                                                block)
+            if reply is not groups.NOT_USED:
+                return reply
         return (yield from raw.command(
             client, 'XREAD', 'COUNT', count, 'BLOCK', block, 'STREAMS',
             self.key, self.last_id))

@@ -170,6 +170,6 @@ def test_a_resp3_connection_reads_and_writes_as_resp2_does(
     assert clients[1].wait_for('hi') == [({'a': b'\x01'},)]
     assert clients[0].wait_for('hu') == [(3,)]
     readers = [c for c in redis_server.client().client_list()
-               if c.get('cmd') == 'xread']
+               if c.get('cmd') in ('xread', 'xreadgroup')]
     assert readers and all(c.get('resp') == '3' for c in readers), readers
     assert nodes[0].mgr.server_count() == 2

@@ -57,18 +57,22 @@ def test_a_full_buffer_raises_and_counts_never_drops(down_server, nodes):
     assert len(entries) == 10
 
 
+#: a reader's blocking commands (by its consumer group, or not)
+READS = ('xread', 'xreadgroup')
+
+
 def test_close_is_prompt_even_with_a_long_block_time(redis_server, nodes,
                                                      clients):
     node = Node(redis_server.url, block_time_ms=60_000)
     nodes.append(node)
     clients.append(node.client())
     node.sio.emit('x', 1)
-    wait_until(lambda: any(c.get('cmd') == 'xread' for c in
+    wait_until(lambda: any(c.get('cmd') in READS for c in
                            redis_server.client().client_list()), 5, 'XREAD')
     started = time.monotonic()
     node.mgr.close()
     assert time.monotonic() - started < 10
-    wait_until(lambda: not any(c.get('cmd') == 'xread' for c in
+    wait_until(lambda: not any(c.get('cmd') in READS for c in
                                redis_server.client().client_list()), 5,
                'reader gone')
 
