@@ -151,6 +151,36 @@ def test_the_group_is_set_to_where_the_reader_was_when_it_reconnects(
     assert seen == list(range(20))
 
 
+def test_a_backlog_comes_count_max_entries_a_reply_at_most(
+        redis_server, world, monkeypatch):
+    """``read_count=1000``, 600 entries waiting: in replies of
+    ``COUNT_MAX`` entries at most (what Redis holds for the reader is
+    bounded), in order, once."""
+    sizes: list = []
+    real = raw.reply
+
+    def spy(client: Any) -> Any:
+        reply = yield from real(client)
+        sizes.append(len(raw.entries(reply)))
+        return reply
+    monkeypatch.setattr(raw, 'reply', spy)
+    client = redis_server.client()
+    client.xadd(KEY, {'n': -1})
+    seen: list = []
+    held = threading.Event()
+    reader = world.reader(redis_server.url, seen, read_count=1000,
+                          hold=lambda n: n == 0 and held.wait(10))
+    try:
+        _written(client, range(600))
+        held.set()
+        _wait(lambda: len(seen) >= 600, 'every entry')
+    finally:
+        held.set()
+        world.stop(reader, redis_server.url)
+    assert seen == list(range(600))
+    assert max(sizes) == groups.COUNT_MAX
+
+
 def test_a_group_destroyed_from_outside_is_made_again(redis_server, world,
                                                       caplog):
     """Destroyed under its blocked reads (as a sweep would): told
@@ -204,33 +234,35 @@ def test_without_the_group_commands_it_reads_with_xread(
 
 def test_groups_of_servers_gone_are_destroyed_live_ones_kept(
         redis_server, world, monkeypatch):
-    """A group of ours whose consumer has been idle longer than FORGET,
-    and one with no consumer, go when a reader sets its own up; a live
-    reader's (its reads end every block_time_ms) stays, and so do groups
-    that are not ours."""
+    """A group of ours left behind the stream's last entry by more than
+    FORGET (by the IDs' times) goes when a reader sets its own up; a live
+    reader's (it reads each entry), one set ahead of the stream (a reader
+    pinned by the clock) and groups that are not ours stay."""
     monkeypatch.setattr(groups, 'FORGET', 0.5)
     client = redis_server.client()
     client.xadd(KEY, {'n': -1})
-    for name in ('gone', 'empty', 'theirs'):
-        client.xgroup_create(KEY, ('' if name == 'theirs' else
-                                   groups.PREFIX) + name, id='$')
-    client.xreadgroup(groups.PREFIX + 'gone', 'reader', {KEY: '>'})
+    client.xgroup_create(KEY, groups.PREFIX + 'gone', id='$')
+    client.xgroup_create(KEY, 'theirs', id='0')
+    client.xgroup_create(KEY, groups.PREFIX + 'ahead',
+                         id=f'{int(time.time() * 1000) + 3_600_000}-0')
     seen: list = []
-    live = world.reader(redis_server.url, seen, uid='live',
-                        block_time_ms=100)
+    live = world.reader(redis_server.url, seen, uid='live')
     try:
         _wait(lambda: groups.PREFIX + 'live' in _groups(client), 'live')
-        time.sleep(0.6)  # 'gone' idle longer than FORGET
+        time.sleep(0.6)  # then an entry: 'gone' is 0.6 s behind it
+        client.xadd(KEY, {'n': 0})
+        _wait(lambda: seen == [0], 'the entry read by the live reader')
         reader = world.reader(redis_server.url, seen, uid='new')
         try:
             _wait(lambda: groups.PREFIX + 'new' in _groups(client), 'new')
             assert _groups(client) == sorted(
-                [groups.PREFIX + 'live', groups.PREFIX + 'new', 'theirs'])
+                groups.PREFIX + name for name in ('ahead', 'live', 'new')
+            ) + ['theirs']
         finally:
             world.stop(reader, redis_server.url)
     finally:
         world.stop(live, redis_server.url)
-    assert _groups(client) == ['theirs']
+    assert _groups(client) == [groups.PREFIX + 'ahead', 'theirs']
 
 
 def test_asyncio_reads_through_the_group_too(redis_server):
