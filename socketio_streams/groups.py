@@ -120,7 +120,6 @@ class Group:
         if self._client is client and self._flying:
             yield from self._drop(client)
         self._client, self._flying = None, 0
-        yield from self._sweep(client)
         create, set_id = yield from raw.pipeline(client, [
             ('XGROUP', 'CREATE', self.key, self.name, last_id),
             ('XGROUP', 'SETID', self.key, self.name, last_id)])
@@ -133,6 +132,7 @@ class Group:
                 raise set_id
             return False  # no stream (yet), or not a stream: XREAD says
         self.made = True
+        yield from self._sweep(client)
         self._read = ('XREADGROUP', 'GROUP', self.name, CONSUMER, 'COUNT',
                       count, 'BLOCK', block, 'NOACK', 'STREAMS', self.key,
                       '>')
@@ -140,6 +140,11 @@ class Group:
         self._client, self._flying = client, DEPTH
         self._at, self._count = last_id, count
         return True
+
+    @property
+    def reading(self) -> bool:
+        """Whether reads are in flight (the kept connection is taken)."""
+        return self._flying > 0
 
     def _drop(self, client: Any) -> Steps[None]:
         """Drop the connection with reads in flight (their replies go)."""

@@ -23,7 +23,7 @@ import time
 from functools import partial
 from typing import Any
 
-from . import protocol
+from . import protocol, raw
 from .errors import RESPONSE_ERRORS, transient
 from .steps import Steps
 
@@ -98,10 +98,13 @@ class Reporter:
         #: a position of ours may be in Redis
         self.reported = False
 
-    def read(self, client: Any, count: int, last_id: str) -> Steps[None]:
+    def read(self, client: Any, count: int, last_id: str,
+             kept: bool = True) -> Steps[None]:
         """``count`` more entries read, up to ``last_id``; 0: a read came
         back empty (the stream is quiet: what was read since the last
-        report is reported now, not left behind until the next entry)."""
+        report is reported now, not left behind until the next entry).
+        Written on the connection kept for ``client`` (:mod:`.raw`) if
+        ``kept``, else through its pool (reads in flight on that one)."""
         self._unreported += count
         if self._refused or not self._unreported or (
                 count and self._unreported < self._every and
@@ -110,8 +113,11 @@ class Reporter:
         self._unreported, self._reported = 0, time.monotonic()
         self.reported = True
         args = (self._key, self._uid, value(last_id))
-        try:  # through the pool: the reader's kept connection has reads
-            yield partial(client.hset, *args)  # in flight (.groups)
+        try:
+            if kept and raw.has_pool(client):
+                yield from raw.command(client, 'HSET', *args)
+            else:
+                yield partial(client.hset, *args)
         except RESPONSE_ERRORS as exc:  # an ACL without HSET, say
             if transient(exc):  # Redis loading, a failover: next time
                 return

@@ -173,7 +173,9 @@ class StreamReader(Loop):
         if self._reporter is not None and self.last_id:
             # last: a report that fails (Redis gone) leaves what was read
             # counted, and the client it fails on goes as an XREAD's would
-            yield from self._reporter.read(self._used, count, self.last_id)
+            yield from self._reporter.read(
+                self._used, count, self.last_id,
+                self._group is None or not self._group.reading)
 
     def _xread(self, count: int) -> Steps[Any]:
         """What was written after ``last_id``: read by the reader's

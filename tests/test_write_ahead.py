@@ -140,10 +140,12 @@ def _refused(client: Any) -> int:
 
 
 def test_a_reply_that_has_come_is_read_by_the_next_put(
-        redis_server, written, read_by_task):
+        redis_server, written, read_by_task, monkeypatch):
     """Puts spaced out (a steady rate): each finds the reply to the one
     before it there, reads it and writes its own; the task wakes for the
-    first (not connected yet) and for flush(), not per put."""
+    first (not connected yet) and for flush(), not per put (nor, here,
+    by the clock)."""
+    monkeypatch.setattr(Publisher, 'IDLE_WAIT', 60.0)
     client = redis_server.client()
     publisher = _started(redis_server.url)
     try:
@@ -161,12 +163,32 @@ def test_a_reply_that_has_come_is_read_by_the_next_put(
     assert _as_read(client.xrange('stream')) == list(range(40))
 
 
+def test_a_reply_no_later_put_reads_is_read_by_the_task_in_time(
+        redis_server, written):
+    """The last put of a run is written ahead and no put comes after it:
+    the task, waking every ``IDLE_WAIT`` s, reads its reply (no flush
+    asked for)."""
+    publisher = _started(redis_server.url)
+    try:
+        _one_at_a_time(publisher, range(1))
+        run(publisher.put(_entry(1)))
+        assert written[-1] is not None  # written ahead
+        deadline = time.monotonic() + 5  # IDLE_WAIT is 0.1 s
+        while publisher._stats.snapshot()['published'] < 2:
+            assert time.monotonic() < deadline, 'its reply never read'
+            time.sleep(0.01)
+        assert not publisher._queue
+    finally:
+        run(publisher.close(5))
+
+
 def test_an_error_reply_read_by_a_put_is_the_task_s_to_report(
-        redis_server, read_by_task, caplog):
+        redis_server, read_by_task, caplog, monkeypatch):
     """The key becomes a string: the reply a put reads is an error, the
     task reports it and drops that packet (the same command would be
     refused again), the queue goes on; once the key is free again,
     puts write ahead as before."""
+    monkeypatch.setattr(Publisher, 'IDLE_WAIT', 60.0)  # no wake by the clock
     client = redis_server.client()
     publisher = _started(redis_server.url)
     try:
