@@ -22,9 +22,10 @@ told ``NOGROUP`` and sets it up again where it was. A reader's own is
 destroyed when its manager closes.
 
 Not used (the reader sends ``XREAD``, as before) on a cluster client (no
-one connection), while the stream does not exist, or if Redis refuses
-the group commands (an ACL without them: said once). Steps (see
-:mod:`.steps`).
+one connection), from the start of a stream (``0-0``: one that did not
+exist when the reader looked, or restarted) and while it does not exist,
+or if Redis refuses the group commands (an ACL without them: said once).
+Steps (see :mod:`.steps`).
 """
 from __future__ import annotations
 
@@ -88,8 +89,8 @@ class Group:
         """The next ``XREADGROUP`` reply, from ``last_id`` on; None if the
         group was destroyed meanwhile (read again: it is set up anew);
         ``NOT_USED`` if the reader should send ``XREAD`` itself."""
-        if self.refused or not raw.has_pool(client):
-            return NOT_USED
+        if self.refused or not raw.has_pool(client) or last_id == '0-0':
+            return NOT_USED  # '0-0': a stream that may not exist (yet)
         count = min(count, COUNT_MAX)
         if client is not self._client or last_id != self._at or \
                 count != self._count:

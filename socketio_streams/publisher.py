@@ -54,6 +54,9 @@ class Publisher:
     #: the task's wait with nothing queued: a reply to what was written
     #: ahead that no later ``put`` read is read within this
     IDLE_WAIT = 0.1
+    #: a put this soon after the last one written ahead goes by the task
+    #: (a burst: pipelined), even if that one's reply has come (s)
+    BURST_GAP = 0.0002
 
     def __init__(self, connector, runtime, options, stats, log):
         self._connector = connector
@@ -81,11 +84,11 @@ class Publisher:
         self.failures = 0
         #: backpressure from this server's readers (set by its links)
         self.unread: Unread | None = None
-        #: the task waits, nothing queued; (client, connection, reply or
-        #: raw.NOT_YET) of the head written ahead; the same, once taken
+        #: the task waits, nothing queued; the head of the queue written
+        #: ahead; the same, once the task took it
         self._idle = False
-        self._ahead: tuple[Any, Any, Any] | None = None
-        self._taken: tuple[Any, Any, Any] | None = None
+        self._ahead: raw.Ahead | None = None
+        self._taken: raw.Ahead | None = None
 
     @property
     def buffered(self) -> int:
@@ -172,23 +175,21 @@ class Publisher:
             raw.write_ahead(client, [item.command(self._options.max_len)])
         if conn is None:
             return False
-        self._idle, self._ahead = False, (client, conn, raw.NOT_YET)
+        self._idle, self._ahead = False, raw.Ahead(client, conn)
         return item.on_written is None
 
     def _collect(self) -> None:
         """Under the lock: read the reply to the item written ahead if it
         has come. An entry ID ends that item here; an error, the task's."""
-        assert self._ahead is not None
-        client, conn, reply = self._ahead
-        if reply is raw.NOT_YET:
-            reply = raw.reply_now(conn)
-        if isinstance(reply, Exception):  # an error reply
-            self._ahead = client, conn, reply
-        elif reply is not raw.NOT_YET:
+        ahead = self._ahead
+        assert ahead is not None
+        reply = ahead.now()
+        if reply is not raw.NOT_YET and not isinstance(reply, Exception):
             self._ahead = None
             run(self._deliver([self._queue[0]], [reply]))
-            self._queue.popleft()
-            self._idle = True  # the task was not woken
+            self._queue.popleft()  # the task was not woken: idle still,
+            self._idle = time.monotonic() >= ahead.at + self.BURST_GAP
+            # but the put of a burst wakes it
 
     def _drop(self, item: Item) -> None:
         log = self._log.debug if self._dropped else self._log.warning
@@ -296,9 +297,8 @@ class Publisher:
         failure: Exception | None = None
         try:
             if self._taken is not None:  # written by _write_ahead
-                (client, conn, reply), self._taken = self._taken, None
-                replies = [reply] if reply is not raw.NOT_YET else \
-                    (yield from raw.replies(client, conn, 1))
+                taken, self._taken = self._taken, None
+                replies = yield from taken.wait()
             else:
                 if self._check_recent:
                     if (yield from self._requeue_lost()):

@@ -11,7 +11,10 @@ none of this: its callers use its own commands.
 from __future__ import annotations
 
 import asyncio
+import os
+import socket
 import sys
+import time
 from functools import partial
 from typing import Any, Callable
 
@@ -96,9 +99,62 @@ def reply_now(conn: Any) -> Any:
     it has come (an error reply's exception in its place), without
     waiting; else ``NOT_YET``, and also if the connection fails: then
     ``replies`` fails on it too (redis-py disconnects a connection whose
-    read failed), and drops it."""
+    read failed), and drops it. With hiredis on a plain socket with a
+    timeout (non-blocking underneath), one ``read`` of its descriptor
+    (redis-py's ``can_read`` and ``read_response`` poll three times, and
+    a socket's own ``recv`` waits for its timeout)."""
+    sock, gets = getattr(conn, '_sock', None), _gets(conn)
+    if sock is None:  # disconnected: not connected again here
+        return NOT_YET
+    if gets is None or type(sock) is not socket.socket or \
+            not sock.gettimeout() or not hasattr(os, 'readv') or \
+            not isinstance(getattr(conn._parser, '_buffer', None), bytearray):
+        return _reply_now(conn)
+    reply = gets()
+    if reply is _NONE:
+        try:
+            size = os.readv(sock.fileno(), [conn._parser._buffer])
+        except OSError:  # nothing yet (or a failure the task will meet)
+            return NOT_YET
+        if not size:  # closed: the task's read says so
+            conn.disconnect()
+            return NOT_YET
+        conn._parser._reader.feed(conn._parser._buffer, 0, size)
+        reply = gets()
+    if isinstance(reply, RESPONSE_ERRORS):
+        return reply
+    if reply is _NONE or isinstance(reply, Exception):
+        if reply is not _NONE:  # a connection error the parser gave
+            conn.disconnect()
+        return NOT_YET
+    return reply
+
+
+class Ahead:
+    """A command ``write_ahead`` wrote on ``conn`` (kept for ``client``):
+    when, and its reply once read."""
+
+    def __init__(self, client: Any, conn: Any):
+        self.client, self.conn, self.at = client, conn, time.monotonic()
+        self.reply: Any = NOT_YET
+
+    def now(self) -> Any:
+        """Its reply if it has come (see ``reply_now``), else NOT_YET."""
+        if self.reply is NOT_YET:
+            self.reply = reply_now(self.conn)
+        return self.reply
+
+    def wait(self) -> Steps[list]:
+        """Its reply, in a list, waited for if need be (see ``replies``)."""
+        if self.reply is not NOT_YET:
+            return [self.reply]
+        return (yield from replies(self.client, self.conn, 1))
+
+
+def _reply_now(conn: Any) -> Any:
+    """``reply_now`` by redis-py's ``can_read`` and ``read_response``."""
     try:
-        if conn._sock is None or not conn.can_read(0):
+        if not conn.can_read(0):
             return NOT_YET
         return conn.read_response()
     except RESPONSE_ERRORS as exc:  # this command's
@@ -184,17 +240,24 @@ _NONE = object()
 
 def _held(conn: Any) -> Callable[[], Any] | None:
     """For an asyncio connection whose parser is hiredis' (or libvalkey's):
-    what gives the next reply its parser already holds, or ``_NONE`` if it
+    ``_gets``. A pipeline's later replies read so skip redis.asyncio's
+    timeout per reply (a timer set and cancelled each time: a fifth of a
+    publishing server's time in a burst); the first, and any not read
+    from the socket yet, go through ``read_response``. None for any other
+    connection."""
+    if not isinstance(getattr(conn, '_writer', None), asyncio.StreamWriter):
+        return None
+    return _gets(conn)
+
+
+def _gets(conn: Any) -> Callable[[], Any] | None:
+    """For a connection whose parser is hiredis' (or libvalkey's): what
+    gives the next reply its parser already holds, or ``_NONE`` if it
     holds no whole one (a RESP3 push, which these connections do not ask
-    for, is passed over as the parser does). A pipeline's later replies
-    read so skip redis.asyncio's timeout per reply (a timer set and
-    cancelled each time: a fifth of a publishing server's time in a
-    burst); the first, and any not read from the socket yet, go through
-    ``read_response``. None for any other connection."""
+    for, is passed over as the parser does); None for any other."""
     parser = getattr(conn, '_parser', None)
     gets = getattr(getattr(parser, '_reader', None), 'gets', None)
-    if gets is None or not isinstance(getattr(conn, '_writer', None),
-                                      asyncio.StreamWriter):
+    if gets is None:
         return None
     missing = getattr(sys.modules.get(type(parser).__module__),
                       'NOT_ENOUGH_DATA', False)

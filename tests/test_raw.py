@@ -2,6 +2,8 @@
 against redis-py's own pipeline on a real server."""
 from __future__ import annotations
 
+import os
+
 import pytest
 import redis
 from redis.connection import Connection, PythonRespSerializer
@@ -94,3 +96,56 @@ def test_a_command_that_cannot_be_packed_sends_nothing(server):
     assert client.get('a') is None
     # the same connection, never dropped
     assert run(raw.command(client, 'CLIENT', 'ID')) == before
+
+
+@pytest.fixture(params=['hiredis, one read', 'redis-py can_read'])
+def reply_now_way(request, monkeypatch):
+    """``reply_now`` both ways: one read of the descriptor (hiredis, a
+    plain socket with a timeout), and redis-py's ``can_read`` (any other
+    parser or socket); the reads of the first way, counted."""
+    reads: list = []
+    if request.param == 'hiredis, one read':
+        real = os.readv
+        monkeypatch.setattr(os, 'readv', lambda *a: reads.append(a) or
+                            real(*a))
+    else:
+        monkeypatch.setattr(raw, '_gets', lambda conn: None)
+    yield request.param
+    assert bool(reads) is (request.param == 'hiredis, one read')
+
+
+def test_reply_now_gives_a_reply_once_it_has_come(server, reply_now_way):
+    """Not yet while Redis holds it (BLPOP), then the reply; an error
+    reply in its place; nothing read twice."""
+    client = server.client(socket_timeout=5)
+    run(raw.kept(client))
+    conn = raw.write_ahead(client, [('BLPOP', 'list', 10)])
+    assert raw.reply_now(conn) is raw.NOT_YET
+    server.client().lpush('list', 'v')
+    while (reply := raw.reply_now(conn)) is raw.NOT_YET:
+        pass
+    assert reply == [b'list', b'v']
+    server.client().set('string', 'x')
+    conn = raw.write_ahead(client, [('LPUSH', 'string', 'v'), ('PING',)])
+    while (reply := raw.reply_now(conn)) is raw.NOT_YET:
+        pass
+    assert isinstance(reply, redis.ResponseError) and 'WRONGTYPE' in \
+        str(reply)
+    while (reply := raw.reply_now(conn)) is raw.NOT_YET:
+        pass
+    assert reply in (b'PONG', 'PONG', True)
+    assert raw.reply_now(conn) is raw.NOT_YET
+    assert run(raw.command(client, 'PING')) in (b'PONG', 'PONG', True)
+
+
+def test_reply_now_on_a_killed_connection_leaves_the_failure_to_replies(
+        server, reply_now_way):
+    client = server.client(socket_timeout=5)
+    run(raw.kept(client))
+    conn = raw.write_ahead(client, [('BLPOP', 'list', 10)])
+    server.client().client_kill_filter(_type='normal', skipme=True)
+    for _ in range(1000):  # the close comes, it is not a reply
+        assert raw.reply_now(conn) is raw.NOT_YET
+    with pytest.raises(redis.ConnectionError):
+        run(raw.replies(client, conn, 1))
+    assert getattr(client, raw._KEPT) is None

@@ -71,8 +71,9 @@ def test_an_item_put_while_the_publisher_is_idle_is_written_by_the_caller(
 
 def test_a_burst_is_queued_behind_the_one_written_ahead(redis_server,
                                                         written):
-    """Put without waiting: the first finds the task idle; the rest find
-    it busy and go in its pipelines, after it."""
+    """Put without waiting: the first finds the task idle; most of the
+    rest find it busy (or the reply to the one written ahead not there
+    yet) and go in its pipelines, after it."""
     publisher = _started(redis_server.url)
     try:
         _one_at_a_time(publisher, range(1))
@@ -125,11 +126,22 @@ def read_by_task(monkeypatch) -> list:
 
 def _put_each_once_stored(publisher: Publisher, client: Any,
                           numbers: range) -> None:
-    """Put one by one, each once Redis has it (so its reply has come
-    too: Redis answered the XADD before the XLEN asked after it)."""
+    """Put one by one, each once Redis has it, and its reply has come."""
     for i in numbers:
         run(publisher.put(_entry(i)))
         while client.xlen('stream') <= i:
+            pass
+        _answered(publisher)
+
+
+def _answered(publisher: Publisher) -> None:
+    """Wait until the reply to what was written ahead has reached the
+    publisher's connection (or the connection is lost)."""
+    ahead = publisher._ahead
+    if ahead is not None:
+        try:
+            ahead.conn.can_read(5)
+        except Exception:
             pass
 
 
@@ -146,6 +158,7 @@ def test_a_reply_that_has_come_is_read_by_the_next_put(
     first (not connected yet) and for flush(), not per put (nor, here,
     by the clock)."""
     monkeypatch.setattr(Publisher, 'IDLE_WAIT', 60.0)
+    monkeypatch.setattr(Publisher, 'BURST_GAP', 0.0)  # puts µs apart here
     client = redis_server.client()
     publisher = _started(redis_server.url)
     try:
@@ -189,6 +202,7 @@ def test_an_error_reply_read_by_a_put_is_the_task_s_to_report(
     refused again), the queue goes on; once the key is free again,
     puts write ahead as before."""
     monkeypatch.setattr(Publisher, 'IDLE_WAIT', 60.0)  # no wake by the clock
+    monkeypatch.setattr(Publisher, 'BURST_GAP', 0.0)
     client = redis_server.client()
     publisher = _started(redis_server.url)
     try:
@@ -200,6 +214,7 @@ def test_an_error_reply_read_by_a_put_is_the_task_s_to_report(
             run(publisher.put(_entry(i)))
             while _refused(client) <= before + i:
                 pass
+            _answered(publisher)
         assert run(publisher.flush(5))
         assert publisher._stats.snapshot()['errors'] == 3
         assert 'WRONGTYPE' in caplog.text
