@@ -255,6 +255,9 @@ def test_groups_of_servers_gone_are_destroyed_live_ones_kept(
         reader = world.reader(redis_server.url, seen, uid='new')
         try:
             _wait(lambda: groups.PREFIX + 'new' in _groups(client), 'new')
+            # its sweep follows (it made its own group first)
+            _wait(lambda: groups.PREFIX + 'gone' not in _groups(client),
+                  'the group of a server gone destroyed')
             assert _groups(client) == sorted(
                 groups.PREFIX + name for name in ('ahead', 'live', 'new')
             ) + ['theirs']
