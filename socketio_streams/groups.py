@@ -89,8 +89,12 @@ class Group:
         """The next ``XREADGROUP`` reply, from ``last_id`` on; None if the
         group was destroyed meanwhile (read again: it is set up anew);
         ``NOT_USED`` if the reader should send ``XREAD`` itself."""
-        if self.refused or not raw.has_pool(client) or last_id == '0-0':
-            return NOT_USED  # '0-0': a stream that may not exist (yet)
+        if self.refused or not raw.has_pool(client):
+            return NOT_USED
+        if last_id == '0-0':  # a stream that may not exist (yet): XREAD,
+            if self._client is client and self._flying:  # on a connection
+                yield from self._drop(client)  # with no reads of ours
+            return NOT_USED
         count = min(count, COUNT_MAX)
         if client is not self._client or last_id != self._at or \
                 count != self._count:

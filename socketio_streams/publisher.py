@@ -51,11 +51,9 @@ class Publisher:
     BATCH = 500
     #: how long ``put`` waits for room while Redis is reachable
     FULL_WAIT = 5.0
-    #: the task's wait with nothing queued: a reply to what was written
-    #: ahead that no later ``put`` read is read within this
+    #: the idle task's wait (s): a reply written ahead no put read waits
     IDLE_WAIT = 0.1
-    #: a put this soon after the last one written ahead goes by the task
-    #: (a burst: pipelined), even if that one's reply has come (s)
+    #: a put this soon after one written ahead goes by the task (a burst)
     BURST_GAP = 0.0002
 
     def __init__(self, connector, runtime, options, stats, log):
@@ -163,8 +161,8 @@ class Publisher:
         nothing must come first: no failure to recover from, no reader to
         wait for, no positions to look at, a connection kept for its node.
         True if the task need not wake: the next ``put`` (``_collect``),
-        ``flush`` or the task within ``IDLE_WAIT`` reads the reply; not
-        for an ``on_written`` (a local delivery waiting for the ID)."""
+        ``flush`` or the task in ``IDLE_WAIT`` reads the reply (not for
+        an ``on_written``: a local delivery waiting for the ID)."""
         if len(self._queue) != 1 or self.failures or self._stopping or \
                 not self.connected or self._check_recent or (
                     self.unread is not None and
@@ -180,16 +178,17 @@ class Publisher:
 
     def _collect(self) -> None:
         """Under the lock: read the reply to the item written ahead if it
-        has come. An entry ID ends that item here; an error, the task's."""
+        has come; an entry ID ends the item here (else: the task)."""
         ahead = self._ahead
         assert ahead is not None
+        if self._queue[0].on_written is not None:
+            return  # the task was woken for it
         reply = ahead.now()
         if reply is not raw.NOT_YET and not isinstance(reply, Exception):
             self._ahead = None
             run(self._deliver([self._queue[0]], [reply]))
-            self._queue.popleft()  # the task was not woken: idle still,
+            self._queue.popleft()  # idle still, but a burst's put wakes it
             self._idle = time.monotonic() >= ahead.at + self.BURST_GAP
-            # but the put of a burst wakes it
 
     def _drop(self, item: Item) -> None:
         log = self._log.debug if self._dropped else self._log.warning

@@ -151,6 +151,24 @@ def test_the_group_is_set_to_where_the_reader_was_when_it_reconnects(
     assert seen == list(range(20))
 
 
+def test_back_at_a_stream_s_start_the_reads_in_flight_are_dropped(
+        redis_server):
+    """``last_id`` set back to 0-0 (a stream that restarted) while reads
+    are in flight: they go with their connection, so the reader's XREAD
+    on it gets its own reply, not theirs."""
+    client = redis_server.client(socket_timeout=5)
+    client.xadd(KEY, {'n': 0})
+    group = groups.Group(KEY, 'x', LOG)
+    last = client.xinfo_stream(KEY)['last-generated-id'].decode()
+    assert raw.entries(run(group.read(client, last, 10, 100))) == []
+    assert group.reading
+    assert run(group.read(client, '0-0', 10, 100)) is groups.NOT_USED
+    assert not group.reading
+    reply = run(raw.command(client, 'XREAD', 'COUNT', 10, 'STREAMS', KEY,
+                            '0-0'))
+    assert len(raw.entries(reply)) == 1
+
+
 def test_a_backlog_comes_count_max_entries_a_reply_at_most(
         redis_server, world, monkeypatch):
     """``read_count=1000``, 600 entries waiting: in replies of
