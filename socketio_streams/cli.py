@@ -1,6 +1,7 @@
 """``socketio-streams``: look at a cluster's streams and servers from a shell.
 
-    socketio-streams [--url URL] streams      # length, ids, memory per stream
+    socketio-streams [--url URL] streams      # per stream: length, ids,
+                                              # memory, readers, groups
     socketio-streams [--url URL] servers      # live servers per namespace
     socketio-streams [--url URL] tail [--json] [--last N] [--count N]
                                       [--from-start]
@@ -18,7 +19,7 @@ import sys
 import time
 from typing import Any, Iterator
 
-from . import positions, protocol
+from . import groups, positions, protocol
 from .connection import Connector
 from .membership import channels
 from .errors import RESPONSE_ERRORS, RETRYABLE
@@ -54,9 +55,36 @@ def cmd_streams(client: Any, args: argparse.Namespace) -> int:
               f'{protocol.as_text(last[0]) if last else "-"}, '
               f'{info.get("entries-added", "?")} added in all, '
               f'{memory / 1024:.1f} KiB, consumer groups {groups}')
-        for line in reader_lines(client, key):
+        for line in [*reader_lines(client, key),
+                     *group_lines(client, key, info['last-generated-id'])]:
             print(f'  {line}')
     return 0
+
+
+def group_lines(client: Any, stream: str, last: Any) -> list[str]:
+    """One line per readers' consumer group (see :mod:`.groups`): where
+    it is, the entries it has not been given (Redis >= 7), and whether it
+    is a server gone's; the other groups, counted."""
+    try:
+        found = client.xinfo_groups(stream)
+    except RESPONSE_ERRORS as exc:  # an ACL without XINFO GROUPS
+        return [f'consumer groups: not read ({exc})']
+    lines, others = [], 0
+    for group in found:
+        name = protocol.as_text(group['name'])
+        if not name.startswith(groups.PREFIX):
+            others += 1
+            continue
+        at = protocol.as_text(group['last-delivered-id'])
+        lag = group.get('lag')
+        gone = groups.id_ms(last) - groups.id_ms(at) > groups.FORGET * 1000
+        lines.append(f'group of {name[len(groups.PREFIX):]}: at {at}, '
+                     f'{"?" if lag is None else lag} entries not read'
+                     + (': a server gone (the next reader to set its group '
+                        'up destroys it)' if gone else ''))
+    if others:
+        lines.append(f'{others} other consumer group(s)')
+    return lines
 
 
 #: entries behind a reader counted at most (one XRANGE of that many)

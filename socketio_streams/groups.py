@@ -62,7 +62,7 @@ def refused(exc: Exception) -> bool:
         'unknown subcommand' in text
 
 
-def _ms(entry_id: Any) -> int:
+def id_ms(entry_id: Any) -> int:
     """The time part of a stream ID (ms)."""
     return int(as_text(entry_id).split('-')[0])
 
@@ -168,12 +168,12 @@ class Group:
         effort, through the client's pool."""
         try:
             info = yield partial(client.xinfo_stream, self.key)
-            last = _ms(info['last-generated-id'])
+            last = id_ms(info['last-generated-id'])
             groups = yield partial(client.xinfo_groups, self.key)
             for group in groups[:SWEEP_MAX]:
                 name = as_text(group['name'])
                 if name.startswith(PREFIX) and name != self.name and \
-                        last - _ms(group['last-delivered-id']) > \
+                        last - id_ms(group['last-delivered-id']) > \
                         FORGET * 1000:
                     yield partial(client.xgroup_destroy, self.key, name)
         except Exception as exc:  # no stream, an ACL without XINFO...

@@ -301,3 +301,13 @@ def test_streams_tells_where_each_server_has_read(redis_server, make_node):
     wait_until(lambda: all(
         f'reader {node.mgr.uid}: at {last.decode()}, 0 entries behind'
         in run(*url, 'streams').stdout for node in nodes))
+    wait_until(lambda: all(
+        f'group of {node.mgr.uid}: at {last.decode()}, 0 entries not read'
+        in run(*url, 'streams').stdout for node in nodes))
+    admin = redis_server.client()
+    admin.xgroup_create('socket.io', 'socketio-streams:gone', id='1-0')
+    admin.xgroup_create('socket.io', 'theirs', id='0')
+    out = run(*url, 'streams').stdout
+    assert 'group of gone: at 1-0, ' in out and ': a server gone' in out
+    assert out.count(': a server gone') == 1
+    assert '1 other consumer group(s)' in out
