@@ -58,6 +58,20 @@ def transient(error: Any) -> bool:
     return str(code).upper() in TRANSIENT
 
 
+def refusal(error: Exception) -> str | None:
+    """'permission' for an ACL without the command, 'unknown' for a
+    Redis that does not know it; None for any other error."""
+    lowered = str(error).lower()
+    code = str(getattr(error, 'status_code', '') or '').upper()
+    if code == 'NOPERM' or 'noperm' in lowered or \
+            'no permissions' in lowered or \
+            type(error).__name__ == 'NoPermissionError':
+        return 'permission'
+    if 'unknown command' in lowered or 'unknown subcommand' in lowered:
+        return 'unknown'
+    return None
+
+
 def why(error: BaseException) -> str:
     """``Type: message`` for log lines (redis-py 8's ``repr`` of its
     errors drops the message, e.g. why a certificate was refused)."""
@@ -68,15 +82,13 @@ def explain(error: Exception, command: str, where: str = '') -> str:
     """A refusal in words that say what to do: a missing permission names
     the command refused, an unknown command the Redis version it needs."""
     text = str(error)
-    lowered = text.lower()
     where = f' {where}' if where else ''
-    code = str(getattr(error, 'status_code', '') or '').upper()
-    if code == 'NOPERM' or 'noperm' in lowered or \
-            type(error).__name__ == 'NoPermissionError':
+    kind = refusal(error)
+    if kind == 'permission':
         return (f'Redis{where} refused {command}: the user lacks a '
                 f'permission ({text}); grant it (README.rst, "Security '
                 f'considerations", gives the ACL rule)')
-    if 'unknown command' in lowered or 'unknown subcommand' in lowered:
+    if kind == 'unknown':
         name = command.split(' ', 1)[0].upper()
         sub = ' '.join(command.upper().split()[:2])
         since = _INTRODUCED.get(sub) or _INTRODUCED.get(name)

@@ -34,7 +34,7 @@ from typing import Any
 
 from . import raw
 from .codec import as_text
-from .errors import transient
+from .errors import refusal, transient
 from .steps import Steps
 
 #: reads kept in flight, and the most entries one of them asks for (a
@@ -56,10 +56,7 @@ NOT_USED: Any = object()
 
 def refused(exc: Exception) -> bool:
     """An ACL without the command, or a Redis that does not know it."""
-    text = str(exc).lower()
-    return type(exc).__name__ == 'NoPermissionError' or 'noperm' in text \
-        or 'no permissions' in text or 'unknown command' in text or \
-        'unknown subcommand' in text
+    return refusal(exc) is not None
 
 
 def id_ms(entry_id: Any) -> int:
