@@ -33,8 +33,9 @@ CALL_TIMEOUT = 30.0
 class Loop:
     """An event loop running in a daemon thread until ``stop()``."""
 
-    def __init__(self, debug: bool = False) -> None:
-        self.loop = asyncio.new_event_loop()
+    def __init__(self, debug: bool = False, selector: Any = None) -> None:
+        self.loop = asyncio.new_event_loop() if selector is None else \
+            asyncio.SelectorEventLoop(selector)
         self.loop.set_debug(debug)
         self.thread = threading.Thread(target=self.loop.run_forever,
                                        daemon=True, name='async-node')
