@@ -51,7 +51,8 @@ class Publisher:
     BATCH = 500
     #: how long ``put`` waits for room while Redis is reachable
     FULL_WAIT = 5.0
-    #: the idle task's wait (s): a reply written ahead no put read waits
+    #: the idle task's wait (s) for a reply written ahead that no put read
+    #: (asyncio writes none ahead: its task waits until woken)
     IDLE_WAIT = 0.1
     #: a put this soon after one written ahead goes by the task (a burst)
     BURST_GAP = 0.0002
@@ -251,6 +252,7 @@ class Publisher:
             return batch
 
     def _run(self) -> Steps[None]:
+        idle = self.IDLE_WAIT if self._runtime.write_ahead else None
         try:
             while True:
                 yield self._runtime.check_cancelled
@@ -258,8 +260,7 @@ class Publisher:
                 if not batch:
                     if self._stopping:
                         return
-                    yield partial(self._runtime.wait, self._wakeup,
-                                  self.IDLE_WAIT)
+                    yield partial(self._runtime.wait, self._wakeup, idle)
                     self._wakeup.clear()
                     continue
                 if self._stopping and self.failures:

@@ -1,9 +1,12 @@
 """The manager's tasks behave under the async mode of the test run."""
 from __future__ import annotations
 
+import asyncio
 import os
 
 import pytest
+
+from socketio_streams.runtime import Event
 
 from .asyncmode import ASYNC_MODE
 from .nodes import Node
@@ -68,3 +71,33 @@ def test_a_forked_worker_is_a_server_of_its_own(redis_server, nodes,
         os.waitpid(pid, 0)
         os.close(ready_r)
         os.close(ready_w)
+
+
+def test_an_asyncio_event_wakes_its_waiters_times_out_and_is_cancellable():
+    """``AsyncRuntime``'s event: a wait ends when it is set (every
+    waiter), or after its timeout with False; a cancelled wait raises
+    CancelledError, even when the event was set just before; nothing is
+    left behind (no waiter, no live timer)."""
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        event = Event()
+        assert await event.wait(0.01) is False
+        waiters = [asyncio.ensure_future(event.wait(t)) for t in (None, 5)]
+        await asyncio.sleep(0)
+        event.set()
+        assert await asyncio.gather(*waiters) == [True, True]
+        assert await event.wait(0) is True
+        event.clear()
+        assert not event.is_set()
+        for set_first in (False, True):
+            waiter = asyncio.ensure_future(event.wait(5))
+            await asyncio.sleep(0)
+            if set_first:
+                event.set()
+            waiter.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await waiter
+        assert event._waiters == []
+        assert all(timer.cancelled() for timer in loop._scheduled)
+
+    asyncio.run(main())
