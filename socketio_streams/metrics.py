@@ -40,7 +40,7 @@ COUNTERS = {
     'buffer_full': 'Emits refused because the buffer was full',
 }
 GAUGES = {
-    'buffered': 'Packets queued, not written to Redis yet',
+    'buffered': 'Packets queued, not acknowledged by Redis yet',
     'lag': 'Stream entries not read yet, summed over the streams read',
     'pending_requests': 'Requests waiting for answers from other servers',
     'healthy': '1 while connected to Redis and keeping up, else 0',

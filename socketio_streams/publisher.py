@@ -51,8 +51,7 @@ class Publisher:
     BATCH = 500
     #: how long ``put`` waits for room while Redis is reachable
     FULL_WAIT = 5.0
-    #: the idle task's wait (s) for a reply written ahead that no put read
-    #: (asyncio writes none ahead: its task waits until woken)
+    #: the idle task's wait (s): a reply written ahead no put read waits
     IDLE_WAIT = 0.1
     #: a put this soon after one written ahead goes by the task (a burst)
     BURST_GAP = 0.0002
@@ -149,8 +148,7 @@ class Publisher:
             self._queue.append(item)
             if self._ahead is not None:
                 self._collect()
-            if self._idle and self._runtime.write_ahead and \
-                    self._write_ahead(item):
+            if self._idle and self._write_ahead(item):
                 return True  # its reply: read by the next put, or the task
         if not self._wakeup.is_set():  # set: the task will take it
             self._wakeup.set()
@@ -158,7 +156,8 @@ class Publisher:
 
     def _write_ahead(self, item: Item) -> bool:
         """Write ``item`` from the caller (under the lock) while the task
-        is idle, everything before it answered: a thread hop less. Only if
+        is idle, everything before it answered: a hop to the task's thread
+        (asyncio: to the task) less. Only if
         nothing must come first: no failure to recover from, no reader to
         wait for, no positions to look at, a connection kept for its node.
         True if the task need not wake: the next ``put`` (``_collect``),
@@ -252,7 +251,6 @@ class Publisher:
             return batch
 
     def _run(self) -> Steps[None]:
-        idle = self.IDLE_WAIT if self._runtime.write_ahead else None
         try:
             while True:
                 yield self._runtime.check_cancelled
@@ -260,7 +258,8 @@ class Publisher:
                 if not batch:
                     if self._stopping:
                         return
-                    yield partial(self._runtime.wait, self._wakeup, idle)
+                    yield partial(self._runtime.wait, self._wakeup,
+                                  self.IDLE_WAIT)
                     self._wakeup.clear()
                     continue
                 if self._stopping and self.failures:

@@ -67,19 +67,28 @@ def pipeline(client: Any, commands: list[tuple]) -> Steps[list]:
 
 
 def write_ahead(client: Any, commands: list[tuple]) -> Any:
-    """Write ``commands`` at once on the (sync) connection kept for
-    ``client``, from a plain call: the connection written to, whose
-    replies ``replies`` reads; None if nothing was written (no connection
-    kept yet or not connected, an asyncio one, a command that cannot be
-    packed). A write that fails drops the connection, as ``pipeline``
-    does, and gives None: part of a command may have gone, none ran."""
+    """Write ``commands`` at once on the connection kept for ``client``,
+    from a plain call (sync; or on the event loop, for an asyncio one,
+    into its transport): the connection written to, whose replies
+    ``replies`` reads; None if nothing was written (no connection kept
+    yet or not connected, a command that cannot be packed). A write that
+    fails drops the connection, as ``pipeline`` does, and gives None:
+    part of a command may have gone, none ran."""
     conn: Any = getattr(client, _KEPT, None)
-    if getattr(conn, '_sock', None) is None:
+    writer = getattr(conn, '_writer', None)
+    if isinstance(writer, asyncio.StreamWriter):
+        if not conn.is_connected or writer.transport.is_closing() or \
+                conn._reader.at_eof():  # closed by Redis (half open)
+            return None
+    elif getattr(conn, '_sock', None) is None:
         return None
     try:
         packed = pack(conn, commands)
     except Exception:  # the caller's task sends them, and reports it
         return None
+    if writer is not None:  # never blocks; a lost connection: replies say
+        writer.writelines(packed)
+        return conn
     try:
         conn.send_packed_command(packed, False)
     except BaseException as exc:
@@ -102,8 +111,11 @@ def reply_now(conn: Any) -> Any:
     read failed), and drops it. With hiredis on a plain socket with a
     timeout (non-blocking underneath), one ``read`` of its descriptor
     (redis-py's ``can_read`` and ``read_response`` poll three times, and
-    a socket's own ``recv`` waits for its timeout)."""
+    a socket's own ``recv`` waits for its timeout). An asyncio
+    connection's: what its stream already read (``_buffered``)."""
     sock, gets = getattr(conn, '_sock', None), _gets(conn)
+    if isinstance(getattr(conn, '_reader', None), asyncio.StreamReader):
+        return _buffered(conn, gets)
     if sock is None:  # disconnected: not connected again here
         return NOT_YET
     if gets is None or type(sock) is not socket.socket or \
@@ -128,6 +140,28 @@ def reply_now(conn: Any) -> Any:
             conn.disconnect()
         return NOT_YET
     return reply
+
+
+def _buffered(conn: Any, gets: Callable[[], Any] | None) -> Any:
+    """``reply_now`` for an asyncio connection: what its stream (an
+    ``asyncio.StreamReader``, filled by the event loop whether or not a
+    read waits) holds, handed to its hiredis parser, which redis.asyncio
+    feeds from the same stream. ``NOT_YET`` for any other parser, or a
+    stream not as this Python has it: the task then reads the reply."""
+    stream = conn._reader
+    buffer = getattr(stream, '_buffer', None)
+    if gets is None or not isinstance(buffer, bytearray) or \
+            not hasattr(stream, '_maybe_resume_transport'):
+        return NOT_YET
+    reply = gets()
+    if reply is _NONE and buffer:
+        conn._parser._reader.feed(bytes(buffer))
+        buffer.clear()
+        stream._maybe_resume_transport()
+        reply = gets()
+    # a connection error the parser gave (Redis loading): the task's
+    # to meet, as a transient reply, and to reconnect
+    return NOT_YET if reply is _NONE else reply
 
 
 class Ahead:

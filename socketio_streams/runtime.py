@@ -29,11 +29,6 @@ class Runtime:
     write_batch = 500
     read_batch = 10 ** 9
     pause_every = 10 ** 18
-    #: whether an emit finding the publisher idle writes its command
-    #: itself (one thread hop less: latency p50 and p99 -10% at 2000/s);
-    #: in asyncio the publisher's task runs at the next turn of the loop
-    #: anyway, and measured no faster so
-    write_ahead = True
     #: a callable for python-socketio (callbacks, patched methods) that
     #: drives the steps of a function in this world
     function = staticmethod(blocking)
@@ -107,7 +102,6 @@ class AsyncRuntime(Runtime):
     write_batch = 100
     read_batch = 100
     pause_every = 25
-    write_ahead = False
 
     def __init__(self, server: Any = None):
         super().__init__(server)

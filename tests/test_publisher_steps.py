@@ -104,29 +104,6 @@ def test_order_survives_killed_connections_under_asyncio(redis_server):
     assert _as_read(killer.xrange('stream')) == list(range(count))
 
 
-def test_an_idle_publisher_waits_until_woken_under_asyncio(redis_server):
-    """Nothing is written ahead under asyncio (no reply left for the task
-    to read by the clock), so its idle task takes nothing until an item
-    comes: no wake-up every ``IDLE_WAIT`` (the sync task's)."""
-    async def main() -> None:
-        publisher = _publisher(redis_server.url)
-        takes = []
-        take = publisher._take
-        publisher._take = lambda: takes.append(1) or take()  # type: ignore
-        publisher.start()
-        await arun(publisher.put(_entry(0)))
-        assert await arun(publisher.flush(5))
-        idle = len(takes)
-        await asyncio.sleep(Publisher.IDLE_WAIT * 4)
-        assert len(takes) == idle
-        await arun(publisher.put(_entry(1)))
-        assert await arun(publisher.flush(5))
-        assert len(takes) > idle
-        await arun(publisher.close(5))
-
-    _in_asyncio(main)
-
-
 @STANDALONE
 def test_entries_a_restarted_redis_lost_are_written_again_under_asyncio(
         redis_server):

@@ -94,3 +94,70 @@ def test_a_connection_error_held_is_raised_an_error_reply_is_not():
     for reply in (redis.exceptions.ResponseError('WRONGTYPE'), b'1-0', [],
                   [b'x', loading], 7):
         raw._raise_unless_reply(reply)
+
+
+async def _until_reply(conn, timeout: float = 5.0):
+    """``reply_now`` until it gives a reply, the loop running between."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while (reply := raw.reply_now(conn)) is raw.NOT_YET:
+        assert asyncio.get_running_loop().time() < deadline, 'no reply'
+        await asyncio.sleep(0.001)
+    return reply
+
+
+@pytest.mark.parametrize('parser', ['hiredis', 'python'])
+def test_written_ahead_on_the_loop_its_reply_is_taken_from_the_stream(
+        server, parser, monkeypatch):
+    """``write_ahead`` writes into an asyncio connection's transport at
+    once; ``reply_now`` takes the reply from what the loop has read into
+    its stream (hiredis), nothing before it has come, an error reply in
+    its place, nothing twice. With another parser: never (the
+    publisher's task reads the reply), and the reply is still there."""
+    async def main():
+        client = redis.asyncio.Redis.from_url(server.url, socket_timeout=5)
+        conn = await arun(raw.kept(client))
+        if parser == 'python':  # as raw sees a parser not hiredis'
+            monkeypatch.setattr(raw, '_gets', lambda conn: None)
+        written = raw.write_ahead(client, [('BLPOP', 'list', 10)])
+        assert written is conn
+        await asyncio.sleep(0.05)
+        assert raw.reply_now(conn) is raw.NOT_YET  # Redis holds it
+        server.client().lpush('list', 'v')
+        if parser == 'python':
+            await asyncio.sleep(0.05)
+            assert raw.reply_now(conn) is raw.NOT_YET
+            assert await arun(raw.replies(client, conn, 1)) == \
+                [[b'list', b'v']]
+        else:
+            assert await _until_reply(conn) == [b'list', b'v']
+            server.client().set('string', 'x')
+            raw.write_ahead(client, [('LPUSH', 'string', 'v'), ('PING',)])
+            error = await _until_reply(conn)
+            assert isinstance(error, redis.ResponseError)
+            assert 'WRONGTYPE' in str(error)
+            assert await _until_reply(conn) == b'PONG'
+            assert raw.reply_now(conn) is raw.NOT_YET
+        assert await arun(raw.command(client, 'ECHO', 'x')) == b'x'
+        await client.aclose()
+    asyncio.run(main())
+
+
+def test_written_ahead_on_a_killed_connection_replies_raise(server):
+    """The connection written ahead on is killed: no reply comes,
+    ``replies`` raises and the connection is not kept; one lost already
+    is not written on."""
+    async def main():
+        client = redis.asyncio.Redis.from_url(server.url, socket_timeout=5)
+        conn = await arun(raw.kept(client))
+        raw.write_ahead(client, [('BLPOP', 'list', 10)])
+        server.client().client_kill_filter(_type='normal', skipme=True)
+        for _ in range(20):  # the close comes: it is not a reply
+            assert raw.reply_now(conn) is raw.NOT_YET
+            await asyncio.sleep(0.005)
+        assert raw.write_ahead(client, [('PING',)]) is None  # closing
+        with pytest.raises(redis.exceptions.ConnectionError):
+            await arun(raw.replies(client, conn, 1))
+        assert getattr(client, raw._KEPT) is None
+        assert raw.write_ahead(client, [('PING',)]) is None  # none kept
+        await client.aclose()
+    asyncio.run(main())

@@ -1,10 +1,12 @@
-"""An emit that finds the (sync) publisher idle writes its command itself
+"""An emit that finds the publisher idle writes its command itself
 (``Publisher._write_ahead``, ``raw.write_ahead``); its reply is read by
 the next emit if it has come (``Publisher._collect``, ``raw.reply_now``),
 else by the publisher's task. Against a real Redis, with the threads of
-the sync world; and, driven by hand, when it must not."""
+the sync world and on an event loop; and, driven by hand, when it must
+not."""
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from typing import Any
@@ -18,11 +20,12 @@ from socketio_streams.options import Options
 from socketio_streams.positions import STALE, Remote
 from socketio_streams.pressure import Unread
 from socketio_streams.publisher import Publisher
-from socketio_streams.runtime import AsyncRuntime, Runtime
+from socketio_streams.runtime import Runtime
 from socketio_streams.stats import Stats
-from socketio_streams.steps import run
+from socketio_streams.steps import arun, run
 
-from .test_publisher_steps import STANDALONE, _as_read, _entry
+from .test_publisher_steps import (STANDALONE, _as_read, _entry, _in_asyncio,
+                                   _publisher)
 
 LOG = logging.getLogger('socketio_streams')
 
@@ -228,8 +231,79 @@ def test_an_error_reply_read_by_a_put_is_the_task_s_to_report(
     assert _as_read(client.xrange('stream')) == list(range(10))
 
 
-def test_nothing_is_written_ahead_under_asyncio():
-    assert AsyncRuntime.write_ahead is False and Runtime.write_ahead is True
+async def _stored_and_answered(publisher: Publisher, client: Any,
+                               count: int) -> None:
+    """Wait, the loop running, until Redis has ``count`` entries and the
+    reply to the one written ahead has reached the publisher's stream
+    (or its connection was lost)."""
+    deadline = time.monotonic() + 5
+    while client.xlen('stream') < count:
+        assert time.monotonic() < deadline
+        await asyncio.sleep(0.001)
+    ahead = publisher._ahead
+    while ahead is not None and not ahead.conn._reader._buffer and \
+            not ahead.conn._reader.at_eof():
+        assert time.monotonic() < deadline
+        await asyncio.sleep(0.001)
+
+
+def test_under_asyncio_a_put_writes_ahead_the_next_reads_its_reply(
+        redis_server, written, read_by_task, monkeypatch):
+    """On the event loop as in threads: each put after the first, spaced
+    out, writes its entry itself and reads the reply to the one before
+    (taken from the connection's stream); the task reads only the last
+    (flush), and is not woken per put."""
+    monkeypatch.setattr(Publisher, 'IDLE_WAIT', 60.0)
+    monkeypatch.setattr(Publisher, 'BURST_GAP', 0.0)
+    client = redis_server.client()
+
+    async def main() -> None:
+        publisher = _publisher(redis_server.url)
+        publisher.start()
+        await arun(publisher.put(_entry(0)))
+        assert await arun(publisher.flush(5))
+        read_by_task.clear()
+        for i in range(1, 40):
+            await arun(publisher.put(_entry(i)))
+            await _stored_and_answered(publisher, client, i + 1)
+        assert publisher._stats.snapshot()['published'] == 39
+        assert len(publisher._queue) == 1  # the last, answered, unread
+        assert await arun(publisher.flush(5))
+        assert read_by_task == [1]
+        assert len(written) == 39 and None not in written
+        await arun(publisher.close(5))
+
+    _in_asyncio(main)
+    assert _as_read(client.xrange('stream')) == list(range(40))
+
+
+@STANDALONE
+def test_under_asyncio_killed_connections_between_writes_ahead_lose_nothing(
+        redis_server, written):
+    """As in threads: the connection written ahead on is killed again and
+    again; what was written on it, answered or not, reaches the stream
+    once, in order; a reply no later put reads is read by the task."""
+    killer = redis_server.client()
+
+    async def main() -> None:
+        publisher = _publisher(redis_server.url)
+        publisher.start()
+        for start in range(0, 50, 10):
+            for i in range(start, start + 10):
+                await arun(publisher.put(_entry(i)))
+                await _stored_and_answered(publisher, killer, i + 1)
+                if i % 5 == 4:
+                    killer.client_kill_filter(_type='normal', skipme=True)
+        deadline = time.monotonic() + 5  # IDLE_WAIT is 0.1 s
+        while publisher._queue:
+            assert time.monotonic() < deadline, 'a reply never read'
+            await asyncio.sleep(0.01)
+        assert publisher._stats.snapshot()['reconnects'] >= 1
+        await arun(publisher.close(5))
+
+    _in_asyncio(main)
+    assert _as_read(killer.xrange('stream')) == list(range(50))
+    assert len([conn for conn in written if conn is not None]) >= 20
 
 
 # --- when an item must wait for the task (no I/O) ---------------------------
