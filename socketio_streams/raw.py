@@ -71,15 +71,17 @@ def write_ahead(client: Any, commands: list[tuple]) -> Any:
     from a plain call (sync; or on the event loop, for an asyncio one,
     into its transport): the connection written to, whose replies
     ``replies`` reads; None if nothing was written (no connection kept
-    yet or not connected, a command that cannot be packed). A write that
+    yet or not connected, a command that cannot be packed, an asyncio
+    connection whose parser is not hiredis': ``reply_now`` could never
+    take its reply, and the task would be woken for each). A write that
     fails drops the connection, as ``pipeline`` does, and gives None:
     part of a command may have gone, none ran."""
     conn: Any = getattr(client, _KEPT, None)
     writer = getattr(conn, '_writer', None)
     if isinstance(writer, asyncio.StreamWriter):
         if not conn.is_connected or writer.transport.is_closing() or \
-                conn._reader.at_eof():  # closed by Redis (half open)
-            return None
+                conn._reader.at_eof() or _gets(conn) is None:
+            return None  # closed by Redis (half open); no reply to take
     elif getattr(conn, '_sock', None) is None:
         return None
     try:

@@ -231,6 +231,13 @@ def test_an_error_reply_read_by_a_put_is_the_task_s_to_report(
     assert _as_read(client.xrange('stream')) == list(range(10))
 
 
+def _takes_replies(publisher: Publisher) -> bool:
+    """Whether the publisher's connection has hiredis' parser, whose
+    replies a put takes from the stream (see ``raw.reply_now``)."""
+    client = publisher._writer.made('stream')
+    return raw._gets(getattr(client, raw._KEPT)) is not None
+
+
 async def _stored_and_answered(publisher: Publisher, client: Any,
                                count: int) -> None:
     """Wait, the loop running, until Redis has ``count`` entries and the
@@ -252,7 +259,8 @@ def test_under_asyncio_a_put_writes_ahead_the_next_reads_its_reply(
     """On the event loop as in threads: each put after the first, spaced
     out, writes its entry itself and reads the reply to the one before
     (taken from the connection's stream); the task reads only the last
-    (flush), and is not woken per put."""
+    (flush), and is not woken per put. With a parser not hiredis'
+    (valkey-py without libvalkey), nothing is written ahead."""
     monkeypatch.setattr(Publisher, 'IDLE_WAIT', 60.0)
     monkeypatch.setattr(Publisher, 'BURST_GAP', 0.0)
     client = redis_server.client()
@@ -266,11 +274,13 @@ def test_under_asyncio_a_put_writes_ahead_the_next_reads_its_reply(
         for i in range(1, 40):
             await arun(publisher.put(_entry(i)))
             await _stored_and_answered(publisher, client, i + 1)
-        assert publisher._stats.snapshot()['published'] == 39
-        assert len(publisher._queue) == 1  # the last, answered, unread
         assert await arun(publisher.flush(5))
-        assert read_by_task == [1]
-        assert len(written) == 39 and None not in written
+        if _takes_replies(publisher):
+            assert read_by_task == [1]  # the last, at flush()
+            assert len(written) == 39 and None not in written
+        else:
+            assert read_by_task == [] and set(written) == {None}
+        assert publisher._stats.snapshot()['published'] == 40
         await arun(publisher.close(5))
 
     _in_asyncio(main)
@@ -284,12 +294,17 @@ def test_under_asyncio_killed_connections_between_writes_ahead_lose_nothing(
     again; what was written on it, answered or not, reaches the stream
     once, in order; a reply no later put reads is read by the task."""
     killer = redis_server.client()
+    hiredis = False
 
     async def main() -> None:
+        nonlocal hiredis
         publisher = _publisher(redis_server.url)
         publisher.start()
+        await arun(publisher.put(_entry(0)))  # connected: its parser known
+        await _stored_and_answered(publisher, killer, 1)
+        hiredis = _takes_replies(publisher)
         for start in range(0, 50, 10):
-            for i in range(start, start + 10):
+            for i in range(max(start, 1), start + 10):
                 await arun(publisher.put(_entry(i)))
                 await _stored_and_answered(publisher, killer, i + 1)
                 if i % 5 == 4:
@@ -303,7 +318,8 @@ def test_under_asyncio_killed_connections_between_writes_ahead_lose_nothing(
 
     _in_asyncio(main)
     assert _as_read(killer.xrange('stream')) == list(range(50))
-    assert len([conn for conn in written if conn is not None]) >= 20
+    assert len([conn for conn in written if conn is not None]) >= 20 or \
+        not hiredis
 
 
 # --- when an item must wait for the task (no I/O) ---------------------------
