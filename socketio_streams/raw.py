@@ -77,8 +77,9 @@ def write_ahead(client: Any, commands: list[tuple]) -> Any:
     fails drops the connection, as ``pipeline`` does, and gives None:
     part of a command may have gone, none ran."""
     conn: Any = getattr(client, _KEPT, None)
-    writer = getattr(conn, '_writer', None)
-    if isinstance(writer, asyncio.StreamWriter):
+    writer: Any = getattr(conn, '_writer', None)
+    on_loop = isinstance(writer, asyncio.StreamWriter)
+    if on_loop:
         if not conn.is_connected or writer.transport.is_closing() or \
                 conn._reader.at_eof() or _gets(conn) is None:
             return None  # closed by Redis (half open); no reply to take
@@ -88,7 +89,7 @@ def write_ahead(client: Any, commands: list[tuple]) -> Any:
         packed = pack(conn, commands)
     except Exception:  # the caller's task sends them, and reports it
         return None
-    if writer is not None:  # never blocks; a lost connection: replies say
+    if on_loop:  # never blocks; a connection lost meanwhile: replies say
         writer.writelines(packed)
         return conn
     try:

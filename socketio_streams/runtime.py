@@ -167,8 +167,8 @@ class AsyncRuntime(Runtime):
 class Event:
     """``asyncio.Event``'s ``set``, ``clear`` and ``is_set``; ``wait``
     takes a timeout. A wait is one future (and one timer if timed):
-    ``asyncio.wait_for`` or ``asyncio.wait`` make a task and more, a fifth
-    of the publisher's time per entry at a steady rate. Not
+    ``asyncio.wait_for`` or ``asyncio.wait`` make a task and more (the
+    emitting server: 280 to 265 us per entry at 2000/s without them). Not
     ``asyncio.timeout`` either: on 3.11 it, or ``wait_for``, can swallow a
     cancellation that comes as the timeout expires (the task then waits
     on, "cancelling", and ``asyncio.run`` never ends); a cancellation here
