@@ -13,7 +13,19 @@ from socketio_streams.steps import arun
 
 from . import test_raw
 
+try:
+    import uvloop
+except ImportError:  # pragma: no cover - a test dependency
+    uvloop = None
+
 server = test_raw.server  # the fixture
+#: the event loops a connection's transport and stream come from
+LOOPS = ['asyncio', pytest.param('uvloop', marks=pytest.mark.skipif(
+    uvloop is None, reason='uvloop is not installed'))]
+
+
+def _run(main, loop: str) -> None:
+    (uvloop.run if loop == 'uvloop' else asyncio.run)(main())
 
 
 def test_commands_are_written_at_once_and_large_ones_drained(server):
@@ -105,9 +117,10 @@ async def _until_reply(conn, timeout: float = 5.0):
     return reply
 
 
+@pytest.mark.parametrize('loop', LOOPS)
 @pytest.mark.parametrize('parser', ['hiredis', 'python'])
 def test_written_ahead_on_the_loop_its_reply_is_taken_from_the_stream(
-        server, parser, monkeypatch):
+        server, parser, loop, monkeypatch):
     """``write_ahead`` writes into an asyncio connection's transport at
     once; ``reply_now`` takes the reply from what the loop has read into
     its stream (hiredis), nothing before it has come, an error reply in
@@ -137,10 +150,11 @@ def test_written_ahead_on_the_loop_its_reply_is_taken_from_the_stream(
             assert raw.reply_now(conn) is raw.NOT_YET
         assert await arun(raw.command(client, 'ECHO', 'x')) == b'x'
         await client.aclose()
-    asyncio.run(main())
+    _run(main, loop)
 
 
-def test_written_ahead_on_a_killed_connection_replies_raise(server):
+@pytest.mark.parametrize('loop', LOOPS)
+def test_written_ahead_on_a_killed_connection_replies_raise(server, loop):
     """The connection written ahead on is killed: no reply comes,
     ``replies`` raises and the connection is not kept; one lost already
     is not written on."""
@@ -158,4 +172,4 @@ def test_written_ahead_on_a_killed_connection_replies_raise(server):
         assert getattr(client, raw._KEPT) is None
         assert raw.write_ahead(client, [('PING',)]) is None  # none kept
         await client.aclose()
-    asyncio.run(main())
+    _run(main, loop)
