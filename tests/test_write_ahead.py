@@ -12,6 +12,7 @@ import time
 from typing import Any
 
 import pytest
+import redis
 
 from socketio_streams import raw
 from socketio_streams.connection import Connector
@@ -22,7 +23,7 @@ from socketio_streams.pressure import Unread
 from socketio_streams.publisher import Publisher
 from socketio_streams.runtime import Runtime
 from socketio_streams.stats import Stats
-from socketio_streams.steps import arun, run
+from socketio_streams.steps import arun, done, run
 
 from .test_publisher_steps import (STANDALONE, _as_read, _entry, _in_asyncio,
                                    _publisher)
@@ -392,6 +393,33 @@ def test_a_reply_not_there_yet_is_left_to_the_task(monkeypatch):
     assert publisher._take() == [publisher._queue[0]]
     assert publisher._ahead is None and publisher._taken is not None
     assert publisher.offer(_entry(3)) and len(asked) == 1
+
+
+@pytest.mark.usefixtures('asked_to_write')
+def test_a_connection_error_a_put_takes_leaves_the_packet_queued(
+        monkeypatch):
+    """The reply a put takes is a connection error its parser gave (Redis
+    loading; an asyncio connection's stream hands it over as a reply):
+    not the command's answer. The packet stays at the head of the queue,
+    uncounted, and the task meets the failure (reconnects, sends it
+    again); it is never dropped as refused."""
+    loading = redis.exceptions.BusyLoadingError(
+        'Redis is loading the dataset in memory')
+    monkeypatch.setattr(raw, 'reply_now', lambda conn: loading)
+    publisher, asked = _idle()
+    assert publisher.offer(_entry(1)) and publisher.offer(_entry(2))
+    assert publisher._ahead is not None and publisher._wakeup.is_set()
+    failures: list = []
+
+    def on_failure(exc: Exception) -> Any:
+        failures.append(exc)
+        return done()
+    monkeypatch.setattr(publisher, '_on_failure', on_failure)
+    run(publisher._send(publisher._take()))
+    assert failures == [loading]
+    assert [item.payload['i'] for item in publisher._queue] == ['1', '2']
+    stats = publisher._stats.snapshot()
+    assert stats['published'] == 0 and stats['errors'] == 0
 
 
 @pytest.mark.usefixtures('asked_to_write')
