@@ -1,6 +1,7 @@
 """The write side: one ordered queue, drained in pipelined batches.
 
-``put`` never touches the network. A task takes up to ``BATCH`` items from
+``put`` queues (one that finds the task idle writes its command itself:
+:mod:`.write_ahead`). A task takes up to ``BATCH`` items from
 the head of the queue (on a cluster: those bound for one node), sends them
 in one pipeline (``XADD ... MAXLEN ~``, ``PUBLISH``...), and removes them
 only once Redis answered, so a connection error leaves them in place, in
@@ -36,7 +37,8 @@ from .connection import (CLUSTER_ERRORS, REFUSED_LOCALLY, RESPONSE_ERRORS,
 from .exceptions import BufferFullError
 from .items import Item, Recent, sendable
 from .pressure import Unread
-from .steps import Steps, run
+from .steps import Steps
+from .write_ahead import WriteAhead
 
 __all__ = ['Item', 'Publisher', 'TRANSIENT', 'transient']
 
@@ -45,16 +47,12 @@ __all__ = ['Item', 'Publisher', 'TRANSIENT', 'transient']
 DRAIN_WAIT = 2.0
 
 
-class Publisher:
+class Publisher(WriteAhead):
     """Sends queued items in order; reconnects with backoff."""
 
     BATCH = 500
     #: how long ``put`` waits for room while Redis is reachable
     FULL_WAIT = 5.0
-    #: the idle task's wait (s): a reply written ahead no put read waits
-    IDLE_WAIT = 0.1
-    #: a put this soon after one written ahead goes by the task (a burst)
-    BURST_GAP = 0.0002
 
     def __init__(self, connector, runtime, options, stats, log):
         self._connector = connector
@@ -82,11 +80,7 @@ class Publisher:
         self.failures = 0
         #: backpressure from this server's readers (set by its links)
         self.unread: Unread | None = None
-        #: the task waits, nothing queued; the head of the queue written
-        #: ahead; the same, once the task took it
-        self._idle = False
-        self._ahead: raw.Ahead | None = None
-        self._taken: raw.Ahead | None = None
+        self._init_write_ahead()
 
     @property
     def buffered(self) -> int:
@@ -154,42 +148,6 @@ class Publisher:
             self._wakeup.set()
         return True
 
-    def _write_ahead(self, item: Item) -> bool:
-        """Write ``item`` from the caller (under the lock) while the task
-        is idle, everything before it answered: a hop to the task's thread
-        (asyncio: to the task) less. Only if
-        nothing must come first: no failure to recover from, no reader to
-        wait for, no positions to look at, a connection kept for its node.
-        True if the task need not wake: the next ``put`` (``_collect``),
-        ``flush`` or the task in ``IDLE_WAIT`` reads the reply (not for
-        an ``on_written``: a local delivery waiting for the ID)."""
-        if len(self._queue) != 1 or self.failures or self._stopping or \
-                not self.connected or self._check_recent or (
-                    self.unread is not None and
-                    not self.unread.clear(item, self._options.max_len)):
-            return False
-        client = self._writer.made(item.key)
-        conn = None if client is None else \
-            raw.write_ahead(client, [item.command(self._options.max_len)])
-        if conn is None:
-            return False
-        self._idle, self._ahead = False, raw.Ahead(client, conn)
-        return item.on_written is None
-
-    def _collect(self) -> None:
-        """Under the lock: read the reply to the item written ahead if it
-        has come; an entry ID ends the item here (else: the task)."""
-        ahead = self._ahead
-        assert ahead is not None
-        if self._queue[0].on_written is not None:
-            return  # the task was woken for it
-        reply = ahead.now()
-        if reply is not raw.NOT_YET and not isinstance(reply, Exception):
-            self._ahead = None
-            run(self._deliver([self._queue[0]], [reply]))
-            self._queue.popleft()  # idle still, but a burst's put wakes it
-            self._idle = time.monotonic() >= ahead.at + self.BURST_GAP
-
     def _drop(self, item: Item) -> None:
         log = self._log.debug if self._dropped else self._log.warning
         self._dropped += 1
@@ -203,7 +161,7 @@ class Publisher:
         ``timeout`` passed first (steps)."""
         deadline = time.monotonic() + timeout
         while self._queue and time.monotonic() < deadline:
-            if self._ahead is not None:  # its reply is to read
+            if self.hurry():  # its reply is to read
                 self._wakeup.set()
             yield partial(self._runtime.sleep, 0.01)
         return not self._queue
@@ -238,16 +196,20 @@ class Publisher:
             return 'not connected yet (the first attempt had not finished)'
         return 'Redis answers, but the time ran out while still sending'
 
-    def _take(self) -> list[Item]:
+    def _take(self, urgent: bool = False) -> list[Item]:
+        """The next batch to send: the item written ahead once its reply
+        is due (``urgent``: now), else the head of the queue."""
         size = min(self.BATCH, self._runtime.write_batch)
         if self.unread is not None:  # a batch fits beside what is unread
             size = min(size, max(self._options.max_len // 4, 1))
         with self._lock:
-            if self._ahead is not None:
-                self._taken, self._ahead = self._ahead, None
-                return [self._queue[0]]
+            ahead = self._take_ahead(urgent)
+            if ahead is not None:
+                return ahead
             batch = list(itertools.islice(self._queue, size))
             self._idle = not batch and not self._stopping
+            if batch:
+                self._active_at = time.monotonic()
             return batch
 
     def _run(self) -> Steps[None]:
@@ -258,8 +220,9 @@ class Publisher:
                 if not batch:
                     if self._stopping:
                         return
-                    yield partial(self._runtime.wait, self._wakeup,
-                                  self.IDLE_WAIT)
+                    with self._lock:
+                        timeout = self._idle_timeout()
+                    yield partial(self._runtime.wait, self._wakeup, timeout)
                     self._wakeup.clear()
                     continue
                 if self._stopping and self.failures:
@@ -285,7 +248,7 @@ class Publisher:
         left is logged."""
         deadline = time.monotonic() + timeout
         while self._queue and time.monotonic() < deadline:
-            yield from self._send(self._take())
+            yield from self._send(self._take(urgent=True))
         log = self._log.error if self._queue else self._log.warning
         log('publisher: the event loop is ending and the manager was not '
             'closed (ASGIApp(sio, on_shutdown=sio.shutdown) closes it); %s',

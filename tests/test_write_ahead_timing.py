@@ -1,0 +1,204 @@
+"""When the publisher's task reads the reply to what a put wrote ahead
+(:mod:`socketio_streams.write_ahead`): once it is due, not before (the
+next put may read it), at once for ``flush()`` or an item queued behind;
+an idle task with nothing written ahead waits with no timeout, and the
+first write ahead after that wakes it. Puts a burst's gap apart, twice in
+a row, go by the task. Driven by hand (no I/O), then against a real
+Redis, in threads and on an event loop."""
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+import pytest
+
+from socketio_streams import raw
+from socketio_streams.connection import Connector
+from socketio_streams.options import Options
+from socketio_streams.publisher import Publisher
+from socketio_streams.runtime import AsyncRuntime, Runtime
+from socketio_streams.stats import Stats
+from socketio_streams.steps import arun, run
+
+from .test_publisher_steps import LOG, AsyncConnector, _entry, _in_asyncio
+from .test_write_ahead import _idle
+
+
+@pytest.fixture
+def answered(monkeypatch) -> None:
+    """Every put written ahead; every reply there when the next put
+    looks."""
+    def write_ahead(client: list, commands: list) -> Any:
+        client.append(commands)
+        return 'conn'
+    monkeypatch.setattr(raw, 'write_ahead', write_ahead)
+    monkeypatch.setattr(raw, 'reply_now', lambda conn: b'1-0')
+
+
+def _age(publisher: Publisher, seconds: float) -> None:
+    """Make what was written ahead, and the last write, older."""
+    assert publisher._ahead is not None
+    publisher._ahead.at -= seconds
+    publisher._active_at -= seconds
+
+
+@pytest.mark.usefixtures('answered')
+def test_the_task_leaves_a_fresh_reply_to_the_next_put_until_it_is_due():
+    publisher, _ = _idle()
+    assert publisher.offer(_entry(1))
+    assert publisher._take() == [] and publisher._ahead is not None
+    timeout = publisher._idle_timeout()
+    assert timeout is not None and 0 < timeout <= Publisher.IDLE_WAIT
+    _age(publisher, Publisher.IDLE_WAIT)
+    assert publisher._idle_timeout() == 0
+    assert publisher._take() == [publisher._queue[0]]
+    assert publisher._ahead is None and publisher._taken is not None
+
+
+@pytest.mark.usefixtures('answered')
+@pytest.mark.parametrize('why', ['flush', 'queued behind', 'on_written',
+                                 'stopping', 'draining'])
+def test_the_task_reads_a_reply_at_once_when_something_waits_for_it(
+        why, monkeypatch):
+    publisher, _ = _idle()
+    if why == 'on_written':
+        publisher.offer(_entry(1))
+        publisher._queue[0].on_written = print  # as a recovery emit's
+    else:
+        assert publisher.offer(_entry(1))
+    urgent = False
+    if why == 'flush':
+        steps = publisher.flush(5)
+        next(steps)  # its first wait: it asked for the reply
+        assert publisher._wakeup.is_set()
+    elif why == 'queued behind':
+        monkeypatch.setattr(raw, 'reply_now', lambda conn: raw.NOT_YET)
+        assert publisher.offer(_entry(2))
+        assert publisher._wakeup.is_set() and len(publisher._queue) == 2
+    elif why == 'stopping':
+        publisher._stopping = True
+    else:
+        urgent = True
+    assert publisher._take(urgent) == [publisher._queue[0]]
+
+
+@pytest.mark.usefixtures('answered')
+def test_a_quiet_task_waits_untimed_and_the_next_write_ahead_wakes_it():
+    publisher, asked = _idle()
+    assert publisher._idle_timeout() is None  # nothing written yet
+    assert publisher.offer(_entry(1))
+    assert publisher._wakeup.is_set()  # to time the reply
+    publisher._wakeup.clear()
+    assert publisher._take() == []
+    assert publisher._idle_timeout() is not None
+    assert publisher.offer(_entry(2))  # reads the reply to the first
+    assert not publisher._wakeup.is_set()  # the task times the reply
+    _age(publisher, Publisher.IDLE_WAIT)
+    assert publisher._take() == [publisher._queue[0]]
+    publisher._queue.popleft()
+    publisher._taken = None
+    assert publisher._take() == []
+    assert publisher._idle_timeout() is None and publisher._sleeping
+
+
+@pytest.mark.usefixtures('answered')
+def test_one_short_gap_is_written_ahead_two_in_a_row_go_by_the_task():
+    """A put a burst's gap after the one written ahead may be a late
+    emit (the one after it on time): written ahead too. Twice in a row, it
+    is a burst: the next goes in the task's pipelines."""
+    publisher, asked = _idle()
+    publisher.BURST_GAP = 60.0  # every gap is short
+    assert publisher.offer(_entry(1)) and publisher.offer(_entry(2))
+    assert len(asked) == 2 and len(publisher._queue) == 1
+    assert publisher.offer(_entry(3))  # reads the reply to the second
+    assert len(asked) == 2 and len(publisher._queue) == 1
+    assert publisher._wakeup.is_set()
+    publisher, asked = _idle()
+    publisher.BURST_GAP = 0.0  # none is
+    for i in range(5):
+        assert publisher.offer(_entry(i))
+    assert len(asked) == 5 and len(publisher._queue) == 1
+
+
+class _Waits(Runtime):
+    """Threads' runtime, noting the timeout of every wait."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.timeouts: list = []
+
+    def wait(self, event: Any, timeout: float | None) -> bool:
+        self.timeouts.append(timeout)
+        return super().wait(event, timeout)
+
+
+class _AsyncWaits(AsyncRuntime):
+    def __init__(self) -> None:
+        super().__init__()
+        self.timeouts: list = []
+
+    async def wait(self, event: Any,  # type: ignore[override]
+                   timeout: float | None) -> bool:
+        self.timeouts.append(timeout)
+        return await super().wait(event, timeout)
+
+
+def _published(publisher: Publisher) -> int:
+    return publisher._stats.snapshot()['published']
+
+
+def _quiet_then_put(publisher: Publisher, runtime: Any,
+                    sleep: Any) -> Any:
+    """Steps: one put by the task, one written ahead whose reply no put
+    reads; quiet for 0.6 s; one more. Returns the waits of the quiet
+    time, and whether the last put's reply was read without flush()."""
+    yield from publisher.put(_entry(0))
+    assert (yield from publisher.flush(5))
+    yield from publisher.put(_entry(1))
+    deadline = time.monotonic() + 5
+    while _published(publisher) < 2:  # read by the task when due
+        assert time.monotonic() < deadline
+        yield lambda: sleep(0.01)
+    yield lambda: sleep(0.05)
+    runtime.timeouts.clear()
+    yield lambda: sleep(0.6)
+    quiet = list(runtime.timeouts)
+    yield from publisher.put(_entry(2))
+    deadline = time.monotonic() + 2
+    while _published(publisher) < 3 and time.monotonic() < deadline:
+        yield lambda: sleep(0.01)
+    read = _published(publisher) == 3
+    yield from publisher.close(5)
+    return quiet, read
+
+
+def _check_quiet(quiet: list, read: bool) -> None:
+    # before: a wait of 0.1 s after another, for as long as it was idle
+    assert len(quiet) <= 1 and set(quiet) <= {None}, quiet
+    assert read, 'the reply of a put written ahead after a quiet time ' \
+        'was never read'
+
+
+def test_an_idle_publisher_does_not_wake_by_the_clock(redis_server):
+    runtime = _Waits()
+    publisher = Publisher(Connector(redis_server.url), runtime, Options(),
+                          Stats(), LOG)
+    publisher.start()
+    _check_quiet(*run(_quiet_then_put(publisher, runtime, time.sleep)))
+
+
+def test_under_asyncio_an_idle_publisher_does_not_wake_by_the_clock(
+        redis_server):
+    result: list = []
+
+    async def main() -> None:
+        runtime = _AsyncWaits()
+        publisher = Publisher(AsyncConnector(redis_server.url), runtime,
+                              Options(), Stats(), LOG)
+        publisher.start()
+        result.extend(await arun(_quiet_then_put(publisher, runtime,
+                                                 asyncio.sleep)))
+
+    _in_asyncio(main)
+    _check_quiet(*result)
