@@ -114,13 +114,15 @@ class Links:
             if namespace in self.watched and pinned is not None and \
                     pinned.is_set():
                 return
+            wake = None
             if namespace not in self.watched:
                 self.watched.add(namespace)
-                opts = self._mgr.options
-                subscriber.add(
-                    protocol.public_channel(opts.channel_prefix, namespace),
-                    protocol.private_channel(opts.channel_prefix, namespace,
-                                             self._mgr.uid))
+                prefix = self._mgr.options.channel_prefix
+                private = protocol.private_channel(prefix, namespace,
+                                                   self._mgr.uid)
+                wake = subscriber.add(
+                    protocol.public_channel(prefix, namespace), private,
+                    own=private)
             reader = None
             if key not in self.readers:
                 reader = StreamReader(key, *self._parts(),
@@ -128,6 +130,10 @@ class Links:
                                       uid=self._mgr.uid)
                 self.readers[key] = reader
                 self._pinned[key] = pinned = runtime.event()
+        if wake is not None:  # the subscriber waits for messages
+            yield from self.send_pubsub(wake, Message(
+                type=T.HEARTBEAT, data=None, uid=self._mgr.uid,
+                nsp=namespace))
         if reader is not None and pinned is not None:
             try:
                 yield from self._pin(reader)

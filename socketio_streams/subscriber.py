@@ -1,6 +1,13 @@
 """The PUB/SUB side: one connection subscribed to every channel of the
 server (requests, answers, acknowledgements), resubscribed on every
 reconnection.
+
+It does not poll while idle: with nothing subscribed it waits for
+``add()``; subscribed (to one server), it waits for messages up to
+``IDLE_POLL`` s, and channels added meanwhile wake it by a message of this
+server's on one of its own channels (``add`` names it; the caller
+publishes it; it is dropped as every message of ours is). A cluster's
+nodes are asked in turn, every ``POLL`` s.
 """
 from __future__ import annotations
 
@@ -19,7 +26,10 @@ class Subscriber(Loop):
     ``handle``. Channels are (re)subscribed on every (re)connection."""
 
     what = 'subscriber'
+    #: a cluster's round of its nodes (s)
     POLL = 0.1
+    #: the longest wait for a message, or for a first channel (s)
+    IDLE_POLL = 5.0
 
     def __init__(self, connector, runtime, options, stats, log,
                  handle: Callable[[str, bytes], None]):
@@ -31,12 +41,29 @@ class Subscriber(Loop):
         self.channels: set[str] = set()
         self._subscribed: set[str] = set()
         self._pending_since = 0.0
+        #: channels of this server's own, by which it is woken
+        self._own: list[str] = []
+        self._added = runtime.event()
 
-    def add(self, *channels: str) -> None:
-        """Subscribe to more channels (applied by the loop)."""
+    def add(self, *channels: str, own: str | None = None) -> str | None:
+        """Subscribe to more channels (applied by the loop), ``own`` among
+        them: a channel no other server publishes to (our private one).
+        If the loop may be waiting for messages: a channel of our own it
+        is subscribed to, where a message of ours wakes it (None if there
+        is nothing new, or no need)."""
+        new = not set(channels) <= self.channels
         if self.channels <= self._subscribed:
             self._pending_since = time.monotonic()
+        wake = next((c for c in self._own if c in self._subscribed), None)
+        if own is not None:
+            self._own.append(own)
         self.channels.update(channels)
+        self._added.set()
+        return wake if new else None
+
+    def stop(self) -> None:
+        super().stop()
+        self._added.set()  # it may wait for a first channel
 
     def wait_subscribed(self, timeout: float) -> Steps[bool]:
         """Wait until every added channel was subscribed (sent: not
@@ -86,15 +113,16 @@ class Subscriber(Loop):
         new = sorted(self.channels - self._subscribed)
         if new:
             yield from self._subscribe(new)
-        if not self._subscribed:
-            yield partial(self._runtime.sleep, self.POLL)
+        if not self._subscribed:  # add() wakes it
+            yield partial(self._runtime.wait, self._added, self.IDLE_POLL)
+            self._added.clear()
             return
         pubsub, client = self._pubsub, self._client
         nodes = getattr(pubsub, 'node_pubsub_mapping', None)
         if not self._sharded or nodes is None:  # one server
             # (redis.asyncio's PubSub lacks the get_sharded_message alias)
             yield from self._deliver((yield partial(
-                pubsub.get_message, timeout=self.POLL)))
+                pubsub.get_message, timeout=self.IDLE_POLL)))
             return
         # a cluster: one subscription per node; each is asked in turn
         # (valkey-py's own round robin breaks when a node is added)

@@ -1,0 +1,104 @@
+"""The subscriber does not poll while idle (``Subscriber.IDLE_POLL`` made
+a minute here): with nothing subscribed it waits for ``add()``; waiting
+for messages, it is woken for new channels by a message of this server's
+on its own private channel, which it drops, unlogged. Against a real
+Redis: the task alone in threads, and a server whose first connection to
+a second namespace finds it subscribed."""
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+import pytest
+
+from socketio_streams import protocol
+from socketio_streams.connection import Connector
+from socketio_streams.options import Options
+from socketio_streams.runtime import Runtime
+from socketio_streams.stats import Stats
+from socketio_streams.steps import run
+from socketio_streams.subscriber import Subscriber
+
+from .test_publisher_steps import LOG, STANDALONE
+
+
+@pytest.fixture
+def no_poll(monkeypatch) -> None:
+    monkeypatch.setattr(Subscriber, 'IDLE_POLL', 60.0)
+
+
+def _counting(sub: Subscriber) -> list:
+    """Every step the subscriber's loop makes."""
+    steps: list = []
+    step = sub.step
+
+    def counted() -> Any:
+        steps.append(time.monotonic())
+        return step()
+
+    sub.step = counted  # type: ignore[method-assign]
+    return steps
+
+
+@STANDALONE
+@pytest.mark.usefixtures('no_poll')
+def test_an_idle_subscriber_waits_for_add_then_for_messages(redis_server):
+    got: list = []
+    sub = Subscriber(Connector(redis_server.url), Runtime(), Options(),
+                     Stats(), LOG, lambda channel, data: got.append(data))
+    steps = _counting(sub)
+    sub.start()
+    try:
+        time.sleep(0.3)
+        assert len(steps) <= 2  # before: one per 0.1 s
+        assert sub.add('a', own='a') is None  # nothing subscribed yet
+        assert run(sub.wait_subscribed(2))
+        time.sleep(0.3)
+        before = len(steps)
+        time.sleep(0.3)
+        assert len(steps) == before  # waits for a message
+        wake = sub.add('b', own='b')
+        assert wake == 'a' and sub.add('b') is None  # nothing new
+        redis_server.client().publish(wake, b'wake')  # as the links do
+        assert run(sub.wait_subscribed(2)), 'not woken for a new channel'
+        assert got == [b'wake']
+    finally:
+        sub.stop()
+        assert run(sub.join(2))
+
+
+@STANDALONE
+def test_a_subscriber_stopped_while_waiting_for_a_channel_ends_at_once(
+        redis_server, no_poll):
+    sub = Subscriber(Connector(redis_server.url), Runtime(), Options(),
+                     Stats(), LOG, lambda *_: None)
+    sub.start()
+    time.sleep(0.1)
+    sub.stop()
+    started = time.monotonic()
+    assert run(sub.join(2)) and time.monotonic() - started < 1
+
+
+@STANDALONE
+@pytest.mark.usefixtures('no_poll')
+def test_a_first_connection_to_another_namespace_finds_it_subscribed(
+        redis_server, make_node, clients, caplog):
+    """The server waits for messages on '/''s channels; a client connects
+    to '/chat': its channels are subscribed before it is accepted (the
+    wake is ours, dropped: nothing skipped, nothing logged)."""
+    node = make_node()
+    clients.append(node.client(['/']))
+    time.sleep(0.3)  # the subscriber waits for messages
+    caplog.set_level(logging.WARNING, logger='socketio_streams')
+    clients.append(node.client(['/chat']))
+    prefix = node.mgr.options.channel_prefix
+    admin = redis_server.client()
+    for channel in (protocol.public_channel(prefix, '/chat'),
+                    protocol.private_channel(prefix, '/chat', node.mgr.uid)):
+        ((_, count),) = admin.pubsub_numsub(channel)
+        assert count == 1, f'{channel} not subscribed'
+    time.sleep(0.1)  # the wake has come back
+    stats = node.mgr.stats()
+    assert stats['skipped'] == 0 and stats['errors'] == 0
+    assert not caplog.records, caplog.text
