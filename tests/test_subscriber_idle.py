@@ -2,8 +2,8 @@
 a minute here): with nothing subscribed it waits for ``add()``; waiting
 for messages, it is woken for new channels by a message of this server's
 on its own private channel, which it drops, unlogged. Against a real
-Redis: the task alone in threads, and a server whose first connection to
-a second namespace finds it subscribed."""
+Redis: the task alone in threads, and a server (either world) that
+watches a namespace it did not know."""
 from __future__ import annotations
 
 import logging
@@ -82,22 +82,24 @@ def test_a_subscriber_stopped_while_waiting_for_a_channel_ends_at_once(
 
 @STANDALONE
 @pytest.mark.usefixtures('no_poll')
-def test_a_first_connection_to_another_namespace_finds_it_subscribed(
-        redis_server, make_node, clients, caplog):
-    """The server waits for messages on '/''s channels; a client connects
-    to '/chat': its channels are subscribed before it is accepted (the
-    wake is ours, dropped: nothing skipped, nothing logged)."""
-    node = make_node()
+@pytest.mark.parametrize('sharded', [False, True])
+def test_a_namespace_watched_later_is_subscribed_when_watch_returns(
+        redis_server, make_node, clients, caplog, sharded):
+    """The server waits for messages on the channels of its namespaces; a
+    namespace it did not know is watched (as its first connection does):
+    its channels are subscribed when the watch returns (the wake is
+    ours, dropped: nothing skipped, nothing logged)."""
+    node = make_node(use_sharded_pubsub=sharded)
     clients.append(node.client(['/']))
     time.sleep(0.3)  # the subscriber waits for messages
     caplog.set_level(logging.WARNING, logger='socketio_streams')
-    clients.append(node.client(['/chat']))
-    prefix = node.mgr.options.channel_prefix
+    node.drive(node.mgr._links.watch('/later'))
     admin = redis_server.client()
-    for channel in (protocol.public_channel(prefix, '/chat'),
-                    protocol.private_channel(prefix, '/chat', node.mgr.uid)):
-        ((_, count),) = admin.pubsub_numsub(channel)
-        assert count == 1, f'{channel} not subscribed'
+    numsub = admin.pubsub_shardnumsub if sharded else admin.pubsub_numsub
+    prefix = node.mgr.options.channel_prefix
+    found = numsub(protocol.public_channel(prefix, '/later'),
+                   protocol.private_channel(prefix, '/later', node.mgr.uid))
+    assert [count for _, count in found] == [1, 1], 'not subscribed yet'
     time.sleep(0.1)  # the wake has come back
     stats = node.mgr.stats()
     assert stats['skipped'] == 0 and stats['errors'] == 0
