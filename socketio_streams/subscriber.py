@@ -54,11 +54,13 @@ class Subscriber(Loop):
         new = not set(channels) <= self.channels
         if self.channels <= self._subscribed:
             self._pending_since = time.monotonic()
+        # added first, then the subscriptions looked at: the loop looks
+        # at what was added after it subscribed, then waits (see step)
+        self.channels.update(channels)
+        self._added.set()
         wake = next((c for c in self._own if c in self._subscribed), None)
         if own is not None:
             self._own.append(own)
-        self.channels.update(channels)
-        self._added.set()
         return wake if new else None
 
     def stop(self) -> None:
@@ -112,7 +114,10 @@ class Subscriber(Loop):
             self._pubsub = self._client.pubsub()
         new = sorted(self.channels - self._subscribed)
         if new:
+            # then look again: what add() gave meanwhile found no
+            # subscription to wake the loop by
             yield from self._subscribe(new)
+            return
         if not self._subscribed:  # add() wakes it
             yield partial(self._runtime.wait, self._added, self.IDLE_POLL)
             self._added.clear()

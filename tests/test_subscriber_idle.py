@@ -104,3 +104,37 @@ def test_a_namespace_watched_later_is_subscribed_when_watch_returns(
     stats = node.mgr.stats()
     assert stats['skipped'] == 0 and stats['errors'] == 0
     assert not caplog.records, caplog.text
+
+
+class _PubSub:
+    """A subscription that notes the calls; ``during`` runs while the
+    first SUBSCRIBE is sent (another thread's ``add()``)."""
+
+    def __init__(self, during: Any) -> None:
+        self.calls: list = []
+        self._during = during
+
+    def subscribe(self, *channels: str) -> None:
+        self.calls.append(channels)
+        during, self._during = self._during, None
+        if during is not None:
+            during()
+
+    def get_message(self, timeout: float) -> None:
+        self.calls.append('wait')
+
+
+def test_channels_added_while_it_subscribes_are_subscribed_before_it_waits():
+    """``add()`` that comes while the loop sends its SUBSCRIBE finds no
+    subscription yet to wake it by: the loop looks again before it waits
+    for messages (no I/O)."""
+    sub = Subscriber(Connector('redis://127.0.0.1:1/0'), Runtime(),
+                     Options(), Stats(), LOG, lambda *_: None)
+    woken: list = []
+    pubsub = _PubSub(lambda: woken.append(sub.add('b', own='b')))
+    sub._pubsub, sub._client = pubsub, object()
+    sub.add('a', own='a')
+    for _ in range(3):
+        run(sub.step())
+    assert pubsub.calls == [('a',), ('b',), 'wait']
+    assert woken == [None]
