@@ -23,8 +23,8 @@ class WriteAhead:
     #: the reply to an item written ahead is the task's to read after this
     #: long (s) if no put read it
     IDLE_WAIT = 0.1
-    #: a put this soon (s) after one written ahead is a burst's: after two
-    #: such gaps in a row, puts go by the task's pipelines
+    #: a put this soon (s) after one written ahead may be a burst's: the
+    #: second of two such gaps in a row goes by the task's pipelines
     BURST_GAP = 0.0002
 
     # the publisher's

@@ -106,7 +106,8 @@ def test_a_quiet_task_waits_untimed_and_the_next_write_ahead_wakes_it():
 def test_one_short_gap_is_written_ahead_two_in_a_row_go_by_the_task():
     """A put a burst's gap after the one written ahead may be a late
     emit (the one after it on time): written ahead too. Twice in a row, it
-    is a burst: the next goes in the task's pipelines."""
+    is a burst: the put making the second gap goes in the task's
+    pipelines."""
     publisher, asked = _idle()
     publisher.BURST_GAP = 60.0  # every gap is short
     assert publisher.offer(_entry(1)) and publisher.offer(_entry(2))
