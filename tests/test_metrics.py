@@ -58,15 +58,17 @@ def test_stats_of_live_servers_scraped(cluster, clients, scrape):
         sender.sio.emit('n', n)
     settle(sender, clients)
     delivered = ('socketio_streams_delivered_total', uid1)
+    published = ('socketio_streams_published_total', uid0)
 
     def moved():
+        # a packet is published once its reply is read: the last one's,
+        # written ahead, within 0.1 s (no later emit reads it)
         now = scrape(registry)
-        return now if now[delivered] >= before[delivered] + 6 else None
+        return now if now[delivered] >= before[delivered] + 6 and \
+            now[published] >= before[published] + 6 else None
 
     # 5 packets and the settle marker
-    after = wait_until(moved, 5, 'delivered to move')
-    assert after[('socketio_streams_published_total', uid0)] >= before[
-        ('socketio_streams_published_total', uid0)] + 6
+    after = wait_until(moved, 5, 'delivered and published to move')
     assert after[('socketio_streams_lag', uid1)] == 0
     assert ('socketio_streams_healthy', cluster[2].mgr.uid) not in after
 

@@ -157,12 +157,14 @@ def test_stats_count_published_and_delivered(cluster, clients):
         clients.append(node.client())
     cluster[0].sio.emit('x', 1)
     settle(cluster[0], clients)
+    # published once its reply is read: the last one's, written ahead,
+    # within 0.1 s (no later emit reads it)
+    wait_until(lambda: cluster[0].mgr.stats()['buffered'] == 0, 2,
+               'the last reply read (written ahead)')
     sender, receiver = cluster[0].mgr.stats(), cluster[1].mgr.stats()
     assert sender['published'] >= 2 and sender['delivered'] >= 2
     assert receiver['delivered'] >= 2
     assert sender['errors'] == 0
-    wait_until(lambda: cluster[0].mgr.stats()['buffered'] == 0, 2,
-               'the last reply read (written ahead)')
     assert sender['healthy'] is True and cluster[0].mgr.healthy()
 
 
