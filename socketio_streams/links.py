@@ -131,9 +131,7 @@ class Links:
                 self.readers[key] = reader
                 self._pinned[key] = pinned = runtime.event()
         if wake is not None:  # the subscriber waits for messages
-            yield from self.send_pubsub(wake, Message(
-                type=T.HEARTBEAT, data=None, uid=self._mgr.uid,
-                nsp=namespace))
+            self._wake(wake, namespace)
         if reader is not None and pinned is not None:
             try:
                 yield from self._pin(reader)
@@ -213,10 +211,24 @@ class Links:
 
     def send_pubsub(self, channel: str, message: Message) -> Steps[None]:
         """Queue ``message`` to a PUB/SUB channel (``put``'s steps)."""
+        return self.start_publisher().put(self._pubsub_item(channel,
+                                                            message))
+
+    def _pubsub_item(self, channel: str, message: Message) -> Item:
         kind = 'spublish' if self._mgr.options.use_sharded_pubsub \
             else 'publish'
-        return self.start_publisher().put(
-            Item(kind, channel, protocol.encode_pubsub(message)))
+        return Item(kind, channel, protocol.encode_pubsub(message))
+
+    def _wake(self, channel: str, namespace: str) -> None:
+        """Wake the subscriber for new channels: a message of ours on
+        ``channel``, which it drops. Best effort, it never waits: with
+        the buffer full, none (the subscriber looks again within its
+        ``IDLE_POLL``; a connection waits ``SUBSCRIBE_WAIT`` at most)."""
+        publisher = self.start_publisher()
+        if not publisher.closed:
+            publisher.offer(self._pubsub_item(channel, Message(
+                type=T.HEARTBEAT, data=None, uid=self._mgr.uid,
+                nsp=namespace)))
 
     def close(self, timeout: float) -> Steps[None]:
         """Flush the queue, stop the tasks (within about ``timeout`` s)."""

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from socketio_streams import protocol
+from socketio_streams import links, protocol
 from socketio_streams.connection import Connector
 from socketio_streams.options import Options
 from socketio_streams.runtime import Runtime
@@ -138,3 +138,21 @@ def test_channels_added_while_it_subscribes_are_subscribed_before_it_waits():
         run(sub.step())
     assert pubsub.calls == [('a',), ('b',), 'wait']
     assert woken == [None]
+
+
+@STANDALONE
+@pytest.mark.usefixtures('no_poll')
+def test_a_full_buffer_does_not_hold_or_fail_a_watch(make_node, clients,
+                                                     monkeypatch):
+    """The wake is best effort: a publisher with no room takes none, and
+    the watch (a first connection) neither waits for room nor fails;
+    it waits ``SUBSCRIBE_WAIT`` at most, as for a Redis that does not
+    answer."""
+    node = make_node()
+    clients.append(node.client(['/']))
+    time.sleep(0.3)  # the subscriber waits for messages
+    publisher = node.mgr._links.publisher
+    monkeypatch.setattr(publisher, 'offer', lambda item: False)  # full
+    started = time.monotonic()
+    node.drive(node.mgr._links.watch('/later'))
+    assert time.monotonic() - started < links.SUBSCRIBE_WAIT + 1
