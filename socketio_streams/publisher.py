@@ -196,14 +196,14 @@ class Publisher(WriteAhead):
             return 'not connected yet (the first attempt had not finished)'
         return 'Redis answers, but the time ran out while still sending'
 
-    def _take(self, urgent: bool = False) -> list[Item]:
+    def _take(self) -> list[Item]:
         """The next batch to send: the item written ahead once its reply
-        is due (``urgent``: now), else the head of the queue."""
+        is due (``hurry``: now), else the head of the queue."""
         size = min(self.BATCH, self._runtime.write_batch)
         if self.unread is not None:  # a batch fits beside what is unread
             size = min(size, max(self._options.max_len // 4, 1))
         with self._lock:
-            ahead = self._take_ahead(urgent)
+            ahead = self._take_ahead()
             if ahead is not None:
                 return ahead
             batch = list(itertools.islice(self._queue, size))
@@ -248,7 +248,8 @@ class Publisher(WriteAhead):
         left is logged."""
         deadline = time.monotonic() + timeout
         while self._queue and time.monotonic() < deadline:
-            yield from self._send(self._take(urgent=True))
+            self.hurry()
+            yield from self._send(self._take())
         log = self._log.error if self._queue else self._log.warning
         log('publisher: the event loop is ending and the manager was not '
             'closed (ASGIApp(sio, on_shutdown=sio.shutdown) closes it); %s',

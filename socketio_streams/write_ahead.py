@@ -98,7 +98,7 @@ class WriteAhead:
             self._idle = not (short and self._short)
             self._short = short
 
-    def _take_ahead(self, urgent: bool) -> list[Item] | None:
+    def _take_ahead(self) -> list[Item] | None:
         """For the task: the item written ahead if its reply is the
         task's to read now, ``[]`` if it is not yet (a put may read it),
         None if nothing is written ahead."""
@@ -106,7 +106,7 @@ class WriteAhead:
         ahead = self._ahead
         if ahead is None:
             return None
-        if not (urgent or self._urgent or self._stopping or
+        if not (self._urgent or self._stopping or
                 len(self._queue) > 1 or
                 self._queue[0].on_written is not None or
                 time.monotonic() >= ahead.at + self.IDLE_WAIT):

@@ -19,9 +19,10 @@ from socketio_streams.options import Options
 from socketio_streams.publisher import Publisher
 from socketio_streams.runtime import AsyncRuntime, Runtime
 from socketio_streams.stats import Stats
-from socketio_streams.steps import arun, run
+from socketio_streams.steps import arun, done, run
 
-from .test_publisher_steps import LOG, AsyncConnector, _entry, _in_asyncio
+from .test_publisher_steps import (LOG, STANDALONE, AsyncConnector, _as_read,
+                                   _entry, _in_asyncio)
 from .test_write_ahead import _idle
 
 
@@ -67,7 +68,6 @@ def test_the_task_reads_a_reply_at_once_when_something_waits_for_it(
         publisher._queue[0].on_written = print  # as a recovery emit's
     else:
         assert publisher.offer(_entry(1))
-    urgent = False
     if why == 'flush':
         steps = publisher.flush(5)
         next(steps)  # its first wait: it asked for the reply
@@ -78,9 +78,19 @@ def test_the_task_reads_a_reply_at_once_when_something_waits_for_it(
         assert publisher._wakeup.is_set() and len(publisher._queue) == 2
     elif why == 'stopping':
         publisher._stopping = True
-    else:
-        urgent = True
-    assert publisher._take(urgent) == [publisher._queue[0]]
+    else:  # a cancelled task writes what is left (_drain)
+        sent: list = []
+
+        def send(batch: list) -> Any:
+            sent.append(batch)
+            publisher._queue.clear()
+            return done()
+        monkeypatch.setattr(publisher, '_send', send)
+        head = publisher._queue[0]
+        run(publisher._drain(1))
+        assert sent == [[head]]
+        return
+    assert publisher._take() == [publisher._queue[0]]
 
 
 @pytest.mark.usefixtures('answered')
@@ -149,11 +159,12 @@ def _published(publisher: Publisher) -> int:
     return publisher._stats.snapshot()['published']
 
 
-def _quiet_then_put(publisher: Publisher, runtime: Any,
-                    sleep: Any) -> Any:
+def _quiet_then_put(publisher: Publisher, runtime: Any, sleep: Any,
+                    kill: Any = None) -> Any:
     """Steps: one put by the task, one written ahead whose reply no put
-    reads; quiet for 0.6 s; one more. Returns the waits of the quiet
-    time, and whether the last put's reply was read without flush()."""
+    reads; quiet for 0.6 s (then ``kill``: the connection cut while the
+    task waits untimed); one more. Returns the waits of the quiet time,
+    and whether the last put was published without flush()."""
     yield from publisher.put(_entry(0))
     assert (yield from publisher.flush(5))
     yield from publisher.put(_entry(1))
@@ -165,8 +176,10 @@ def _quiet_then_put(publisher: Publisher, runtime: Any,
     runtime.timeouts.clear()
     yield lambda: sleep(0.6)
     quiet = list(runtime.timeouts)
+    if kill is not None:
+        yield kill
     yield from publisher.put(_entry(2))
-    deadline = time.monotonic() + 2
+    deadline = time.monotonic() + 5
     while _published(publisher) < 3 and time.monotonic() < deadline:
         yield lambda: sleep(0.01)
     read = _published(publisher) == 3
@@ -181,16 +194,40 @@ def _check_quiet(quiet: list, read: bool) -> None:
         'was never read'
 
 
-def test_an_idle_publisher_does_not_wake_by_the_clock(redis_server):
+#: the publisher's connection cut while its task waits untimed: the put
+#: after it meets the failure, and its packet gets there once
+KILL = pytest.mark.parametrize('kill', [False, pytest.param(
+    True, marks=STANDALONE)], ids=['', 'connection killed'])
+
+
+def _killer(redis_server: Any, kill: bool) -> Any:
+    if not kill:
+        return None
+    return lambda: redis_server.client().client_kill_filter(
+        _type='normal', skipme=True)
+
+
+def _stored_once(redis_server: Any, publisher: Publisher,
+                 kill: bool) -> None:
+    assert _as_read(redis_server.client().xrange('stream')) == [0, 1, 2]
+    if kill:  # the put after the cut met it
+        assert publisher._stats.snapshot()['reconnects'] >= 1
+
+
+@KILL
+def test_an_idle_publisher_does_not_wake_by_the_clock(redis_server, kill):
     runtime = _Waits()
     publisher = Publisher(Connector(redis_server.url), runtime, Options(),
                           Stats(), LOG)
     publisher.start()
-    _check_quiet(*run(_quiet_then_put(publisher, runtime, time.sleep)))
+    _check_quiet(*run(_quiet_then_put(publisher, runtime, time.sleep,
+                                      _killer(redis_server, kill))))
+    _stored_once(redis_server, publisher, kill)
 
 
+@KILL
 def test_under_asyncio_an_idle_publisher_does_not_wake_by_the_clock(
-        redis_server):
+        redis_server, kill):
     result: list = []
 
     async def main() -> None:
@@ -198,8 +235,11 @@ def test_under_asyncio_an_idle_publisher_does_not_wake_by_the_clock(
         publisher = Publisher(AsyncConnector(redis_server.url), runtime,
                               Options(), Stats(), LOG)
         publisher.start()
-        result.extend(await arun(_quiet_then_put(publisher, runtime,
-                                                 asyncio.sleep)))
+        result.extend(await arun(_quiet_then_put(
+            publisher, runtime, asyncio.sleep,
+            _killer(redis_server, kill))))
+        result.append(publisher)
 
     _in_asyncio(main)
-    _check_quiet(*result)
+    _check_quiet(*result[:2])
+    _stored_once(redis_server, result[2], kill)
