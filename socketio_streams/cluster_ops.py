@@ -229,9 +229,11 @@ class ClusterOps:
         write_only emitter that made requests listens too, but is not a
         server: it does not count itself."""
         namespace = arguments.namespace(namespace)
-        if self._links.listening and not self.options.write_only:
+        if (self._links.listening or self._links.listen_soon) and \
+                not self.options.write_only:
             # this server counts itself once its SUBSCRIBE went (asyncio:
-            # initialize() could not wait for it)
+            # initialize() could not wait for it, nor may its task have
+            # run yet)
             yield from self._links.listen()
             yield from self._links.watch(namespace)
         count = yield from self._requests.server_count(namespace)

@@ -131,6 +131,12 @@ class ManagerCore(ClusterOps, Restoring, LocalOps, _Base):
             check_patched(self._runtime.async_mode)
         except RuntimeError:
             return
+        self._listen_soon()
+
+    def _listen_soon(self) -> None:
+        """Start listening as the face can (asyncio: in a task); from now
+        on ``server_count`` waits for it."""
+        self._links.listen_soon = True
         self._soon(self._links.listen())
 
     def initialize(self) -> None:
@@ -139,7 +145,7 @@ class ManagerCore(ClusterOps, Restoring, LocalOps, _Base):
         check_patched(self._runtime.async_mode)
         self._links.start_publisher()
         if not self.write_only:
-            self._soon(self._links.listen())
+            self._listen_soon()
         self._log.info('%s backend initialized (%s)', self.name,
                        self._connector.describe())
 

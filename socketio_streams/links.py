@@ -46,6 +46,8 @@ class Links:
         self.subscriber: Subscriber | None = None
         self.watched: set[str] = set()
         self.listening = False
+        #: a ``listen()`` is on its way (asyncio: a task not run yet)
+        self.listen_soon = False
         #: set once each reader's start is fixed (see ``watch``)
         self._pinned: dict[str, Any] = {}
         self.pin_failed_at = pin_failed_at

@@ -11,7 +11,7 @@ import sys
 import textwrap
 import threading
 import time
-
+from functools import partial
 from typing import Any
 
 import pytest
@@ -338,6 +338,31 @@ def test_the_manager_can_be_made_before_the_loop(redis_server):
         await mgr.close()
         return mgr.stats()['published']
     assert asyncio.run(use()) == 1
+
+
+def test_a_server_counts_itself_before_its_listening_task_ran(
+        redis_server):
+    # initialize() can only start listening in a task: server_count()
+    # right after it waits for this server's own SUBSCRIBE all the same
+    mgr = AsyncRedisStreamsManager(  # alone on its channels
+        redis_server.url, channel_prefix=f'alone-{os.getpid()}')
+    sio = socketio.AsyncServer(async_mode='asgi', client_manager=mgr)
+    soon = mgr._soon
+
+    def late(steps: Any) -> None:  # the task runs late, as on a busy loop
+        def later() -> Any:
+            yield partial(asyncio.sleep, 0.5)
+            yield from steps
+        soon(later())
+    mgr._soon = late  # type: ignore[method-assign]
+
+    async def count() -> int:
+        mgr.initialize()
+        try:
+            return await mgr.server_count()
+        finally:
+            await sio.shutdown()
+    assert asyncio.run(count()) == 1
 
 
 @pytest.mark.skipif(DEPLOYMENT != 'standalone',
