@@ -61,41 +61,59 @@ class Recent:
     """The entries written in the last ``RECENT_SECONDS`` (at most
     ``RECENT_MAX``), oldest first. Only writes forget: through an outage,
     however long, what was written just before it is kept for the
-    check."""
+    check.
+
+    Kept in four deques, not as a record per entry: a record would be an
+    object the garbage collector tracks (an entry's fields, text only, are
+    not), thousands of them alive at a steady rate, walked again by every
+    collection (measured at 2,000 emits/s: seven times the collections,
+    and a pause of about 1 ms every 1.4 s inside an ``emit``)."""
 
     def __init__(self) -> None:
-        self._written: deque[Written] = deque()
+        self._columns: tuple[deque, ...] = (deque(), deque(), deque(),
+                                            deque())
 
     def __len__(self) -> int:
-        return len(self._written)
+        return len(self._columns[0])
 
     def __iter__(self) -> Iterator[Written]:
-        return iter(self._written)
+        return (Written(at, Item('xadd', stream, fields), entry_id)
+                for at, stream, fields, entry_id in zip(*self._columns))
 
     def add(self, item: Item, entry_id: Any) -> None:
         """Keep an entry the server acknowledged with ``entry_id``."""
         now = time.monotonic()
-        self._written.append(Written(now, item, protocol.as_text(entry_id)))
-        oldest = now - RECENT_SECONDS
-        while self._written and (self._written[0].at < oldest or
-                                 len(self._written) > RECENT_MAX):
-            self._written.popleft()
+        self._keep(now, item.target, item.payload, protocol.as_text(entry_id))
+        at, oldest = self._columns[0], now - RECENT_SECONDS
+        while at and (at[0] < oldest or len(at) > RECENT_MAX):
+            for column in self._columns:
+                column.popleft()
+
+    def _keep(self, *entry: Any) -> None:
+        for column, value in zip(self._columns, entry):
+            column.append(value)
 
     def lost(self, writer: Any, size: int) -> Steps[list[Written]]:
         """Take out and give (in the order written) those the server no
         longer has, asked ``size`` at a time on ``writer``'s clients.
         Replication keeps order, so if the newest entry of a stream is
         there, so are the older ones: one round trip per stream, mostly."""
+        written = list(self)
         by_stream: dict[str, list[Written]] = {}
-        for written in self._written:
-            by_stream.setdefault(written.item.target, []).append(written)
+        for entry in written:
+            by_stream.setdefault(entry.item.target, []).append(entry)
         lost: list[Written] = []
         yield from writer.ready()
         for stream, entries in by_stream.items():
             lost += yield from missing(writer.client(writer.node(stream)),
                                        stream, entries, size)
         gone = {id(w) for w in lost}
-        self._written = deque(w for w in self._written if id(w) not in gone)
+        for column in self._columns:
+            column.clear()
+        for entry in written:
+            if id(entry) not in gone:
+                self._keep(entry.at, entry.item.target, entry.item.payload,
+                           entry.entry_id)
         return sorted(lost, key=lambda w: w.at)
 
 

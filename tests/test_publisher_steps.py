@@ -14,6 +14,7 @@ import pytest
 from socketio_streams import BufferFullError, protocol
 from socketio_streams.connection import Connector
 from socketio_streams.options import Options
+from socketio_streams.items import Recent
 from socketio_streams.publisher import Item, Publisher
 from socketio_streams.runtime import AsyncRuntime, Runtime
 from socketio_streams.stats import Stats
@@ -282,3 +283,20 @@ def test_requeue_lost_finds_nothing_when_the_newest_entry_is_there():
     assert stop.value.value is False
     assert len(writer.pipes) == 1 and not publisher._queue
     assert len(publisher._recent) == 2
+
+
+def test_recent_entries_give_the_garbage_collector_nothing_to_walk():
+    """What is kept of the entries written lately (thousands at a steady
+    rate) holds no object the garbage collector tracks: their fields are
+    text only, and no record is made per entry."""
+    recent = Recent()
+    items = [Item('xadd', 's', {'uid': 'u', 'data': '[1]', 'seq': str(i)})
+             for i in range(1000)]
+    gc.collect()
+    before = len(gc.get_objects())
+    for i, item in enumerate(items):
+        recent.add(item, f'1-{i}')
+    assert len(gc.get_objects()) - before < 10
+    kept = list(recent)
+    assert len(kept) == 1000 and kept[1].entry_id == '1-1'
+    assert kept[1].item.payload is items[1].payload
