@@ -168,6 +168,14 @@ class Remote:
             time.monotonic() >= last[1] + (WAITING_REFRESH if waiting
                                            else STALE)
 
+    def connect(self) -> Steps[None]:
+        """Open the connection ``look`` will use (best effort)."""
+        try:
+            yield partial(self._connector.client().ping)
+        except Exception as exc:
+            self._log.debug('publisher: positions client not connected: '
+                            '%s', exc)
+
     def look(self, stream: str, written: int, waiting: bool) -> Steps[None]:
         """Read the positions again if due (``every`` of our entries
         since the last look, or ``STALE`` s; the first time, after that

@@ -49,6 +49,12 @@ class Unread:
         self._last: dict[str, Any] = {}
         self._marks: dict[str, deque[tuple[tuple[int, int], int]]] = {}
 
+    def connect(self) -> Steps[None]:
+        """Connect the client that reads the positions elsewhere, if any,
+        before its first look (best effort)."""
+        if self._remote is not None:
+            yield from self._remote.connect()
+
     def wrote(self, stream: str, entry_id: Any) -> None:
         """One more entry of ours in ``stream`` (its ID as Redis gave)."""
         self._written[stream] = self._written.get(stream, 0) + 1

@@ -16,11 +16,14 @@ import pytest
 from socketio_streams import raw
 from socketio_streams.connection import Connector
 from socketio_streams.options import Options
+from socketio_streams.positions import Remote
+from socketio_streams.pressure import Unread
 from socketio_streams.publisher import Publisher
 from socketio_streams.runtime import AsyncRuntime, Runtime
 from socketio_streams.stats import Stats
 from socketio_streams.steps import arun, done, run
 
+from .deployments import DEPLOYMENT
 from .test_publisher_steps import (LOG, STANDALONE, AsyncConnector, _as_read,
                                    _entry, _in_asyncio)
 from .test_write_ahead import _idle
@@ -243,3 +246,53 @@ def test_under_asyncio_an_idle_publisher_does_not_wake_by_the_clock(
     _in_asyncio(main)
     _check_quiet(*result[:2])
     _stored_once(redis_server, result[2], kill)
+
+
+def _connects_early(connector: Any, sleep: Any) -> Any:
+    """Steps: a started publisher connects before its first packet, and
+    the client that reads the positions elsewhere too; that packet goes
+    on the connection made then (no set-up in its way). True if it did."""
+    publisher = Publisher(connector, _Waits() if sleep is time.sleep
+                          else _AsyncWaits(), Options(), Stats(), LOG)
+    publisher.unread = Unread(lambda stream: None, Remote(
+        connector, 'us', Options().max_len, LOG))
+    publisher.start()
+    deadline = time.monotonic() + 5
+    while not (publisher.connected and publisher._idle):
+        assert time.monotonic() < deadline, 'not connected before a packet'
+        yield lambda: sleep(0.01)
+    pool = connector.client().connection_pool
+    assert len(pool._available_connections) + len(pool._in_use_connections)
+    client = publisher._writer.client('')
+    early = getattr(client, raw._KEPT)
+    yield from publisher.put(_entry(0))
+    assert (yield from publisher.flush(5))
+    same = early is not None and getattr(client, raw._KEPT) is early
+    yield from publisher.close(5)
+    yield connector.close
+    return same
+
+
+#: a cluster's publisher connects at its first packet (the node to connect
+#: to depends on it)
+NOT_CLUSTER = pytest.mark.skipif(DEPLOYMENT == 'cluster',
+                                 reason='no early connection on a cluster')
+
+
+@NOT_CLUSTER
+def test_a_publisher_connects_before_its_first_packet(redis_server):
+    assert run(_connects_early(Connector(redis_server.url), time.sleep))
+    assert _as_read(redis_server.client().xrange('stream')) == [0]
+
+
+@NOT_CLUSTER
+def test_under_asyncio_a_publisher_connects_before_its_first_packet(
+        redis_server):
+    result: list = []
+
+    async def main() -> None:
+        result.append(await arun(_connects_early(
+            AsyncConnector(redis_server.url), asyncio.sleep)))
+    _in_asyncio(main)
+    assert result == [True]
+    assert _as_read(redis_server.client().xrange('stream')) == [0]
