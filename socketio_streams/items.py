@@ -66,8 +66,9 @@ class Recent:
     Kept in four deques, not as a record per entry: a record would be an
     object the garbage collector tracks (an entry's fields, text only, are
     not), thousands of them alive at a steady rate, walked again by every
-    collection (measured at 2,000 emits/s: seven times the collections,
-    and a pause of about 1 ms every 1.4 s inside an ``emit``)."""
+    collection (measured at 2,000 emits/s in one process, per 5 s: 46
+    collections with records, 19 without; 4 and 2 of the older
+    generation, about 1.3 ms each, inside an ``emit``)."""
 
     def __init__(self) -> None:
         self._columns: tuple[deque, ...] = (deque(), deque(), deque(),

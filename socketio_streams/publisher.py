@@ -244,7 +244,8 @@ class Publisher(WriteAhead):
 
     def _connect_early(self) -> Steps[None]:
         """Connect before the first packet, if none is queued yet (a
-        server's publisher starts with it): that packet is then written
+        server's publisher, started by ``initialize()``; a write_only
+        emitter's starts with its first packet): that packet is written
         at once, by its put, not after a connection's set-up (about 10 ms,
         measured, during which the next ones queue behind it). Also the
         client that reads other servers' positions (:mod:`.positions`).
