@@ -259,7 +259,9 @@ class Publisher(WriteAhead):
                 yield from raw.kept(client)
                 with self._lock:
                     self.connected = not self.failures
-            if self.unread is not None:
+            if self.unread is not None and not self._queue:
+                # not with a packet waiting meanwhile: its batch needs
+                # no positions (the first look only notes where it starts)
                 yield from self.unread.connect()
         except Exception as exc:
             self._log.debug('publisher: not connected early: %s', why(exc))

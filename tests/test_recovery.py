@@ -462,16 +462,18 @@ def test_the_replay_starts_exactly_where_live_delivery_started(
             i += 1
             stop.wait(0.003)
 
+    r = redis_server.client(decode_responses=True)
     thread = threading.Thread(target=pump)
     thread.start()
-    try:
+    try:  # some in the stream before the client comes (a loaded machine
+        # could otherwise connect it before the first reached Redis)
+        wait_until(lambda: r.xlen('socket.io') >= 3, 5, 'broadcasts')
         client = js_clients(a.url)
         client.wait_for(lambda _: len(client.events('n')) >= 5)
     finally:
         stop.set()
         thread.join()
     assert a.mgr.flush() and b.mgr.flush()
-    r = redis_server.client(decode_responses=True)
     stream = [entry_id for entry_id, _ in r.xrange('socket.io')]
 
     def key(offset):

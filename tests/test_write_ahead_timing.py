@@ -296,3 +296,30 @@ def test_under_asyncio_a_publisher_connects_before_its_first_packet(
     _in_asyncio(main)
     assert result == [True]
     assert _as_read(redis_server.client().xrange('stream')) == [0]
+
+
+@NOT_CLUSTER
+def test_a_packet_put_while_connecting_early_waits_for_no_other_client(
+        redis_server, monkeypatch):
+    """A put comes while the task connects early (a write_only emitter's
+    first packet, say): the task sends it next, without first opening
+    the positions client (which its first batch does not need)."""
+    connector = Connector(redis_server.url)
+    publisher = Publisher(connector, Runtime(), Options(), Stats(), LOG)
+    asked: list = []
+    publisher.unread = Unread(lambda stream: None)
+    monkeypatch.setattr(publisher.unread, 'connect',
+                        lambda: asked.append('positions') or done())
+    kept = raw.kept
+
+    def put_meanwhile(client: Any) -> Any:
+        publisher._queue.append(_entry(0))
+        return (yield from kept(client))
+    monkeypatch.setattr(raw, 'kept', put_meanwhile)
+    run(publisher._connect_early())
+    assert publisher.connected and asked == []
+    publisher._queue.clear()  # none meanwhile: it opens that one too
+    monkeypatch.setattr(raw, 'kept', kept)
+    run(publisher._connect_early())
+    assert asked == ['positions']
+    connector.close()
