@@ -257,8 +257,7 @@ class Publisher(WriteAhead):
             client = self._writer.client(self._writer.node(None))
             if raw.has_pool(client):
                 yield from raw.kept(client)
-                with self._lock:
-                    self.connected = not self.failures
+                self.connected = True
             if self.unread is not None and not self._queue:
                 # not with a packet waiting meanwhile: its batch needs
                 # no positions (the first look only notes where it starts)

@@ -323,3 +323,47 @@ def test_a_packet_put_while_connecting_early_waits_for_no_other_client(
     run(publisher._connect_early())
     assert asked == ['positions']
     connector.close()
+
+
+def _cut_before_the_first_packet(publisher: Publisher, sleep: Any,
+                                 kill: Any) -> Any:
+    """Steps: once connected early (nothing sent yet), the connection is
+    cut; then three packets. They reach the stream once each, in order
+    (``_stored_once``), and the first put met the failure."""
+    publisher.start()
+    deadline = time.monotonic() + 5
+    while not (publisher.connected and publisher._idle):
+        assert time.monotonic() < deadline, 'not connected before a packet'
+        yield lambda: sleep(0.01)
+    yield kill
+    for i in range(3):
+        yield from publisher.put(_entry(i))
+    assert (yield from publisher.flush(10))
+    yield from publisher.close(5)
+
+
+@NOT_CLUSTER
+@STANDALONE
+def test_a_connection_cut_after_connecting_early_loses_nothing(
+        redis_server):
+    publisher = Publisher(Connector(redis_server.url), Runtime(), Options(),
+                          Stats(), LOG)
+    run(_cut_before_the_first_packet(publisher, time.sleep,
+                                     _killer(redis_server, True)))
+    _stored_once(redis_server, publisher, True)
+
+
+@NOT_CLUSTER
+@STANDALONE
+def test_under_asyncio_a_connection_cut_after_connecting_early_loses_nothing(
+        redis_server):
+    result: list = []
+
+    async def main() -> None:
+        publisher = Publisher(AsyncConnector(redis_server.url),
+                              AsyncRuntime(), Options(), Stats(), LOG)
+        await arun(_cut_before_the_first_packet(
+            publisher, asyncio.sleep, _killer(redis_server, True)))
+        result.append(publisher)
+    _in_asyncio(main)
+    _stored_once(redis_server, result[0], True)
