@@ -25,6 +25,8 @@ def targets(mgr: Any, namespace: str, rooms: list,
     if empty) and in none of ``except_rooms``."""
     if mgr.server is None or namespace not in mgr.rooms:
         return []
+    if not except_rooms:  # each sid once already
+        return list(mgr.get_participants(namespace, rooms or None))
     found = dict(mgr.get_participants(namespace, rooms or None))
     for room in except_rooms:
         for sid, _ in mgr.get_participants(namespace, room):
@@ -127,6 +129,8 @@ class Delivery:
             return []
         eio_pkts = encode(self._mgr.server.packet_class, namespace,
                           event_data, plain, text)
+        if not recovery:  # no socket is being restored
+            return [(eio_sid, eio_pkts) for _, eio_sid in found]
         sends = []
         for sid, eio_sid in found:
             sock = self._sockets.get(namespace, sid)

@@ -49,18 +49,18 @@ class LocalOps:
         sends = self._delivery.plan(namespace, event_data, rooms,
                                     except_rooms, offset,
                                     self._recovery is not None, plain, text)
-        return self._sent(self._send_all(sends)) if sends else None
+        return self._send(sends) if sends else None
+
+    def _send(self, sends: list[tuple[str, list]]) -> Steps[None] | None:
+        """Send ``(eio_sid, eio_pkts)``: steps, which the asyncio face
+        awaits (the sync face sends at once, and returns None)."""
+        return self._send_all(sends)
 
     def _send_all(self, sends: list[tuple[str, list]]) -> Steps[None]:
         for eio_sid, eio_pkts in sends:  # flat: one generator per entry
             for p in eio_pkts:
                 yield partial(self.server._send_eio_packet, eio_sid, p)
         self._stats.incr('delivered', len(sends))
-
-    def _sent(self, steps: Steps[None]) -> Steps[None] | None:
-        """Sending steps as the face sends: the asyncio one awaits them
-        (given back), the sync one makes its blocking calls at once."""
-        return steps
 
     def _send_eio(self, eio_sid: str, eio_pkts: list) -> Steps[None]:
         for p in eio_pkts:

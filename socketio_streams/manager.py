@@ -68,8 +68,12 @@ class RedisStreamsManager(ManagerCore, SyncFace, Manager):
     def _soon(self, steps: Steps) -> None:
         run(steps)
 
-    def _sent(self, steps: Steps[None]) -> None:
-        run(steps)  # blocking calls: nothing left to hand back
+    def _send(self, sends: list[tuple[str, list]]) -> None:
+        send = self.server._send_eio_packet  # blocking: sent at once
+        for eio_sid, eio_pkts in sends:
+            for p in eio_pkts:
+                send(eio_sid, p)
+        self._stats.incr('delivered', len(sends))
 
 
 @atexit.register
