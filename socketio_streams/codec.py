@@ -62,8 +62,22 @@ def _no_bytes(obj: Any) -> Any:
         f'Object of type {type(obj).__name__} is not JSON serializable')
 
 
+def _unchecked_encoder(default: Callable[[Any], Any]) -> Callable[[Any], str]:
+    """``_encoder(default)`` without its check for circular references
+    (one fails on its depth instead, ``RecursionError``): the C encoder
+    made once, not at each call as ``JSONEncoder.encode`` makes it (half
+    its cost for an emit's data). For callers that take any error as
+    "not this way"."""
+    make = getattr(json.encoder, 'c_make_encoder', None)
+    if make is None:
+        return _encoder(default)
+    encode = make(None, default, json.encoder.encode_basestring, None, ':',
+                  ',', False, False, False)
+    return lambda obj: ''.join(encode(obj, 0))
+
+
 #: JSON text of data that holds no bytes; raises otherwise
-_dumps_plain = _encoder(_no_bytes)
+_dumps_plain = _unchecked_encoder(_no_bytes)
 
 
 def _pack(obj: Any) -> bytes:
