@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+from types import CoroutineType, GeneratorType
 from typing import Any, Callable, Generator, TypeVar
 
 R = TypeVar('R')
@@ -27,19 +28,14 @@ R = TypeVar('R')
 Steps = Generator[Callable[[], Any], Any, R]
 
 
-def _resume(steps: Steps, value: Any, error: BaseException | None) -> Any:
-    """Hand the last call's result (or its error) to ``steps``: the next
-    call; ``StopIteration`` when they are done."""
-    return steps.send(value) if error is None else steps.throw(error)
-
-
 def run(steps: Steps[R]) -> R:
     """Drive ``steps`` with blocking calls; return what they return."""
     value: Any = None
     error: BaseException | None = None
     while True:
-        try:
-            call = _resume(steps, value, error)
+        try:  # the last call's result (or its error) handed in
+            call = steps.send(value) if error is None else \
+                steps.throw(error)
         except StopIteration as stop:
             return stop.value
         try:
@@ -55,13 +51,15 @@ async def arun(steps: Steps[R]) -> R:
     value: Any = None
     error: BaseException | None = None
     while True:
-        try:
-            call = _resume(steps, value, error)
+        try:  # as in ``run``
+            call = steps.send(value) if error is None else \
+                steps.throw(error)
         except StopIteration as stop:
             return stop.value
         try:
             value, error = call(), None
-            if inspect.isawaitable(value):
+            if value is not None and (type(value) is CoroutineType or
+                                      inspect.isawaitable(value)):
                 value = await value
         except BaseException as exc:  # given to the steps to handle
             value, error = None, exc
@@ -80,8 +78,8 @@ def blocking(func: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(func)
     def call(*args: Any, **kwargs: Any) -> Any:
         result = func(*args, **kwargs)
-        if inspect.isgenerator(result):
-            return run(result)  # type: ignore[arg-type]
+        if type(result) is GeneratorType:
+            return run(result)
         return result
     return _returning(call)
 
