@@ -305,8 +305,8 @@ class ManagerCore(ClusterOps, Restoring, LocalOps, _Base):
         text = None if self.options.only_plaintext else \
             plain.event_json(event_data)
         if text is not None:
-            fields = self._links.entry(namespace, T.BROADCAST, None,
-                                       plain.broadcast_data(text, opts))
+            fields = self._links.broadcast_entry(
+                namespace, plain.broadcast_data(text, opts))
         else:
             fields = self._links.entry(namespace, T.BROADCAST, protocol
                                        .broadcast_data(event_data, opts))

@@ -31,6 +31,10 @@ PIN_RETRY_AFTER = 5.0
 FORGET_TIMEOUT = 0.5
 
 
+#: a BROADCAST's ``type`` field
+_BROADCAST_TYPE = str(int(T.BROADCAST))
+
+
 class Links:
     """Publisher, readers and subscriber of one manager, in one process.
 
@@ -204,6 +208,13 @@ class Links:
         return protocol.encode_entry(
             Message(type=type_, data=data, uid=self._mgr.uid, nsp=namespace),
             self._mgr.options.only_plaintext, text)
+
+    def broadcast_entry(self, namespace: str, data: str) -> dict:
+        """``entry(namespace, T.BROADCAST, None, data)`` of a namespace
+        checked already (``arguments.namespace``), made directly: the
+        fields of every emit, in ``encode_entry``'s order."""
+        return {'uid': self._mgr.uid, 'nsp': namespace,
+                'type': _BROADCAST_TYPE, 'data': data}
 
     def append(self, namespace: str, fields: dict,
                on_written: Callable | None = None) -> Steps[None]:
