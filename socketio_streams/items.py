@@ -71,6 +71,7 @@ class Recent:
     generation, about 1.3 ms each, inside an ``emit``)."""
 
     def __init__(self) -> None:
+        # (at, stream, fields, entry ID as the reply gave it), by age
         self._columns: tuple[deque, ...] = (deque(), deque(), deque(),
                                             deque())
 
@@ -78,17 +79,24 @@ class Recent:
         return len(self._columns[0])
 
     def __iter__(self) -> Iterator[Written]:
-        return (Written(at, Item('xadd', stream, fields), entry_id)
+        return (Written(at, Item('xadd', stream, fields),
+                        protocol.as_text(entry_id))
                 for at, stream, fields, entry_id in zip(*self._columns))
 
     def add(self, item: Item, entry_id: Any) -> None:
         """Keep an entry the server acknowledged with ``entry_id``."""
         now = time.monotonic()
-        self._keep(now, item.target, item.payload, protocol.as_text(entry_id))
-        at, oldest = self._columns[0], now - RECENT_SECONDS
+        at, streams, fields, ids = self._columns
+        at.append(now)
+        streams.append(item.target)
+        fields.append(item.payload)
+        ids.append(entry_id)
+        oldest = now - RECENT_SECONDS
         while at and (at[0] < oldest or len(at) > RECENT_MAX):
-            for column in self._columns:
-                column.popleft()
+            at.popleft()
+            streams.popleft()
+            fields.popleft()
+            ids.popleft()
 
     def _keep(self, *entry: Any) -> None:
         for column, value in zip(self._columns, entry):
