@@ -41,6 +41,8 @@ _PACKET_TEXT = '{"packet":{"type":2,"data":'
 _PACKET = _PACKET_TEXT.encode()
 #: the JSON of ``make_opts()``: to everyone
 _NO_OPTS = '{"rooms":[],"except":[],"flags":{}}'
+#: how such a BROADCAST's data ends
+_NO_OPTS_TAIL = f'"opts":{_NO_OPTS}}}'.encode()
 
 
 def fields(entry: Any) -> tuple[bytes, bytes, bytes | None] | None:
@@ -67,6 +69,11 @@ def tail_opts(data: bytes) -> tuple[int, tuple[list, list, dict]] | None:
     it) without decoding the packet: what decoding it all would give, if
     it decodes. None if it is not there so, or a ``\\u`` escape could
     spell a ``requestId``."""
+    if data.endswith(_NO_OPTS_TAIL):  # to everyone: nothing to decode
+        at = len(data) - len(_NO_OPTS_TAIL)
+        if data[at - 1] in b',{' and b'\\u' not in data:
+            return at, ([], [], {})
+        return None
     at = data.rfind(b'"opts":')
     if at < 1 or data[at - 1] not in b',{' or data[-1:] != b'}' or \
             b'\\u' in data:
