@@ -48,6 +48,9 @@ class StreamReader(Loop):
         self._reporter = None if uid is None else \
             Reporter(key, uid, options.max_len, log)
         self._group = None if uid is None else groups.Group(key, uid, log)
+        #: how this server's own entries begin, read raw: skipped here,
+        #: as ``handle`` would (delivered locally when emitted)
+        self._own = None if uid is None else [b'uid', uid.encode()]
         self.key = key
         self.what = f'reader of {key!r}'
         self._options = options
@@ -139,16 +142,18 @@ class StreamReader(Loop):
         # smaller replies still get through
         batch = min(self._options.read_count, self._runtime.read_batch) \
             if self.failures < 3 else 1
-        count = 0
+        count, own = 0, self._own
         for entry_id, fields in raw.entries((yield from self._xread(batch))):
-            if type(fields) is list:  # read raw: [field, value, ...]
-                pairs = iter(fields)
-                fields = dict(zip(pairs, pairs))
             entry_id = protocol.as_text(entry_id)
             self.last_id = entry_id
             count += 1
             if self.position is not None:
                 self.position += 1
+            if type(fields) is list:  # read raw: [field, value, ...]
+                if fields[:2] == own:
+                    continue
+                pairs = iter(fields)
+                fields = dict(zip(pairs, pairs))
             steps = self._hand_over(self._handle, self.key, entry_id,
                                     fields or {})
             if steps is not None:
