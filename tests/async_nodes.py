@@ -19,6 +19,7 @@ from typing import Any
 
 import socketio
 import uvicorn
+from socketio.async_admin import InstrumentedAsyncServer
 
 from socketio_streams import AsyncRedisStreamsManager
 from socketio_streams.cluster import RemoteSocket
@@ -108,7 +109,9 @@ class OnLoop:
         return self._wrap(self._loop.run(invoke()))
 
     def _wrap(self, result: Any) -> Any:
-        if isinstance(result, RemoteSocket):
+        # (the Admin UI's instrumentation too: its shutdown() is awaited)
+        if isinstance(result, (RemoteSocket,
+                               InstrumentedAsyncServer)):
             return OnLoop(result, self._loop)
         if isinstance(result, list) and result and \
                 isinstance(result[0], RemoteSocket):
