@@ -69,6 +69,7 @@ def hold_reader(reader: Any, *at: int) -> tuple[list, dict]:
             gates[len(seen)].wait(30)
 
     reader._handle = waiting_first(reader._handle, gate)
+    reader._own = None  # its own entries come to the gate too
     return seen, gates
 
 
