@@ -64,6 +64,7 @@ class Publisher(WriteAhead):
         self._lock = threading.Lock()
         self._seq = itertools.count(1)
         self._since_pause = 0
+        self._paused_at = 0.0  # (monotonic)
         self._backoff = Backoff()
         self._wakeup = None
         self._done = None
@@ -105,9 +106,12 @@ class Publisher(WriteAhead):
         at the first step, without yielding (``offer``)."""
         if self.offer(item):
             self._since_pause += 1
-            if self._since_pause >= self._runtime.pause_every:
+            if self._since_pause >= self._runtime.pause_every and \
+                    time.monotonic() >= self._paused_at + \
+                    self._runtime.pause_gap:
                 self._since_pause = 0  # a burst lets the others run
                 yield self._runtime.pause
+                self._paused_at = time.monotonic()
             return
         deadline = time.monotonic() + self.FULL_WAIT
         while True:
