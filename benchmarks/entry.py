@@ -8,8 +8,9 @@ thread only, not the managers' own tasks) for: reading the entries with
 redis-py (``XREAD`` of 100 at a time, reply parsing included; hiredis if
 installed), then RedisStreamsManager handling each entry
 (``Inbound.on_entry``, its steps driven) when it is delivered to one
-local socket, when its room has no local socket, when its namespace has
-none, and when it is the server's own entry; and
+local socket (in its room; and a broadcast to everyone), when its room
+has no local socket, when its namespace has none, and when it is the
+server's own entry (which the reader skips before ``on_entry``); and
 ``socketio.RedisManager`` decoding and handling the same message (its
 PUB/SUB JSON, without the read).
 """
@@ -69,9 +70,9 @@ def measure(url: str, entries: list, count: int, uid: str) -> dict:
     """One pass of every figure, on fresh managers (no entry seen yet)."""
     client = redis.Redis.from_url(url)
     start = time.thread_time()
-    read_all(client, 'socket.io', 3 * count)
+    read_all(client, 'socket.io', 4 * count)
     costs = {'XREAD 100 at a time, parsed by redis-py':
-             (time.thread_time() - start) / (3 * count) * 1e6}
+             (time.thread_time() - start) / (4 * count) * 1e6}
     client.close()
     receiver, own = (server(RedisStreamsManager(url)) for _ in range(2))
     own.uid = uid
@@ -80,7 +81,9 @@ def measure(url: str, entries: list, count: int, uid: str) -> dict:
             ('room without local socket', receiver,
              entries[count:2 * count]),
             ('namespace without local socket', receiver,
-             entries[2 * count:]),
+             entries[2 * count:3 * count]),
+            ('delivered, a broadcast to everyone', receiver,
+             entries[3 * count:]),
             ('own entry (skipped by uid)', own, entries[:count])):
         costs[what] = per_entry(handle._inbound.on_entry, items)
     pubsub = server(socketio.RedisManager(url))
@@ -107,16 +110,18 @@ def main() -> None:
     try:
         url = redis_server.url
         writer = RedisStreamsManager(url, write_only=True,
-                                     max_len=4 * count,
-                                     buffer_size=4 * count)
+                                     max_len=5 * count,
+                                     buffer_size=5 * count)
         for room in ('here', 'nowhere'):
             for i in range(count):
                 writer.emit('n', {'seq': i, 'pad': PAD}, to=room)
         for i in range(count):
             writer.emit('n', {'seq': i, 'pad': PAD}, namespace='/other')
+        for i in range(count):
+            writer.emit('n', {'seq': i, 'pad': PAD})
         writer.close(60)
         client = redis.Redis.from_url(url)
-        entries = read_all(client, 'socket.io', 3 * count)
+        entries = read_all(client, 'socket.io', 4 * count)
         client.close()
         passes = [measure(url, entries, count, writer.uid)
                   for _ in range(args.repeat)]
