@@ -55,7 +55,6 @@ OFFSET_RE = re.compile(r'^[0-9]{1,20}-[0-9]{1,20}$')
 #: ASCII digits only (``str.isdigit`` takes '²'), bounded (``int`` refuses
 #: more than 4,300 digits, and no real type or seq needs more than this)
 _TYPE_RE = re.compile(r'-?[0-9]{1,9}')
-_SEQ_RE = re.compile(r'[0-9]{1,19}')
 #: the types as Node writes them (checked before the regex)
 _TYPES = frozenset(str(t) for t in range(1, 14))
 
@@ -256,9 +255,10 @@ def decode_entry(fields: Mapping) -> Message:
 
 
 def seq_number(seq: str | None) -> int | None:
-    """Our ``seq`` field; None if absent or not a plain number."""
+    """Our ``seq`` field; None if absent or not a plain number (1 to 19
+    ASCII digits, as ``_TYPE_RE`` bounds a type)."""
     return int(seq) if seq and len(seq) < 20 and seq.isascii() and \
-        seq.isdigit() else None  # _SEQ_RE's, without a match object
+        seq.isdigit() else None
 
 
 def _decode_data(raw: str | None) -> Any:

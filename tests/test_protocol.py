@@ -315,3 +315,11 @@ def test_chosen_data_is_encoded_as_before(data):
             assert (fields.get('data') if isinstance(fields, dict)
                     else fields) == _outcome(_encode_data_as_before, data,
                                              may)
+
+
+@pytest.mark.parametrize('seq, number', [
+    ('0', 0), ('12', 12), ('9' * 19, 10 ** 19 - 1), (None, None), ('', None),
+    ('1' * 20, None), ('²', None), ('١', None), ('1a', None), (' 1', None),
+    ('-1', None), ('+1', None), ('1_0', None)])
+def test_a_seq_is_1_to_19_ascii_digits(seq, number):
+    assert protocol.seq_number(seq) == number
