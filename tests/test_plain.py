@@ -216,7 +216,14 @@ def test_an_emit_writes_the_entry_and_packet_of_the_general_path(
     assert plain.broadcast_data(text, opts) == \
         _dumps_plain(protocol.broadcast_data(event_data, opts))
     packet = socketio.packet.Packet
+    mgr = RedisStreamsManager('redis://127.0.0.1:1/0', write_only=True)
     for nsp in ('/', '/chat'):
+        # the entry's fields, made directly: those, in the order, that
+        # encode_entry gives
+        data = plain.broadcast_data(text, opts)
+        fields = mgr._links.broadcast_entry(nsp, data)
+        assert list(fields.items()) == list(mgr._links.entry(
+            nsp, protocol.MessageType.BROADCAST, None, data).items())
         made = delivery.encode(packet, nsp, event_data, True, text)
         expected = packet(socketio.packet.EVENT, namespace=nsp,
                           data=event_data).encode()
