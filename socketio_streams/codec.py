@@ -48,9 +48,6 @@ def _encoder(default: Callable[[Any], Any]) -> Callable[[Any], str]:
                             allow_nan=False, default=default).encode
 
 
-_dumps = _encoder(_buffer_json)
-
-
 class _Binary(Exception):
     """Bytes met while encoding JSON: the data goes as msgpack."""
 
@@ -66,8 +63,8 @@ def _unchecked_encoder(default: Callable[[Any], Any]) -> Callable[[Any], str]:
     """``_encoder(default)`` without its check for circular references
     (one fails on its depth instead, ``RecursionError``): the C encoder
     made once, not at each call as ``JSONEncoder.encode`` makes it (half
-    its cost for an emit's data). For callers that take any error as
-    "not this way"."""
+    its cost for an emit's data). Its callers take any error as "not this
+    way", or turn ``RecursionError`` into their own."""
     make = getattr(json.encoder, 'c_make_encoder', None)
     if make is None:
         return _encoder(default)
@@ -76,6 +73,8 @@ def _unchecked_encoder(default: Callable[[Any], Any]) -> Callable[[Any], str]:
     return lambda obj: ''.join(encode(obj, 0))
 
 
+#: JSON text of data, its bytes as Node's ``Buffer.toJSON``
+_dumps = _unchecked_encoder(_buffer_json)
 #: JSON text of data that holds no bytes; raises otherwise
 _dumps_plain = _unchecked_encoder(_no_bytes)
 

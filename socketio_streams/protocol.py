@@ -213,7 +213,16 @@ def _encode_data(data: Any, may_be_binary: bool) -> str:
     """``data`` as JSON text, or (``may_be_binary`` and bytes anywhere in
     it) base64 of msgpack. JSON is tried first: most data holds no bytes,
     and the encoder finds them without a walk of its own. On any failure
-    the data goes the long way, as it always did."""
+    the data goes the long way, as it always did. Data that refers to
+    itself (or is nested too deep to walk) is a ``TypeError``."""
+    try:
+        return _encode_any(data, may_be_binary)
+    except RecursionError:
+        raise TypeError('cannot encode for Redis: the data contains '
+                        'itself, or is nested too deep') from None
+
+
+def _encode_any(data: Any, may_be_binary: bool) -> str:
     if may_be_binary:
         try:
             return _dumps_plain(data)

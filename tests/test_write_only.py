@@ -69,6 +69,18 @@ def test_emitter_refuses_what_it_cannot_send(redis_server):
                 mgr.emit('x', 1, namespace=namespace)
         with pytest.raises(TypeError, match='not JSON serializable'):
             mgr.emit('x', {1, 2})
+        itself: list = ['a']
+        itself.append(itself)
+        deep: list = []
+        for _ in range(100_000):
+            deep = [deep]
+        plain = RedisStreamsManager(redis_server.url, write_only=True,
+                                    only_plaintext=True)
+        for data in (itself, {'d': itself}, deep):
+            for emitter in (mgr, plain):
+                with pytest.raises(TypeError, match='contains itself'):
+                    emitter.emit('x', data)
+        plain.close()
         wait_until(lambda: mgr.stats()['buffered'] == 0, 2,
                    'the last reply read (written ahead)')
     finally:
