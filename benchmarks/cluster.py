@@ -18,7 +18,8 @@ no websocket. Server 0 emits ``{'seq': i, 'pad': 100 bytes}``. Figures
 servers x 1 and x 10 clients, time inside ``emit()``, CPU of the whole
 cluster (servers + redis-server) and latency at a steady rate, and raw
 redis-py (pipelined XADD, then XREAD; redis.asyncio for the asyncio pair)
-as the transport's limit.
+as the transport's limit (``benchmarks.transport``: what each transport
+alone costs redis-server at a steady rate).
 ``--curve`` adds per-server CPU per entry for 2, 4 and 8 servers where only
 server 1 has the target room; ``--emits N`` the emitting server's RSS over
 N emits and the warnings (gaps) the servers logged; ``--profile DIR``
@@ -347,6 +348,7 @@ def measure_steady(cluster: Cluster, redis_pid: int, rate: int,
                  for t, seq in arrivals)
     servers = sum(after[0]) - sum(before[0])
     return {'cpu': servers + after[1] - before[1], 'cpu_servers': servers,
+            'cpu_redis': after[1] - before[1],
             'p50': lat[len(lat) // 2], 'p99': lat[int(len(lat) * 0.99)],
             'steady_emit_us': inside / count * 1e6,
             'rate': (count - 1) / (sent[-1] - sent[0])}
@@ -509,6 +511,7 @@ ROWS = [('burst', 'burst 3x1: delivered msg/s per remote client', '{:,.0f}'),
         ('rate', 'steady: rate reached, msg/s', '{:,.0f}'),
         ('cpu', 'steady: CPU s, whole cluster', '{:.2f}'),
         ('cpu_servers', 'steady: CPU s, 3 servers only', '{:.2f}'),
+        ('cpu_redis', 'steady: CPU s, redis-server only', '{:.2f}'),
         ('idle', 'idle: CPU s of the cluster, same duration', '{:.2f}'),
         ('p50', 'steady latency p50, ms', '{:.2f}'),
         ('p99', 'steady latency p99, ms', '{:.2f}')]
