@@ -8,10 +8,13 @@ them this server's reader of that stream has not read back; while more
 than ``max_len // 4``, it waits for the reader, up to ``WAIT`` seconds a
 batch: a reader stuck in a handler slows the publisher down, it does not
 stop it. A batch is itself at most ``max_len // 4`` entries, so what is
-written and not read stays well under ``max_len``. A stream without a
-reader here that is reading (none, stopped, reconnecting) is not waited
-for. Readers elsewhere are waited for by the positions they report in
-Redis (:mod:`.positions`): the slowest reader, here or there, counts.
+written and not read stays well under ``max_len``. Readers elsewhere are
+waited for by the positions they report in Redis (:mod:`.positions`):
+the slowest reader, here or there, counts. A stream with no reader that
+is reading (none here, stopped or reconnecting; none reported elsewhere,
+or too long ago) is not waited for meanwhile; a reader that reports
+later is counted from where it is, so the entries written before it
+reported are waited for too.
 Steps (see :mod:`.steps`).
 """
 from __future__ import annotations
@@ -21,7 +24,7 @@ from collections import deque
 from functools import partial
 from typing import Any, Callable
 
-from . import protocol
+from . import positions, protocol
 from .positions import Remote
 from .steps import Steps
 
@@ -60,21 +63,29 @@ class Unread:
         self._written[stream] = self._written.get(stream, 0) + 1
         self._last[stream] = entry_id
 
-    def count(self, stream: str) -> int:
-        """How many of our entries in ``stream`` its reader has not read."""
+    def count(self, stream: str, max_len: int) -> int:
+        """How many of our entries in ``stream`` its slowest reader has not
+        read (0 while there is none to wait for). A reader that reports
+        only later (its first read, or back from ``STALE``) is counted
+        from where it is, the entries written before it reported
+        included: so the marks are kept meanwhile, one per
+        ``positions.every(max_len)`` entries (the last ID written waits
+        for the next); none further back than ``max_len`` entries
+        (trimmed: no reader can still read them)."""
         written = self._written.get(stream, 0)
         marks = self._marks.setdefault(stream, deque())
-        last = self._last.pop(stream, None)
-        if last is not None:
+        last = self._last.get(stream)
+        at = self._slowest(stream)
+        if last is not None and (at is not None or not marks or written -
+                                 marks[-1][1] >= positions.every(max_len)):
+            del self._last[stream]
             marks.append((protocol.offset_key(protocol.as_text(last)),
                           written))
-        at = self._slowest(stream)
-        if at is None:  # nobody to wait for: start afresh
-            marks.clear()
-            self._read[stream] = written
-            return 0
-        while marks and marks[0][0] <= at:
+        while marks and (marks[0][1] <= written - max_len or
+                         at is not None and marks[0][0] <= at):
             self._read[stream] = marks.popleft()[1]
+        if at is None:  # nobody to wait for (yet)
+            return 0
         return written - self._read.get(stream, 0)
 
     def _slowest(self, stream: str) -> tuple[int, int] | None:
@@ -93,7 +104,7 @@ class Unread:
         stream, written = item.target, self._written.get(item.target, 0)
         if self._remote is not None and self._remote.due(stream, written):
             return False
-        return self.count(stream) <= max(max_len // 4, 1)
+        return self.count(stream, max_len) <= max(max_len // 4, 1)
 
     def wait(self, batch: list, max_len: int, runtime: Any) -> Steps[None]:
         """Before ``batch`` is sent: wait while a reader of a stream it
@@ -107,7 +118,7 @@ class Unread:
                 if self._remote is not None:
                     yield from self._remote.look(
                         stream, self._written.get(stream, 0), waiting)
-                if self.count(stream) <= limit:
+                if self.count(stream, max_len) <= limit:
                     break
                 waiting = True
                 now = time.monotonic()
