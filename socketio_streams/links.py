@@ -257,7 +257,12 @@ class Links:
         # have used the time: a second at least for them to end
         deadline = max(deadline, time.monotonic() + 1.0)
         for task in tasks:
-            yield from task.join(max(deadline - time.monotonic(), 0.1))
+            if not (yield from task.join(max(deadline - time.monotonic(),
+                                             0.1))):
+                self._mgr._log.warning(
+                    '%s: still running after close(), cut short and not '
+                    'ended (it ends once the command it waits in returns)',
+                    task.what)
         if self.publisher is None or not self.publisher.failures:
             yield from self._forget_positions()
 

@@ -6,14 +6,16 @@ import subprocess
 import sys
 import textwrap
 import threading
+import traceback
 
 import pytest
 import socketio
 
-from socketio_streams import links, manager as manager_module
+from socketio_streams import RedisStreamsManager, links
+from socketio_streams import manager as manager_module
 
 from .asyncmode import ASYNC_MODE
-from .nodes import MANAGER, Node
+from .nodes import MANAGER, Node, hold_reader, wait_until
 from .servers import RedisProcess, free_port
 
 
@@ -70,7 +72,7 @@ def test_server_shutdown_flushes_and_ends_the_managers_tasks(
         node.sio.emit('n', i)
     node.sio.shutdown()
     assert redis_server.client().xlen('socket.io') == 300
-    assert [t for t in _tasks(node.mgr) if t.running] == []
+    assert [t for t in _tasks(node.mgr) if t.running] == [], _stacks()
     assert _task_runners(node) == []
     with caplog.at_level(logging.DEBUG, logger='socketio_streams'):
         node.sio.emit('after', 1)
@@ -82,6 +84,40 @@ def test_server_shutdown_flushes_and_ends_the_managers_tasks(
     assert [r.levelno for r in dropped] == [logging.WARNING, logging.DEBUG]
     with pytest.raises(RuntimeError, match='closed'):
         node.mgr.fetch_sockets()
+
+
+def _stacks() -> str:
+    """Where every thread is (what a task that did not end waits in)."""
+    frames = sys._current_frames()
+    return '\n'.join(f'{thread.name}:\n' +
+                     ''.join(traceback.format_stack(frames[thread.ident]))
+                     for thread in threading.enumerate()
+                     if thread.ident in frames)
+
+
+@pytest.mark.skipif(MANAGER == 'asyncio', reason='an asyncio task is '
+                    'cancelled where it waits, in a handler too: it ends')
+def test_a_task_that_does_not_end_at_close_is_said(redis_server, nodes,
+                                                   clients, caplog):
+    """A reader held in a handler when the server shuts down cannot be cut
+    short: ``shutdown()`` returns within its time and says which task
+    still runs; released, it ends."""
+    node = Node(redis_server.url)
+    nodes.append(node)
+    clients.append(node.client())
+    reader = node.mgr._links.readers['socket.io']
+    seen, gates = hold_reader(reader, 1)
+    emitter = RedisStreamsManager(redis_server.url, write_only=True)
+    emitter.emit('n', 0)
+    emitter.close()
+    wait_until(lambda: seen, 10, 'the reader held')
+    with caplog.at_level(logging.WARNING, logger='socketio_streams'):
+        node.sio.shutdown()
+    assert reader.running
+    assert "reader of 'socket.io': still running after close()" in \
+        caplog.text
+    gates[1].set()
+    wait_until(lambda: not reader.running, 10, 'the reader ended')
 
 
 def test_the_admin_ui_stats_task_outlives_shutdown_quietly(
