@@ -42,6 +42,7 @@ class Loop:
         self._used: Any = None
         self._stopped = False
         self._done: Any = None
+        self._stopping: Any = None
         self._task: Any = None
         self._started = False
         self.failures = 0
@@ -49,6 +50,7 @@ class Loop:
 
     def start(self) -> None:
         self._done = self._runtime.event()
+        self._stopping = self._runtime.event()
         self._task = self._runtime.spawn(self._run())
 
     @property
@@ -59,6 +61,8 @@ class Loop:
     def stop(self) -> None:
         """Tell the task to end (a blocked command is cut short)."""
         self._stopped = True
+        if self._stopping is not None:  # ends a wait between attempts
+            self._stopping.set()
         self._runtime.interrupt(self._task, self._cut)
         if self._done is not None and not self._started:
             # a task cancelled before it ran never runs (asyncio); a
@@ -141,8 +145,11 @@ class Loop:
             self._log.error('%s: Redis %s still unreachable (attempt %d): '
                             '%s', self.what, self._connector.describe(),
                             self.failures, why(exc))
-        yield partial(self._runtime.sleep,
-                      self._backoff.compute(self.failures))
+        delay = self._backoff.compute(self.failures)
+        if self._stopping is None:  # driven by hand, never started
+            yield partial(self._runtime.sleep, delay)
+        else:  # cut short by stop()
+            yield partial(self._runtime.wait, self._stopping, delay)
 
     def step(self) -> Steps[None]:
         raise NotImplementedError

@@ -13,6 +13,7 @@ import socketio
 
 from socketio_streams import RedisStreamsManager, links
 from socketio_streams import manager as manager_module
+from socketio_streams.backoff import Backoff
 
 from .asyncmode import ASYNC_MODE
 from .nodes import MANAGER, Node, hold_reader, wait_until
@@ -180,6 +181,24 @@ def test_flask_test_client_with_recovery_sees_emits_after_flush(
         client.disconnect()
     finally:
         mgr.close()
+
+
+def test_a_task_waiting_to_reconnect_ends_at_shutdown(tmp_path, nodes,
+                                                      clients, caplog):
+    """Redis gone, the reader waits between attempts (here 15 to 30 s):
+    ``shutdown()`` ends that wait, and the reader with it."""
+    server = RedisProcess(str(tmp_path / 'gone')).start()
+    node = Node(server.url)
+    nodes.append(node)
+    clients.append(node.client())
+    reader = node.mgr._links.readers['socket.io']
+    reader._backoff = Backoff(base=30.0, cap=30.0)
+    server.stop()
+    wait_until(lambda: reader.failures, 10, 'the reader failed once')
+    with caplog.at_level(logging.WARNING, logger='socketio_streams'):
+        node.sio.shutdown()
+    assert not reader.running
+    assert 'still running after close()' not in caplog.text
 
 
 @pytest.fixture
