@@ -107,6 +107,11 @@ class Subscriber(Loop):
             # no reply timeout: it waits for messages (keepalive probes
             # notice a vanished host)
             self._client = self._connector.new_client(socket_timeout=None)
+            # cut again by join() while it runs: a read that fails makes
+            # redis-py connect the subscription again before it raises
+            # (whatever its retries), its handshake waiting for replies
+            # with no timeout
+            self._used = self._client
             # an asyncio cluster client learns its slot map first
             yield from initialize(self._client)
             # subscribe confirmations are skipped by _deliver: valkey-py's

@@ -20,6 +20,7 @@ from socketio_streams.stats import Stats
 from socketio_streams.steps import run
 from socketio_streams.subscriber import Subscriber
 
+from .servers import RedisProcess
 from .test_publisher_steps import LOG, STANDALONE
 
 
@@ -78,6 +79,30 @@ def test_a_subscriber_stopped_while_waiting_for_a_channel_ends_at_once(
     sub.stop()
     started = time.monotonic()
     assert run(sub.join(2)) and time.monotonic() - started < 1
+
+
+@pytest.mark.usefixtures('no_poll')
+def test_a_subscriber_stopped_as_redis_freezes_ends(tmp_path):
+    """Stopped while it waits for messages, with Redis frozen: the read
+    cut short makes redis-py connect the subscription again before it
+    raises, and that handshake waits for replies with no timeout; cut
+    again (``join``), it ends."""
+    server = RedisProcess(str(tmp_path / 'frozen')).start()
+    sub = Subscriber(Connector(server.url), Runtime(), Options(),
+                     Stats(), LOG, lambda *_: None)
+    sub.start()
+    try:
+        sub.add('a', own='a')
+        assert run(sub.wait_subscribed(2))
+        time.sleep(0.1)  # it waits for messages
+        server.freeze()
+        sub.stop()
+        assert run(sub.join(3))
+    finally:
+        server.thaw()
+        sub.stop()
+        run(sub.join(5))
+        server.stop()
 
 
 @STANDALONE
