@@ -42,7 +42,8 @@ class Loop:
         self._used: Any = None
         self._stopped = False
         self._done: Any = None
-        self._stopping: Any = None
+        #: set by ``stop()``: ends a wait between attempts
+        self._stopping = runtime.event()
         self._task: Any = None
         self._started = False
         self.failures = 0
@@ -50,7 +51,6 @@ class Loop:
 
     def start(self) -> None:
         self._done = self._runtime.event()
-        self._stopping = self._runtime.event()
         self._task = self._runtime.spawn(self._run())
 
     @property
@@ -61,8 +61,7 @@ class Loop:
     def stop(self) -> None:
         """Tell the task to end (a blocked command is cut short)."""
         self._stopped = True
-        if self._stopping is not None:  # ends a wait between attempts
-            self._stopping.set()
+        self._stopping.set()
         self._runtime.interrupt(self._task, self._cut)
         if self._done is not None and not self._started:
             # a task cancelled before it ran never runs (asyncio); a
@@ -145,11 +144,9 @@ class Loop:
             self._log.error('%s: Redis %s still unreachable (attempt %d): '
                             '%s', self.what, self._connector.describe(),
                             self.failures, why(exc))
-        delay = self._backoff.compute(self.failures)
-        if self._stopping is None:  # driven by hand, never started
-            yield partial(self._runtime.sleep, delay)
-        else:  # cut short by stop()
-            yield partial(self._runtime.wait, self._stopping, delay)
+        # cut short by stop()
+        yield partial(self._runtime.wait, self._stopping,
+                      self._backoff.compute(self.failures))
 
     def step(self) -> Steps[None]:
         raise NotImplementedError
