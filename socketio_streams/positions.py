@@ -188,9 +188,9 @@ class Remote:
         if not self.due(stream, written, waiting):
             return
         self._looked[stream] = (written, now)
-        client = self._connector.client()
         name = key(stream)
         try:
+            client = self._connector.client()
             size = yield partial(client.hlen, name)
             if size > MAX_READERS:  # not servers: forged, or a stray key
                 self._slowest[stream] = None

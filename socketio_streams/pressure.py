@@ -98,24 +98,50 @@ class Unread:
 
     def clear(self, item: Any, max_len: int) -> bool:
         """Whether ``item`` may be sent with no step before: ``wait``
-        would neither wait for a reader nor look at the positions."""
+        would neither wait for a reader nor look at the positions first
+        (a look that is due while few are unread comes after the send:
+        ``look_after``)."""
         if item.kind != 'xadd':
             return True
-        stream, written = item.target, self._written.get(item.target, 0)
-        if self._remote is not None and self._remote.due(stream, written):
+        unread, limit = self.count(item.target, max_len), max(max_len // 4, 1)
+        if unread > limit // 2 and self._remote is not None and \
+                self._remote.due(item.target,
+                                 self._written.get(item.target, 0)):
             return False
-        return self.count(stream, max_len) <= max(max_len // 4, 1)
+        return unread <= limit
+
+    def looks_due(self) -> bool:
+        """Whether a look at the positions elsewhere is due
+        (``look_after``)."""
+        return self._remote is not None and any(
+            self._remote.due(stream, written)
+            for stream, written in list(self._written.items()))
+
+    def look_after(self) -> Steps[None]:
+        """The looks at the positions elsewhere that are due, made once
+        the batch went (or the item written ahead), not before it: while
+        few of ours are unread, a look (two round trips) holds no packet
+        back. The positions looked at meanwhile are older, so what is
+        unread is counted more, not less; a reader that reports for the
+        first time is counted from where it is at the next batch."""
+        if self._remote is None:
+            return
+        for stream, written in list(self._written.items()):
+            yield from self._remote.look(stream, written, False)
 
     def wait(self, batch: list, max_len: int, runtime: Any) -> Steps[None]:
         """Before ``batch`` is sent: wait while a reader of a stream it
         writes to has more than ``max_len // 4`` of ours to read (up to
-        ``WAIT`` s in all)."""
+        ``WAIT`` s in all). The positions elsewhere are looked at first
+        only if more than half that many are unread (else after the send:
+        ``look_after``), and while waiting."""
         limit = max(max_len // 4, 1)
         deadline = None
         for stream in {item.target for item in batch if item.kind == 'xadd'}:
             waiting = False
             while True:
-                if self._remote is not None:
+                if self._remote is not None and (
+                        waiting or self.count(stream, max_len) > limit // 2):
                     yield from self._remote.look(
                         stream, self._written.get(stream, 0), waiting)
                 if self.count(stream, max_len) <= limit:

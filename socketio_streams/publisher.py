@@ -225,6 +225,8 @@ class Publisher(WriteAhead):
                 if not batch:
                     if self._stopping:
                         return
+                    if self.unread is not None:  # due at a write ahead
+                        yield from self.unread.look_after()
                     with self._lock:
                         timeout = self._idle_timeout()
                     yield partial(self._runtime.wait, self._wakeup, timeout)
@@ -236,6 +238,8 @@ class Publisher(WriteAhead):
                     yield from self.unread.wait(
                         batch, self._options.max_len, self._runtime)
                 yield from self._send(batch)
+                if self.unread is not None:
+                    yield from self.unread.look_after()
                 yield self._runtime.pause  # let the others run
         except BaseException:  # cancelled: the event loop is ending
             if self.closed or not self._queue:

@@ -59,10 +59,11 @@ class WriteAhead:
         everything before it answered: a hop to the task's thread
         (asyncio: to the task) less. Only if nothing must come first: no
         failure to recover from, no reader to wait for, no positions to
-        look at, a connection kept for its node. True if the task need not
-        wake: the next ``put`` (``_collect``), ``flush`` or the task when
-        it is due reads the reply (not for an ``on_written``: a local
-        delivery waiting for the ID; nor if the task waits untimed)."""
+        look at first, a connection kept for its node. True if the task
+        need not wake: the next ``put`` (``_collect``), ``flush`` or the
+        task when it is due reads the reply (not for an ``on_written``: a
+        local delivery waiting for the ID; nor if the task waits untimed;
+        nor if a look at the positions is due: the task's, after it)."""
         if len(self._queue) != 1 or self.failures or self._stopping or \
                 not self.connected or self._check_recent or (
                     self.unread is not None and
@@ -78,7 +79,9 @@ class WriteAhead:
         if self._sleeping:  # it waits with no timeout: it must time this
             self._sleeping = False
             return False
-        return item.on_written is None
+        # a look at the positions that is due: the task's, after this
+        return item.on_written is None and not (
+            self.unread is not None and self.unread.looks_due())
 
     def _collect(self) -> None:
         """Read the reply to the item written ahead if it has come; an

@@ -117,6 +117,37 @@ def test_connections_killed_between_writes_ahead_lose_nothing(redis_server,
     assert len(written) >= 20
 
 
+def test_a_look_at_the_positions_comes_after_the_packet_that_made_it_due(
+        redis_server, written, monkeypatch):
+    """A put that finds a look at the readers' positions elsewhere due
+    (every 25 entries with max_len=400), with few unread, is written
+    ahead all the same: the look (two round trips) is the task's, after
+    the packet went, where the packet waited for it."""
+    publisher = Publisher(Connector(redis_server.url), Runtime(),
+                          Options(max_len=400), Stats(), LOG)
+    remote = Remote(Connector(redis_server.url), 'me', 400, LOG)
+    publisher.unread = Unread(lambda stream: None, remote)
+    stored: list = []  # entries in the stream when a look read Redis
+    real = remote.look
+
+    def look(stream: str, count: int, waiting: bool) -> Any:
+        if stream in remote._looked and remote.due(stream, count, waiting):
+            stored.append(redis_server.client().xlen(stream))
+        return real(stream, count, waiting)
+    monkeypatch.setattr(remote, 'look', look)
+    publisher.start()
+    try:
+        _one_at_a_time(publisher, range(1))
+        written.clear()
+        _one_at_a_time(publisher, range(1, 60))
+    finally:
+        run(publisher.close(5))
+    assert len(written) == 59 and None not in written  # none by the task
+    assert len(stored) >= 2  # the looks were made, each after its packet
+    assert _as_read(redis_server.client().xrange('stream')) == \
+        list(range(60))
+
+
 @pytest.fixture
 def read_by_task(monkeypatch) -> list:
     """How many replies the task read of what was written ahead."""
@@ -464,7 +495,8 @@ def test_no_write_ahead_while_a_reader_here_is_behind():
 def test_remote_positions_are_due_first_then_per_every_or_stale(
         monkeypatch):
     """``due`` says when ``look`` would read (or first note) the
-    positions: then an item goes by the task."""
+    positions: then an item goes by the task if more than half the limit
+    is unread, else it goes first and the task looks after it."""
     remote = Remote(Connector('redis://127.0.0.1:1/0'), 'me', 400, LOG)
     assert remote.due('stream', 0)
     run(remote.look('stream', 0, False))  # the first: noted, no I/O
@@ -473,6 +505,11 @@ def test_remote_positions_are_due_first_then_per_every_or_stale(
     now = time.monotonic()
     monkeypatch.setattr(time, 'monotonic', lambda: now + STALE)
     assert remote.due('stream', 0)
-    unread = Unread(lambda stream: None, remote)
+    unread = Unread(lambda stream: '0-0', remote)  # read nothing yet
+    for i in range(1, 51):  # 50: half the limit (400 // 4)
+        unread.wrote('stream', f'{i}-0')
+    assert unread.clear(Item('xadd', 'stream', {}), 400)
+    assert unread.looks_due()  # the task's, after the send
+    unread.wrote('stream', '51-0')
     assert not unread.clear(Item('xadd', 'stream', {}), 400)
     assert unread.clear(Item('publish', 'channel', 'x'), 400)
