@@ -5,7 +5,7 @@ Redis/Valkey.
 
     python -m benchmarks.cluster [--quick] [--runs N] [--curve]
                                  [--emits N] [--profile DIR]
-                                 [--asyncio] [--no-sync]
+                                 [--asyncio] [--no-sync] [--node]
 
 Each server is a threading ``socketio.Server`` (or a
 ``socketio.AsyncServer`` on an event loop polling by select(2), whose
@@ -24,19 +24,26 @@ alone costs redis-server at a steady rate).
 server 1 has the target room; ``--emits N`` the emitting server's RSS over
 N emits and the warnings (gaps) the servers logged; ``--profile DIR``
 writes cProfile stats of every thread of the emitter and of one receiver
-at the steady rate.
+at the steady rate. ``--node`` adds the official Node.js stack (Socket.IO
+4.8 with ``@socket.io/redis-streams-adapter`` 0.3.1, ``tests/js/bench.js``,
+installed by ``npm ci`` in ``tests/js``) as a reference column of the sync
+table, measured the same way (fake sockets, deliveries counted where
+socket.io hands them to Engine.IO); its timers have a 1 ms grain, so at
+2,000/s it emits two at a time, each timed from its own emit.
 """
 from __future__ import annotations
 
 import argparse
 import asyncio
 import cProfile
+import json
 import logging
 import multiprocessing
 import os
 import pstats
 import re
 import statistics
+import subprocess
 import tempfile
 import threading
 import time
@@ -55,6 +62,8 @@ from .harness import ASYNC_MANAGERS, MANAGERS, make_manager
 PAIRS = {'sync': ('RedisStreamsManager', 'socketio.RedisManager'),
          'asyncio': ('AsyncRedisStreamsManager',
                      'socketio.AsyncRedisManager')}
+#: the official Node.js stack, a reference (``--node``)
+NODE = 'node:@socket.io/redis-streams-adapter'
 TICK = os.sysconf('SC_CLK_TCK')
 PAD = 'x' * 100
 BEHIND = re.compile(r'fell behind by (\d+) entries')
@@ -314,6 +323,64 @@ class Cluster:
                     p.kill()
 
 
+class NodeCluster(Cluster):
+    """``size`` Node.js processes, each a Socket.IO server with the
+    official Redis streams adapter (``tests/js/bench.js``), driven by the
+    same commands as the Python workers."""
+
+    def __init__(self, kind: str, url: str, size: int,
+                 profile: str | None = None):
+        from tests.nodejs import JS_DIR, npm_ready
+        npm_ready()
+        self.conns, self.procs = [], []
+        for _ in range(size):
+            proc = subprocess.Popen(
+                ['node', str(JS_DIR / 'bench.js'), url], text=True,
+                stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+            self.procs.append(proc)
+        for proc in self.procs:
+            ready = proc.stdout.readline()
+            if json.loads(ready or 'null') != 'ready':
+                self.stop()
+                raise RuntimeError(f'bench.js did not start: {ready!r}')
+
+    def call(self, i: int, *cmd) -> Any:
+        self._send(i, cmd)
+        return self._recv(i)
+
+    def all(self, *cmd, only=None) -> list:
+        idx = range(len(self.procs)) if only is None else only
+        for i in idx:
+            self._send(i, cmd)
+        return [self._recv(i) for i in idx]
+
+    def _send(self, i: int, cmd: tuple) -> None:
+        self.procs[i].stdin.write(json.dumps(cmd) + '\n')
+        self.procs[i].stdin.flush()
+
+    def _recv(self, i: int) -> Any:
+        line = self.procs[i].stdout.readline()
+        if not line:
+            raise RuntimeError(f'bench.js {i} ended')
+        return json.loads(line)
+
+    def stop(self) -> None:
+        for i, proc in enumerate(self.procs):
+            try:
+                if proc.poll() is None:
+                    self.call(i, 'stop')
+                proc.wait(10)
+            except Exception:
+                proc.kill()
+                proc.wait(10)
+
+
+def make_cluster(kind: str, url: str, size: int,
+                 profile: str | None = None) -> Cluster:
+    cls = NodeCluster if kind == NODE else Cluster
+    return cls(kind, url, size, profile)
+
+
 def redis_pid(server: RedisProcess) -> int:
     assert server.proc is not None
     return server.proc.pid
@@ -356,7 +423,7 @@ def measure_steady(cluster: Cluster, redis_pid: int, rate: int,
 
 def run_cluster(kind: str, server: RedisProcess, args) -> dict:
     server.client().flushall()
-    cluster = Cluster(kind, server.url, 3)
+    cluster = make_cluster(kind, server.url, 3)
     try:
         cluster.all('clients', 1, None)
         time.sleep(0.5)  # RedisManager's listeners subscribe
@@ -449,7 +516,7 @@ def raw_steps(client: Any, count: int) -> Steps[float]:
 def curve(kind: str, server: RedisProcess, size: int, args) -> list:
     """CPU ms per entry of each server; only server 1 has the room."""
     server.client().flushall()
-    cluster = Cluster(kind, server.url, size)
+    cluster = make_cluster(kind, server.url, size)
     try:
         cluster.all('clients', 1, None)
         cluster.call(1, 'clients', 1, 'target')
@@ -480,7 +547,7 @@ def settled(cluster: Cluster, quiet: float = 10.0) -> list:
 
 def memory(kind: str, server: RedisProcess, emits: int) -> None:
     server.client().flushall()
-    cluster = Cluster(kind, server.url, 3)
+    cluster = make_cluster(kind, server.url, 3)
     try:
         cluster.all('clients', 1, None)
         time.sleep(0.5)
@@ -522,15 +589,19 @@ def table(world: str, results: dict, raw: float, args) -> None:
         return statistics.median(r[key] for r in results[kind])
 
     ours, theirs = PAIRS[world]
+    node = world == 'sync' and NODE in results
     print(f'\n{world}: {args.runs} run(s), medians; burst {args.burst} '
           f'packets; steady {args.rate}/s for {args.seconds:g} s')
-    print(f'| {"figure":44} | {ours:>24} | {theirs:>26} | ratio |')
-    print(f'| {"-" * 44} | {"-" * 24} | {"-" * 26} | ----- |')
+    extra = f' {"Node adapter 0.3.1":>18} |' if node else ''
+    print(f'| {"figure":44} | {ours:>24} | {theirs:>26} | ratio |{extra}')
+    extra = f' {"-" * 18} |' if node else ''
+    print(f'| {"-" * 44} | {"-" * 24} | {"-" * 26} | ----- |{extra}')
     for key, label, fmt in ROWS:
         a, b = median(ours, key), median(theirs, key)
         ratio = f'{a / b:4.2f}x' if b else '-'
+        extra = f' {fmt.format(median(NODE, key)):>18} |' if node else ''
         print(f'| {label:44} | {fmt.format(a):>24} | {fmt.format(b):>26} '
-              f'| {ratio:>5} |')
+              f'| {ratio:>5} |{extra}')
     burst = median(ours, 'burst')
     client = 'redis-py' if world == 'sync' else 'redis.asyncio'
     print(f'| {"raw " + client + ": pipelined XADD, then XREAD":44} | '
@@ -556,8 +627,12 @@ def main() -> None:
                         'socketio.AsyncRedisManager')
     parser.add_argument('--no-sync', action='store_true',
                         help='leave the sync managers out')
+    parser.add_argument('--node', action='store_true',
+                        help='also the official Node.js adapter, as a '
+                        'reference column of the sync table (needs node '
+                        'and npm)')
     parser.add_argument('--managers', nargs='+',
-                        choices=MANAGERS + ASYNC_MANAGERS,
+                        choices=MANAGERS + ASYNC_MANAGERS + (NODE,),
                         help='for --profile, --emits and --curve '
                         '(default: those of the table)')
     parser.add_argument('--no-table', action='store_true')
@@ -581,6 +656,8 @@ def main() -> None:
     try:
         if not args.no_table:
             kinds = [kind for world in worlds for kind in PAIRS[world]]
+            if args.node and 'sync' in worlds:
+                kinds.append(NODE)
             results: dict = {kind: [] for kind in kinds}
             for i in range(args.runs):
                 for kind in kinds:
@@ -596,7 +673,8 @@ def main() -> None:
                 table(world, results, raws[world], args)
         if args.profile:
             for kind in args.managers:
-                profile_steady(kind, server, args)
+                if kind != NODE:
+                    profile_steady(kind, server, args)
         if args.curve:
             print(f'\nCPU us per entry, steady {args.rate}/s for '
                   f'{args.seconds:g} s to a room only server 1 has '
