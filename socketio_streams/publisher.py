@@ -225,8 +225,7 @@ class Publisher(WriteAhead):
                 if not batch:
                     if self._stopping:
                         return
-                    if self.unread is not None:  # due at a write ahead
-                        yield from self.unread.look_after()
+                    yield from self._look_after()  # due at a write ahead
                     with self._lock:
                         timeout = self._idle_timeout()
                     yield partial(self._runtime.wait, self._wakeup, timeout)
@@ -238,8 +237,7 @@ class Publisher(WriteAhead):
                     yield from self.unread.wait(
                         batch, self._options.max_len, self._runtime)
                 yield from self._send(batch)
-                if self.unread is not None:
-                    yield from self.unread.look_after()
+                yield from self._look_after()
                 yield self._runtime.pause  # let the others run
         except BaseException:  # cancelled: the event loop is ending
             if self.closed or not self._queue:
@@ -249,6 +247,14 @@ class Publisher(WriteAhead):
             raise
         finally:
             self._done.set()
+
+    def _look_after(self) -> Steps[None]:
+        """The looks at the readers' positions that came due once a batch
+        went, or an item was written ahead (``Unread.look_after``): the
+        puts meanwhile write ahead if the task was idle (the look uses a
+        client of its own)."""
+        if self.unread is not None and self.unread.looks_due():
+            yield from self.unread.look_after()
 
     def _connect_early(self) -> Steps[None]:
         """Connect before the first packet, if none is queued yet (a

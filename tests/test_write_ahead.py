@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 import time
+from functools import partial
 from typing import Any
 
 import pytest
@@ -25,6 +27,7 @@ from socketio_streams.runtime import Runtime
 from socketio_streams.stats import Stats
 from socketio_streams.steps import arun, done, run
 
+from .nodes import wait_until
 from .test_publisher_steps import (STANDALONE, _as_read, _entry, _in_asyncio,
                                    _publisher)
 
@@ -117,35 +120,57 @@ def test_connections_killed_between_writes_ahead_lose_nothing(redis_server,
     assert len(written) >= 20
 
 
-def test_a_look_at_the_positions_comes_after_the_packet_that_made_it_due(
+def _in_redis(publisher: Publisher, client: Any, count: int) -> None:
+    """Wait until the stream has ``count`` entries and the reply to the
+    one written ahead has come, and for a gap longer than a burst's: the
+    next put reads it and writes ahead, as at a steady rate."""
+    wait_until(lambda: client.xlen('stream') == count, 2, f'{count} entries')
+    wait_until(lambda: (lambda ahead: ahead is None or ahead.now() is not
+                        raw.NOT_YET)(publisher._ahead), 2, 'the reply')
+    time.sleep(publisher.BURST_GAP * 5)
+
+
+def test_a_look_at_the_positions_holds_no_packet_back(
         redis_server, written, monkeypatch):
     """A put that finds a look at the readers' positions elsewhere due
     (every 25 entries with max_len=400), with few unread, is written
-    ahead all the same: the look (two round trips) is the task's, after
-    the packet went, where the packet waited for it."""
+    ahead all the same, and so are the puts while the task looks (two
+    round trips, made slow here): each reaches Redis before the look
+    ends, where they waited for it."""
     publisher = Publisher(Connector(redis_server.url), Runtime(),
                           Options(max_len=400), Stats(), LOG)
     remote = Remote(Connector(redis_server.url), 'me', 400, LOG)
     publisher.unread = Unread(lambda stream: None, remote)
-    stored: list = []  # entries in the stream when a look read Redis
+    looking, looked = threading.Event(), threading.Event()
     real = remote.look
 
     def look(stream: str, count: int, waiting: bool) -> Any:
         if stream in remote._looked and remote.due(stream, count, waiting):
-            stored.append(redis_server.client().xlen(stream))
-        return real(stream, count, waiting)
+            looking.set()
+            yield partial(looked.wait, 5)  # Redis slow to answer
+        return (yield from real(stream, count, waiting))
     monkeypatch.setattr(remote, 'look', look)
+    stream = redis_server.client()
     publisher.start()
     try:
         _one_at_a_time(publisher, range(1))
         written.clear()
-        _one_at_a_time(publisher, range(1, 60))
+        for i in range(1, 100):
+            run(publisher.put(_entry(i)))
+            _in_redis(publisher, stream, i + 1)
+            if looking.is_set():
+                break
+        assert looking.is_set()  # the put that made the look due is in
+        for j in range(i + 1, i + 4):  # and so are those meanwhile
+            run(publisher.put(_entry(j)))
+            _in_redis(publisher, stream, j + 1)
+        looked.set()
+        _one_at_a_time(publisher, range(j + 1, j + 3))
     finally:
+        looked.set()
         run(publisher.close(5))
-    assert len(written) == 59 and None not in written  # none by the task
-    assert len(stored) >= 2  # the looks were made, each after its packet
-    assert _as_read(redis_server.client().xrange('stream')) == \
-        list(range(60))
+    assert None not in written and len(written) == j + 2
+    assert _as_read(stream.xrange('stream')) == list(range(j + 3))
 
 
 @pytest.fixture
