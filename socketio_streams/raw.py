@@ -276,14 +276,13 @@ _NONE = object()
 
 
 def _held(conn: Any) -> Callable[[], Any] | None:
-    """For an asyncio connection whose parser is hiredis' (or libvalkey's):
-    ``_gets``. A pipeline's later replies read so skip redis.asyncio's
-    timeout per reply (a timer set and cancelled each time: a fifth of a
-    publishing server's time in a burst); the first, and any not read
-    from the socket yet, go through ``read_response``. None for any other
+    """For a connection whose parser is hiredis' (or libvalkey's):
+    ``_gets``. A pipeline's later replies read so skip the client's path
+    per reply (redis.asyncio's timeout, a timer set and cancelled each
+    time: a fifth of a publishing server's time in a burst; redis-py's
+    checks around its parser); the first, and any not read from the
+    socket yet, go through ``read_response``. None for any other
     connection."""
-    if not isinstance(getattr(conn, '_writer', None), asyncio.StreamWriter):
-        return None
     return _gets(conn)
 
 
