@@ -3,6 +3,7 @@ against redis-py's own pipeline on a real server."""
 from __future__ import annotations
 
 import os
+from typing import Any
 
 import pytest
 import redis
@@ -71,6 +72,23 @@ def test_an_error_reply_takes_its_place_as_in_redis_py(server):
     assert run(raw.command(client, 'ECHO', 'still')) == b'still'
 
 
+#: 200 entries, 4 of them to a key that is not a stream (error replies)
+BATCH = [('XADD', 's', '*', 'n', str(i)) if i % 50 else
+         ('XADD', 'string', '*', 'n', str(i)) for i in range(200)]
+
+
+def counted_reads(conn: Any) -> list:
+    """Count the calls to ``conn.read_response`` (sync or asyncio)."""
+    calls: list = []
+    read = conn.read_response
+
+    def spy(*args, **kwargs):
+        calls.append(1)
+        return read(*args, **kwargs)
+    conn.read_response = spy
+    return calls
+
+
 def test_a_pipelines_replies_held_already_are_taken_as_they_are(server):
     """The sync twin of tests/test_raw_asyncio.py's: after the first
     reply, those the hiredis parser holds already are taken from it, not
@@ -78,20 +96,11 @@ def test_a_pipelines_replies_held_already_are_taken_as_they_are(server):
     the publisher's pipelines), error replies in their place."""
     client = server.client()
     client.set('string', 'x')
-    batch = [('XADD', 's', '*', 'n', str(i)) if i % 50 else
-             ('XADD', 'string', '*', 'n', str(i)) for i in range(200)]
-    conn = run(raw.kept(client))
-    calls = []
-    read = conn.read_response
-
-    def spy(*args, **kwargs):
-        calls.append(1)
-        return read(*args, **kwargs)
-    conn.read_response = spy
-    ours = run(raw.pipeline(client, batch))
+    calls = counted_reads(run(raw.kept(client)))
+    ours = run(raw.pipeline(client, BATCH))
     assert 1 <= len(calls) < 20
     pipe = client.pipeline(transaction=False)
-    for args in batch:
+    for args in BATCH:
         pipe.execute_command(*args)
     theirs = pipe.execute(raise_on_error=False)
     assert [type(r) for r in ours] == [type(r) for r in theirs]

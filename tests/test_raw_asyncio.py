@@ -12,6 +12,7 @@ from socketio_streams import raw
 from socketio_streams.steps import arun
 
 from . import test_raw
+from .test_raw import BATCH, counted_reads
 
 try:
     import uvloop
@@ -69,24 +70,14 @@ def test_a_pipelines_replies_held_already_are_taken_as_they_are(server):
     """The replies of a pipeline, error replies in their place, are those
     of redis-py's pipeline; after the first, those the parser holds
     already are not read through ``read_response`` (its timeout each)."""
-    batch = [('XADD', 's', '*', 'n', str(i)) if i % 50 else
-             ('XADD', 'string', '*', 'n', str(i)) for i in range(200)]
-
     async def main():
         client = redis.asyncio.Redis.from_url(server.url, socket_timeout=5)
         await client.set('string', 'x')
-        conn = await arun(raw.kept(client))
-        calls = []
-        read = conn.read_response
-
-        def spy(*args, **kwargs):
-            calls.append(1)
-            return read(*args, **kwargs)
-        conn.read_response = spy
-        ours = await arun(raw.pipeline(client, batch))
+        calls = counted_reads(await arun(raw.kept(client)))
+        ours = await arun(raw.pipeline(client, BATCH))
         assert 1 <= len(calls) < 20
         pipe = client.pipeline(transaction=False)
-        for args in batch:
+        for args in BATCH:
             pipe.execute_command(*args)
         theirs = await pipe.execute(raise_on_error=False)
         assert [type(r) for r in ours] == [type(r) for r in theirs]
