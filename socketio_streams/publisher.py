@@ -331,6 +331,10 @@ class Publisher(WriteAhead):
         with self._lock:
             for _ in range(done):
                 self._queue.popleft()
+            # the kept connection is the puts' again, as the task's next
+            # _take() would say: a put once flush() sees the queue empty
+            # writes ahead
+            self._idle = not self._queue and not self._stopping
         if done < len(batch):  # the rest waits: Redis is busy, not wrong
             yield from self._on_failure(replies[done])
             return
