@@ -155,46 +155,84 @@ def _in_redis(publisher: Publisher, client: Any, count: int) -> None:
     time.sleep(publisher.BURST_GAP * 5)
 
 
+class HeldLook:
+    """A started publisher (max_len=400: a look at the positions every 25
+    entries) whose looks wait, once begun, as on a slow Redis, until
+    ``looked`` is set; ``looking`` is set when the first begins."""
+
+    def __init__(self, url: str, monkeypatch: Any):
+        self.publisher = Publisher(Connector(url), Runtime(),
+                                   Options(max_len=400), Stats(), LOG)
+        remote = Remote(Connector(url), 'me', 400, LOG)
+        self.publisher.unread = Unread(lambda stream: None, remote)
+        self.looking, self.looked = threading.Event(), threading.Event()
+        real = remote.look
+
+        def look(stream: str, count: int, waiting: bool) -> Any:
+            if stream in remote._looked and \
+                    remote.due(stream, count, waiting):
+                self.looking.set()
+                yield partial(self.looked.wait, 5)
+            return (yield from real(stream, count, waiting))
+        monkeypatch.setattr(remote, 'look', look)
+        self.publisher.start()
+
+    def until_looking(self, stream: Any, start: int) -> int:
+        """Put entries from ``start`` on, each in Redis before the next,
+        until one made a look due (it is in Redis): its number."""
+        for i in range(start, start + 100):
+            run(self.publisher.put(_entry(i)))
+            _in_redis(self.publisher, stream, i + 1)
+            if self.looking.is_set():
+                return i
+        raise AssertionError('no look came due')
+
+    def close(self) -> None:
+        self.looked.set()
+        run(self.publisher.close(5))
+
+
 def test_a_look_at_the_positions_holds_no_packet_back(
         redis_server, written, monkeypatch):
-    """A put that finds a look at the readers' positions elsewhere due
-    (every 25 entries with max_len=400), with few unread, is written
-    ahead all the same, and so are the puts while the task looks (two
-    round trips, made slow here): each reaches Redis before the look
-    ends, where they waited for it."""
-    publisher = Publisher(Connector(redis_server.url), Runtime(),
-                          Options(max_len=400), Stats(), LOG)
-    remote = Remote(Connector(redis_server.url), 'me', 400, LOG)
-    publisher.unread = Unread(lambda stream: None, remote)
-    looking, looked = threading.Event(), threading.Event()
-    real = remote.look
-
-    def look(stream: str, count: int, waiting: bool) -> Any:
-        if stream in remote._looked and remote.due(stream, count, waiting):
-            looking.set()
-            yield partial(looked.wait, 5)  # Redis slow to answer
-        return (yield from real(stream, count, waiting))
-    monkeypatch.setattr(remote, 'look', look)
+    """A put that finds a look at the readers' positions elsewhere due,
+    with few unread, is written ahead all the same, and so are the puts
+    while the task looks (two round trips, made slow here): each reaches
+    Redis before the look ends, where they waited for it."""
+    held = HeldLook(redis_server.url, monkeypatch)
     stream = redis_server.client()
-    publisher.start()
     try:
-        _one_at_a_time(publisher, range(1))
+        _one_at_a_time(held.publisher, range(1))
         written.clear()
-        for i in range(1, 100):
-            run(publisher.put(_entry(i)))
-            _in_redis(publisher, stream, i + 1)
-            if looking.is_set():
-                break
-        assert looking.is_set()  # the put that made the look due is in
-        for j in range(i + 1, i + 4):  # and so are those meanwhile
-            run(publisher.put(_entry(j)))
-            _in_redis(publisher, stream, j + 1)
-        looked.set()
-        _one_at_a_time(publisher, range(j + 1, j + 3))
+        i = held.until_looking(stream, 1)
+        for j in range(i + 1, i + 4):  # those put meanwhile are in too
+            run(held.publisher.put(_entry(j)))
+            _in_redis(held.publisher, stream, j + 1)
+        held.looked.set()
+        _one_at_a_time(held.publisher, range(j + 1, j + 3))
     finally:
-        looked.set()
-        run(publisher.close(5))
+        held.close()
     assert None not in written and len(written) == j + 2
+    assert _as_read(stream.xrange('stream')) == list(range(j + 3))
+
+
+@STANDALONE
+def test_connections_killed_while_the_task_looks_lose_nothing(
+        redis_server, monkeypatch):
+    """Every connection is killed while the task is held in a look, the
+    packet that made it due written ahead: that one, those put meanwhile
+    and after reach the stream once each, in order."""
+    held = HeldLook(redis_server.url, monkeypatch)
+    stream = redis_server.client()
+    try:
+        _one_at_a_time(held.publisher, range(1))
+        i = held.until_looking(stream, 1)
+        stream.client_kill_filter(_type='normal', skipme=True)
+        for j in range(i + 1, i + 4):
+            run(held.publisher.put(_entry(j)))
+        held.looked.set()
+        _one_at_a_time(held.publisher, range(j + 1, j + 3))
+    finally:
+        held.close()
     assert _as_read(stream.xrange('stream')) == list(range(j + 3))
 
 
