@@ -323,6 +323,26 @@ class Cluster:
                     p.kill()
 
 
+class NodeConn:
+    """A ``tests/js/bench.js`` process as a worker's end of a pipe: one
+    JSON line each way per command."""
+
+    def __init__(self, proc: subprocess.Popen):
+        self.proc = proc
+
+    def send(self, cmd: tuple) -> None:
+        assert self.proc.stdin is not None
+        self.proc.stdin.write(json.dumps(cmd) + '\n')
+        self.proc.stdin.flush()
+
+    def recv(self) -> Any:
+        assert self.proc.stdout is not None
+        line = self.proc.stdout.readline()
+        if not line:
+            raise RuntimeError('bench.js ended')
+        return json.loads(line)
+
+
 class NodeCluster(Cluster):
     """``size`` Node.js processes, each a Socket.IO server with the
     official Redis streams adapter (``tests/js/bench.js``), driven by the
@@ -332,47 +352,28 @@ class NodeCluster(Cluster):
                  profile: str | None = None):
         from tests.nodejs import JS_DIR, npm_ready
         npm_ready()
-        self.conns, self.procs = [], []
-        for _ in range(size):
-            proc = subprocess.Popen(
-                ['node', str(JS_DIR / 'bench.js'), url], text=True,
-                stdin=subprocess.PIPE, stdout=subprocess.PIPE)
-            self.procs.append(proc)
-        for proc in self.procs:
-            ready = proc.stdout.readline()
-            if json.loads(ready or 'null') != 'ready':
-                self.stop()
-                raise RuntimeError(f'bench.js did not start: {ready!r}')
-
-    def call(self, i: int, *cmd) -> Any:
-        self._send(i, cmd)
-        return self._recv(i)
-
-    def all(self, *cmd, only=None) -> list:
-        idx = range(len(self.procs)) if only is None else only
-        for i in idx:
-            self._send(i, cmd)
-        return [self._recv(i) for i in idx]
-
-    def _send(self, i: int, cmd: tuple) -> None:
-        self.procs[i].stdin.write(json.dumps(cmd) + '\n')
-        self.procs[i].stdin.flush()
-
-    def _recv(self, i: int) -> Any:
-        line = self.procs[i].stdout.readline()
-        if not line:
-            raise RuntimeError(f'bench.js {i} ended')
-        return json.loads(line)
+        self.procs = [subprocess.Popen(
+            ['node', str(JS_DIR / 'bench.js'), url], text=True,
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+            for _ in range(size)]
+        self.conns = [NodeConn(proc) for proc in self.procs]
+        try:
+            if [conn.recv() for conn in self.conns] != ['ready'] * size:
+                raise RuntimeError('bench.js did not start')
+        except Exception:
+            self.stop()
+            raise
 
     def stop(self) -> None:
-        for i, proc in enumerate(self.procs):
+        for conn in self.conns:
             try:
-                if proc.poll() is None:
-                    self.call(i, 'stop')
-                proc.wait(10)
+                if conn.proc.poll() is None:
+                    conn.send(('stop',))
+                    conn.recv()
+                conn.proc.wait(10)
             except Exception:
-                proc.kill()
-                proc.wait(10)
+                conn.proc.kill()
+                conn.proc.wait(10)
 
 
 def make_cluster(kind: str, url: str, size: int,

@@ -34,6 +34,11 @@ WAIT = 1.0
 PAUSE = 0.002
 
 
+def limit(max_len: int) -> int:
+    """The most of ours a reader may have to read before a batch waits."""
+    return max(max_len // 4, 1)
+
+
 class Unread:
     """Our entries in each stream that its slowest reader has not read.
 
@@ -103,12 +108,12 @@ class Unread:
         ``look_after``)."""
         if item.kind != 'xadd':
             return True
-        unread, limit = self.count(item.target, max_len), max(max_len // 4, 1)
-        if unread > limit // 2 and self._remote is not None and \
+        unread, most = self.count(item.target, max_len), limit(max_len)
+        if unread > most // 2 and self._remote is not None and \
                 self._remote.due(item.target,
                                  self._written.get(item.target, 0)):
             return False
-        return unread <= limit
+        return unread <= most
 
     def looks_due(self) -> bool:
         """Whether a look at the positions elsewhere is due
@@ -135,16 +140,16 @@ class Unread:
         ``WAIT`` s in all). The positions elsewhere are looked at first
         only if more than half that many are unread (else after the send:
         ``look_after``), and while waiting."""
-        limit = max(max_len // 4, 1)
+        most = limit(max_len)
         deadline = None
         for stream in {item.target for item in batch if item.kind == 'xadd'}:
             waiting = False
             while True:
                 if self._remote is not None and (
-                        waiting or self.count(stream, max_len) > limit // 2):
+                        waiting or self.count(stream, max_len) > most // 2):
                     yield from self._remote.look(
                         stream, self._written.get(stream, 0), waiting)
-                if self.count(stream, max_len) <= limit:
+                if self.count(stream, max_len) <= most:
                     break
                 waiting = True
                 now = time.monotonic()

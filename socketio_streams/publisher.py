@@ -36,7 +36,7 @@ from .connection import (CLUSTER_ERRORS, REFUSED_LOCALLY, RESPONSE_ERRORS,
                          why)
 from .exceptions import BufferFullError
 from .items import Item, Recent, sendable
-from .pressure import Unread
+from .pressure import Unread, limit as unread_limit
 from .steps import Steps
 from .write_ahead import WriteAhead
 
@@ -205,7 +205,7 @@ class Publisher(WriteAhead):
         is due (``hurry``: now), else the head of the queue."""
         size = min(self.BATCH, self._runtime.write_batch)
         if self.unread is not None:  # a batch fits beside what is unread
-            size = min(size, max(self._options.max_len // 4, 1))
+            size = min(size, unread_limit(self._options.max_len))
         with self._lock:
             ahead = self._take_ahead()
             if ahead is not None:

@@ -252,7 +252,13 @@ def _exchange(client: Any, conn: Any, count: int,
         if packed is not None:
             yield partial(_send, conn, packed)
         replies: list = []
-        held = _held(conn) if count > 1 else None
+        # a pipeline's later replies that the parser holds already are
+        # taken from it, skipping the client's path per reply (redis.
+        # asyncio's timeout, a timer set and cancelled each time: a fifth
+        # of a publishing server's time in a burst; redis-py's checks
+        # around its parser); the first, and any not read from the socket
+        # yet, go through read_response
+        held = _gets(conn) if count > 1 else None
         for _ in range(count):
             reply = held() if held is not None and replies else _NONE
             if reply is _NONE:
@@ -271,19 +277,8 @@ def _exchange(client: Any, conn: Any, count: int,
         raise
 
 
-#: no reply held (see ``_held``)
+#: no whole reply held by the parser (see ``_gets``)
 _NONE = object()
-
-
-def _held(conn: Any) -> Callable[[], Any] | None:
-    """For a connection whose parser is hiredis' (or libvalkey's):
-    ``_gets``. A pipeline's later replies read so skip the client's path
-    per reply (redis.asyncio's timeout, a timer set and cancelled each
-    time: a fifth of a publishing server's time in a burst; redis-py's
-    checks around its parser); the first, and any not read from the
-    socket yet, go through ``read_response``. None for any other
-    connection."""
-    return _gets(conn)
 
 
 def _gets(conn: Any) -> Callable[[], Any] | None:
